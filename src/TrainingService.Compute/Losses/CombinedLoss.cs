@@ -12,10 +12,17 @@ public sealed record LossTermSpec(string Name, IReadOnlyDictionary<string, objec
 /// </summary>
 public sealed class CombinedLoss
 {
-    private CombinedLoss(IReadOnlyList<LossTerm> terms) => Terms = terms;
+    private CombinedLoss(IReadOnlyList<LossTerm> terms, LossBinding binding)
+    {
+        Terms = terms;
+        Binding = binding;
+    }
 
     /// <summary>The bound terms.</summary>
     public IReadOnlyList<LossTerm> Terms { get; }
+
+    /// <summary>The layout every term is bound to.</summary>
+    public LossBinding Binding { get; }
 
     /// <summary>The tasks every term fits.</summary>
     public IReadOnlyList<LossTask> Tasks => Terms.Skip(1)
@@ -45,7 +52,7 @@ public sealed class CombinedLoss
             var definition = LossCatalog.Find(spec.Name, $"{prefix}.name");
             terms.Add(definition.Bind(new LossArguments(spec.Parameters, prefix), binding, spec.Weight));
         }
-        var combined = new CombinedLoss(terms);
+        var combined = new CombinedLoss(terms, binding);
         if (combined.Tasks.Count == 0)
         {
             throw new LossSpecException("loss.incompatible_terms", $"{fieldPrefix}.terms",

@@ -41,12 +41,16 @@ public static class LossEvaluator
         {
             throw new LossSpecException("loss.empty_input", "predictions", "At least one prediction is needed.");
         }
+        CheckLength(input.Predictions.Length, input.Rows * input.Classes, "predictions", "rows × outputs per row");
+        CheckLength(input.Targets.Length,
+            loss.Binding.Layout == TargetLayout.ClassIndex ? input.Rows : input.Predictions.Length, "targets",
+            loss.Binding.Layout == TargetLayout.ClassIndex ? "one class index per row" : "predictions");
         CheckFinite(input.Predictions, "predictions");
         CheckFinite(input.Targets, "targets");
         if (input.Weights is not null)
         {
             CheckFinite(input.Weights, "weights");
-            CheckLength(input.Weights.Length, input.Predictions.Length, "weights");
+            CheckLength(input.Weights.Length, input.Predictions.Length, "weights", "predictions");
             if (loss.Terms.Any(t => t.IsRowLoss))
             {
                 throw new LossSpecException("loss.weights_not_supported", "weights",
@@ -56,7 +60,7 @@ public static class LossEvaluator
         if (input.Variance is not null)
         {
             CheckFinite(input.Variance, "variance");
-            CheckLength(input.Variance.Length, input.Predictions.Length, "variance");
+            CheckLength(input.Variance.Length, input.Predictions.Length, "variance", "predictions");
             for (int i = 0; i < input.Variance.Length; i++)
             {
                 if (input.Variance[i] < 0)
@@ -147,12 +151,12 @@ public static class LossEvaluator
         }
     }
 
-    private static void CheckLength(int actual, int expected, string field)
+    private static void CheckLength(int actual, int expected, string field, string expectedName)
     {
         if (actual != expected)
         {
             throw new LossSpecException("loss.shape_mismatch", field,
-                $"{field} has {actual} values; predictions have {expected}.");
+                $"{field} has {actual} values; expected {expected} ({expectedName}).");
         }
     }
 }
