@@ -168,7 +168,8 @@ public abstract class LossTerm
         CheckDomain(TargetDomain, sample.Targets, sample, "targets");
     }
 
-    internal abstract void Launch(ComputeDevice device, in LossViews views, LossLaunchArgs args, int rows);
+    /// <summary>Launches the kernel over <paramref name="rows"/> rows of <paramref name="views"/>.</summary>
+    public abstract void Launch(ComputeDevice device, in LossViews views, LossLaunchArgs args, int rows);
 
     private void CheckDomain(Domain domain, ReadOnlySpan<float> values, in LossSample sample, string field)
     {
@@ -249,7 +250,7 @@ internal sealed class PointwiseTerm<TLoss>(LossDefinition definition, double wei
 {
     public override bool IsRowLoss => false;
 
-    internal override void Launch(ComputeDevice device, in LossViews views, LossLaunchArgs args, int rows)
+    public override void Launch(ComputeDevice device, in LossViews views, LossLaunchArgs args, int rows)
     {
         var kernel = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<float>, ArrayView<double>, LossLaunchArgs, TLoss>(LossKernels.Pointwise);
@@ -266,7 +267,7 @@ internal sealed class RowTerm<TLoss>(LossDefinition definition, double weight, I
 {
     public override bool IsRowLoss => true;
 
-    internal override void Launch(ComputeDevice device, in LossViews views, LossLaunchArgs args, int rows)
+    public override void Launch(ComputeDevice device, in LossViews views, LossLaunchArgs args, int rows)
     {
         var kernel = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<double>, LossLaunchArgs, TLoss>(LossKernels.Rows);
