@@ -117,6 +117,6 @@ public sealed class NetworkExecutor : IDisposable
 
     private KernelConfig Tiles(int rows, int columns) => _device.GridStride((long)((rows + 3) / 4) * ((columns + 3) / 4));
 
-    private static uint LayerSeed(uint? batchSeed, int layer) =>
+    internal static uint LayerSeed(uint? batchSeed, int layer) =>
         batchSeed is uint seed ? seed ^ (0x85EBCA6Bu * (uint)(layer + 1)) : 0u;
 }

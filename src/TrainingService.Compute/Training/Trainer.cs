@@ -185,7 +185,11 @@ public sealed class Trainer : IDisposable
         var divisors = new double[_batches * _spec.Loss.Terms.Count];
         var gather = _device.Load<ArrayView<float>, ArrayView<float>, ArrayView<int>, int>(DenseKernels.GatherRows);
 
-        using (await _device.AcquireAsync(cancellationToken).ConfigureAwait(false))
+        if (cancellationToken.IsCancellationRequested)
+        {
+            return null;
+        }
+        using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
         {
             _permutation.CopyFromCPU(permutation);
             gather(_device.GridStride(_train.Features.Length), _trainX.View, _shuffledX.View, _permutation.View, _train.FeatureCount);

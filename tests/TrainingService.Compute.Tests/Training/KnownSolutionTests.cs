@@ -9,13 +9,13 @@ namespace TrainingService.Compute.Tests.Training;
 public sealed class KnownSolutionTests
 {
     [Fact]
-    public void Sgd_on_mse_recovers_the_coefficients_of_a_linear_function()
+    public async Task Sgd_on_mse_recovers_the_coefficients_of_a_linear_function()
     {
         var network = new NetworkLayout(2, [], 1, Activation.Identity);
         var spec = Spec(network, Loss("mse", TargetLayout.Elementwise, 1), new OptimizerSpec(OptimizerKind.Sgd, 0.1), 40, 32,
             OutputKind.Regression, OutputTransform.Identity);
 
-        var (outcome, recorder) = Train(spec, LinearProblem(2000));
+        var (outcome, recorder) = await TrainAsync(spec, LinearProblem(2000));
 
         Assert.Equal(StopReason.Completed, outcome.StopReason);
         Assert.Equal(40, recorder.Epochs.Count);
@@ -27,7 +27,7 @@ public sealed class KnownSolutionTests
     }
 
     [Fact]
-    public void Logistic_regression_separates_a_separable_set()
+    public async Task Logistic_regression_separates_a_separable_set()
     {
         // Label by the side of 3·x1 − 2·x2 = 0, keeping only points at least 0.25 from the boundary.
         var data = LinearProblem(1000, seed: 3);
@@ -38,14 +38,14 @@ public sealed class KnownSolutionTests
         var spec = Spec(network, Loss("bce_with_logits", TargetLayout.Elementwise, 1), new OptimizerSpec(OptimizerKind.Adam, 0.05), 60, 32,
             OutputKind.Binary, OutputTransform.Sigmoid);
 
-        var (_, recorder) = Train(spec, set);
+        var (_, recorder) = await TrainAsync(spec, set);
 
         Assert.Equal(1.0, recorder.Epochs[^1].Metrics["accuracy"]);
         Assert.Equal(1.0, recorder.Epochs[^1].Metrics["auc"]);
     }
 
     [Fact]
-    public void An_mlp_fits_xor()
+    public async Task An_mlp_fits_xor()
     {
         float[] x = [0, 0, 0, 1, 1, 0, 1, 1];
         float[] y = [0, 1, 1, 0];
@@ -54,20 +54,20 @@ public sealed class KnownSolutionTests
         var spec = Spec(network, Loss("bce_with_logits", TargetLayout.Elementwise, 1), new OptimizerSpec(OptimizerKind.Adam, 0.05), 150, 16,
             OutputKind.Binary, OutputTransform.Sigmoid);
 
-        var (_, recorder) = Train(spec, set);
+        var (_, recorder) = await TrainAsync(spec, set);
 
         Assert.Equal(1.0, recorder.Epochs[^1].Metrics["accuracy"]);
         Assert.True(recorder.Epochs[^1].TrainLoss < 0.1, $"final loss {recorder.Epochs[^1].TrainLoss}");
     }
 
     [Fact]
-    public void Softmax_regression_on_three_blobs_reaches_95_percent_validation_accuracy()
+    public async Task Softmax_regression_on_three_blobs_reaches_95_percent_validation_accuracy()
     {
         var network = new NetworkLayout(2, [], 3, Activation.Identity);
         var spec = Spec(network, Loss("cross_entropy", TargetLayout.ClassIndex, 3), new OptimizerSpec(OptimizerKind.Sgd, 0.1, Momentum: 0.9), 20, 32,
             OutputKind.Multiclass, OutputTransform.Softmax);
 
-        var (_, recorder) = Train(spec, Blobs(900, 1), Blobs(300, 2));
+        var (_, recorder) = await TrainAsync(spec, Blobs(900, 1), Blobs(300, 2));
 
         Assert.True(recorder.Epochs[^1].Metrics["accuracy"] >= 0.95, $"accuracy {recorder.Epochs[^1].Metrics["accuracy"]}");
         Assert.NotNull(recorder.Epochs[^1].ValLoss);

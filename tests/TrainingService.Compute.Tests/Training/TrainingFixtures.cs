@@ -24,12 +24,12 @@ internal static class TrainingFixtures
         }
     }
 
-    public static (TrainingOutcome Outcome, Recorder Recorder) Train(TrainerSpec spec, TrainingSet train, TrainingSet? validation = null,
-        TrainingCheckpoint? resume = null, CancellationToken cancellationToken = default)
+    public static async Task<(TrainingOutcome Outcome, Recorder Recorder)> TrainAsync(TrainerSpec spec, TrainingSet train,
+        TrainingSet? validation = null, TrainingCheckpoint? resume = null, CancellationToken cancellationToken = default)
     {
         using var trainer = new Trainer(TestDevice.Instance, spec, train, validation);
         var recorder = new Recorder();
-        var outcome = trainer.RunAsync(recorder, resume, cancellationToken).GetAwaiter().GetResult();
+        var outcome = await trainer.RunAsync(recorder, resume, cancellationToken);
         return (outcome, recorder);
     }
 
