@@ -52,7 +52,8 @@ public sealed class LossArguments
     /// <summary>No parameters.</summary>
     public static LossArguments Empty { get; } = new(null);
 
-    internal static string Normalize(string name) => name.Replace("_", "", StringComparison.Ordinal).ToLowerInvariant();
+    /// <summary>The lookup form of a parameter name: lower case, no underscores (label_smoothing = labelSmoothing).</summary>
+    public static string Normalize(string name) => name.Replace("_", "", StringComparison.Ordinal).ToLowerInvariant();
 
     /// <summary>Rejects names that <paramref name="definitions"/> does not declare.</summary>
     internal void RejectUnknown(string lossName, IReadOnlyList<ParameterDefinition> definitions)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Runs every test. Starts a throwaway PostgreSQL (installing Debian's package if needed) unless
+# TRAININGSERVICE_TEST_POSTGRES already names a server; the tests create and drop their own databases on it.
+# Extra arguments go to dotnet test, e.g. scripts/test.sh --filter Losses
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/lib/postgres.sh"
+
+if [ -z "${TRAININGSERVICE_TEST_POSTGRES:-}" ]; then
+  data=$(mktemp -d /tmp/trainingservice-test-pg.XXXXXX)
+  port=${TRAININGSERVICE_TEST_PG_PORT:-55433}
+  trap 'pg_stop "$data"; rm -rf "$data"' EXIT
+  # Durability buys nothing in a throwaway test database.
+  pg_start "$data" "$port" fsync=off synchronous_commit=off full_page_writes=off
+  export TRAININGSERVICE_TEST_POSTGRES="$PG_CONNECTION"
+fi
+
+cd "$root"
+dotnet test TrainingService.sln -c Release "$@"

@@ -1,0 +1,143 @@
+using System.ComponentModel.DataAnnotations;
+using TrainingService.Compute.Devices;
+
+namespace TrainingService.Server.Configuration;
+
+/// <summary>What one process does: serve the HTTP API, run training jobs, or both (the laptop default).</summary>
+public enum ServiceRole
+{
+    /// <summary>HTTP API and a training worker in one process.</summary>
+    All,
+    /// <summary>HTTP API only; jobs are run by worker processes sharing the database.</summary>
+    Api,
+    /// <summary>Training worker only (plus health endpoints).</summary>
+    Worker,
+}
+
+/// <summary>Section <c>Service</c>.</summary>
+public sealed class ServiceOptions
+{
+    /// <summary><c>all</c> (default), <c>api</c> or <c>worker</c>; also <c>--role</c> on the command line.</summary>
+    public ServiceRole Role { get; set; } = ServiceRole.All;
+
+    /// <summary>True when this process serves the API.</summary>
+    public bool ServesApi => Role != ServiceRole.Worker;
+
+    /// <summary>True when this process runs training jobs.</summary>
+    public bool RunsJobs => Role != ServiceRole.Api;
+}
+
+/// <summary>Section <c>Worker</c>: the Hangfire server that runs training jobs.</summary>
+public sealed class WorkerOptions
+{
+    /// <summary>Training jobs run at once in this process. Jobs share one accelerator, so 1 is usually right.</summary>
+    [Range(1, 64)]
+    public int WorkerCount { get; set; } = 1;
+
+    /// <summary>How often an idle worker re-checks the queue when no notification arrives (a safety net).</summary>
+    [Range(typeof(TimeSpan), "00:00:00.1", "00:10:00")]
+    public TimeSpan QueuePollInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>A running job whose worker stops sending keep-alives is handed to another worker after this.</summary>
+    [Range(typeof(TimeSpan), "00:00:05", "12:00:00")]
+    public TimeSpan InvisibilityTimeout { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>Time a stopping worker gives its running job to reach a batch boundary and checkpoint.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan ShutdownTimeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often the worker re-reads a running job's status in case a cancel notification was missed.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.1", "00:10:00")]
+    public TimeSpan CancellationPollInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>Queued jobs older than this with no Hangfire job (a crash between commit and enqueue) are enqueued again.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan RecoveryDelay { get; set; } = TimeSpan.FromSeconds(30);
+}
+
+/// <summary>Section <c>Compute</c>: the accelerator.</summary>
+public sealed class ComputeOptions
+{
+    /// <summary><c>auto</c> (CUDA when present, else CPU), <c>cpu</c> or <c>cuda</c>.</summary>
+    public DeviceKind Device { get; set; } = DeviceKind.Auto;
+
+    /// <summary>Groups of the CPU accelerator (default: the processor count).</summary>
+    [Range(1, 256)]
+    public int? CpuGroups { get; set; }
+}
+
+/// <summary>Section <c>Datasets</c>: upload limits and schema inference.</summary>
+public sealed class DatasetOptions
+{
+    /// <summary>Largest accepted CSV (bytes of the file itself); larger uploads get 413.</summary>
+    [Range(1L, long.MaxValue)]
+    public long MaxUploadBytes { get; set; } = 1L << 30;
+
+    /// <summary>Most columns a dataset may have.</summary>
+    [Range(1, 100_000)]
+    public int MaxColumns { get; set; } = 2_000;
+
+    /// <summary>A text column with at most this many distinct values is categorical; more makes it text.</summary>
+    [Range(2, 100_000)]
+    public int MaxCategories { get; set; } = 100;
+
+    /// <summary>Rows per stored chunk (a worker reads chunks column by column).</summary>
+    [Range(16, 10_000_000)]
+    public int ChunkRows { get; set; } = 65_536;
+
+    /// <summary>Rows kept for previews.</summary>
+    [Range(1, 1_000)]
+    public int PreviewRows { get; set; } = 100;
+
+    /// <summary>Categories listed per column in the statistics.</summary>
+    [Range(1, 1_000)]
+    public int TopCategories { get; set; } = 20;
+}
+
+/// <summary>Section <c>Jobs</c>: limits on training specs, listings and histories.</summary>
+public sealed class JobOptions
+{
+    /// <summary>Largest accepted number of epochs.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxEpochs { get; set; } = 10_000;
+
+    /// <summary>Widest accepted hidden layer.</summary>
+    [Range(1, 65_536)]
+    public int MaxHiddenUnits { get; set; } = 4_096;
+
+    /// <summary>Most hidden layers.</summary>
+    [Range(1, 64)]
+    public int MaxHiddenLayers { get; set; } = 8;
+
+    /// <summary>Ceiling of a job's <c>maxRuntime</c>; also the default.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan MaxRuntime { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>A checkpoint is saved every this many epochs.</summary>
+    [Range(1, 1_000_000)]
+    public int CheckpointEvery { get; set; } = 1;
+
+    /// <summary>History rows returned when no limit is given.</summary>
+    [Range(1, 1_000_000)]
+    public int DefaultHistoryLimit { get; set; } = 1_000;
+
+    /// <summary>Most history rows one request may return.</summary>
+    [Range(1, 1_000_000)]
+    public int MaxHistoryLimit { get; set; } = 10_000;
+
+    /// <summary>Most jobs per page of the job list.</summary>
+    [Range(1, 10_000)]
+    public int MaxListLimit { get; set; } = 100;
+
+    /// <summary>Most jobs one comparison request may name.</summary>
+    [Range(1, 1_000)]
+    public int MaxCompareJobs { get; set; } = 20;
+
+    /// <summary>How long an Idempotency-Key is remembered.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "30.00:00:00")]
+    public TimeSpan IdempotencyWindow { get; set; } = TimeSpan.FromHours(24);
+
+    /// <summary>Comment lines sent on an idle history stream so proxies keep it open.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.1", "00:10:00")]
+    public TimeSpan StreamHeartbeat { get; set; } = TimeSpan.FromSeconds(15);
+}

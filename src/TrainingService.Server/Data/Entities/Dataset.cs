@@ -1,0 +1,30 @@
+namespace TrainingService.Server.Data.Entities;
+
+/// <summary>An uploaded, validated CSV: its schema and statistics here, its values in <see cref="DatasetChunk"/> rows.</summary>
+public sealed class Dataset
+{
+    public Guid Id { get; set; }
+    public required string Name { get; set; }
+    public DateTimeOffset CreatedAt { get; set; }
+    public long SizeBytes { get; set; }
+    public long RowCount { get; set; }
+    /// <summary>Hex SHA-256 of the uploaded bytes; unique, so re-uploads return the existing dataset.</summary>
+    public required string Sha256 { get; set; }
+    public required string Delimiter { get; set; }
+    public int ChunkRows { get; set; }
+    /// <summary>JSON array of <see cref="Datasets.ColumnSchema"/>.</summary>
+    public required string Columns { get; set; }
+    /// <summary>JSON array of the first rows, each an array of cells as written (null for missing).</summary>
+    public required string Preview { get; set; }
+}
+
+/// <summary>One column's values for one range of rows, in a compact binary encoding (see <see cref="Datasets.ChunkCodec"/>).</summary>
+public sealed class DatasetChunk
+{
+    public Guid DatasetId { get; set; }
+    public int ColumnIndex { get; set; }
+    public int ChunkIndex { get; set; }
+    public int RowCount { get; set; }
+    public short Encoding { get; set; }
+    public required byte[] Data { get; set; }
+}

@@ -1,0 +1,199 @@
+using System.Globalization;
+
+namespace TrainingService.Server.Datasets;
+
+/// <summary>
+/// One column during an import: buffers the current chunk's cells (as numbers while every cell is numeric, and as
+/// text), and keeps what type inference and statistics need over the whole file in bounded memory.
+/// </summary>
+internal sealed class ColumnAccumulator
+{
+    private readonly int _maxDistinct;
+    private double[] _numbers;
+    private int[] _starts;
+    private int[] _lengths;
+    private char[] _text = new char[4096];
+    private int _textLength;
+    private bool _chunkNumeric = true;
+
+    private long _missing, _count;
+    private bool _allNumeric = true, _allIntegral = true, _allBoolean = true, _allDates = true;
+    private double _mean, _m2, _min = double.PositiveInfinity, _max = double.NegativeInfinity;
+    private readonly Dictionary<double, long> _numberCounts = [];
+    private readonly Dictionary<string, long> _textCounts = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long>.AlternateLookup<ReadOnlySpan<char>> _textLookup;
+    private bool _distinctCapped;
+
+    public ColumnAccumulator(string name, int index, int chunkCapacity, int maxDistinct)
+    {
+        Name = name;
+        Index = index;
+        _maxDistinct = maxDistinct;
+        _numbers = new double[chunkCapacity];
+        _starts = new int[chunkCapacity];
+        _lengths = new int[chunkCapacity];
+        _textLookup = _textCounts.GetAlternateLookup<ReadOnlySpan<char>>();
+    }
+
+    public string Name { get; }
+    public int Index { get; }
+    public int Rows { get; private set; }
+    /// <summary>Characters buffered for the current chunk (the importer flushes on a budget).</summary>
+    public int BufferedChars => _textLength;
+
+    /// <summary>Adds one cell (already unquoted). A number already parsed by the reader can be passed in.</summary>
+    public void Add(ReadOnlySpan<char> cell, double? parsed = null)
+    {
+        int row = Rows++;
+        if (CellValues.IsMissing(cell))
+        {
+            _missing++;
+            _numbers[row] = double.NaN;
+            _lengths[row] = -1;
+            return;
+        }
+        _count++;
+        AppendText(row, cell);
+        if (parsed is double number || CellValues.TryNumber(cell, out number))
+        {
+            _numbers[row] = number;
+            if (_allNumeric)
+            {
+                double delta = number - _mean;
+                _mean += delta / _count;
+                _m2 += delta * (number - _mean);
+                _min = Math.Min(_min, number);
+                _max = Math.Max(_max, number);
+                _allIntegral &= number == Math.Floor(number);
+            }
+            Count(_numberCounts, number);
+            return;
+        }
+        _chunkNumeric = false;
+        _allNumeric = false;
+        _allBoolean &= CellValues.TryBoolean(cell, out _);
+        _allDates &= CellValues.IsDate(cell);
+        if (!_distinctCapped)
+        {
+            if (_textLookup.TryGetValue(cell, out long seen))
+            {
+                _textLookup[cell] = seen + 1;
+            }
+            else if (!Full())
+            {
+                _textCounts[cell.ToString()] = 1;
+            }
+        }
+    }
+
+    /// <summary>Encodes and clears the current chunk.</summary>
+    public (short Encoding, byte[] Data) Flush()
+    {
+        var encoded = _chunkNumeric
+            ? (ChunkCodec.Float64, ChunkCodec.EncodeNumbers(_numbers.AsSpan(0, Rows)))
+            : (ChunkCodec.Utf8Text, ChunkCodec.EncodeText(_text.AsSpan(0, _textLength), _starts.AsSpan(0, Rows), _lengths.AsSpan(0, Rows)));
+        Rows = 0;
+        _textLength = 0;
+        _chunkNumeric = true;
+        return encoded;
+    }
+
+    /// <summary>The column's inferred type and statistics once every row is in.</summary>
+    public ColumnSchema Finish()
+    {
+        int distinct = _numberCounts.Count + _textCounts.Count;
+        string type;
+        string? note = null;
+        if (_count == 0)
+        {
+            type = ColumnType.Numeric;
+            note = "Every cell is missing.";
+        }
+        else if (_allNumeric)
+        {
+            type = ColumnType.Numeric;
+        }
+        else if (_allBoolean && _numberCounts.Count == 0)
+        {
+            type = ColumnType.Boolean;
+        }
+        else if (_allDates && _numberCounts.Count == 0)
+        {
+            type = ColumnType.Datetime;
+            note = "Dates are not used as features; derive numeric columns (year, day of week, …) before uploading.";
+        }
+        else if (!_distinctCapped)
+        {
+            type = ColumnType.Categorical;
+        }
+        else
+        {
+            type = ColumnType.Text;
+            note = $"More than {_maxDistinct} distinct values: free text is not used as a feature.";
+        }
+        IReadOnlyList<CategoryCount>? values = null;
+        if (!_distinctCapped)
+        {
+            var all = _numberCounts.OrderBy(p => p.Key).Select(p => new CategoryCount(CellValues.Canonical(p.Key), p.Value))
+                .Concat(_textCounts.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new CategoryCount(p.Key, p.Value)));
+            values = all.OrderByDescending(v => v.Count).ToList();
+        }
+        return new ColumnSchema
+        {
+            Name = Name,
+            Index = Index,
+            Type = type,
+            Usable = _count > 0 && type is ColumnType.Numeric or ColumnType.Boolean or ColumnType.Categorical,
+            Missing = _missing,
+            Distinct = distinct,
+            DistinctCapped = _distinctCapped,
+            Stats = type == ColumnType.Numeric && _count > 0
+                ? new NumericStats(_min, _max, _mean, _count > 1 ? Math.Sqrt(_m2 / (_count - 1)) : 0)
+                : null,
+            Integral = type == ColumnType.Numeric && _count > 0 ? _allIntegral : null,
+            Values = values,
+            Note = note,
+        };
+    }
+
+    private void Count(Dictionary<double, long> counts, double number)
+    {
+        if (_distinctCapped)
+        {
+            return;
+        }
+        if (counts.TryGetValue(number, out long seen))
+        {
+            counts[number] = seen + 1;
+        }
+        else if (!Full())
+        {
+            counts[number] = 1;
+        }
+    }
+
+    /// <summary>True once one more distinct value would pass the bound; counting stops there.</summary>
+    private bool Full()
+    {
+        if (_numberCounts.Count + _textCounts.Count < _maxDistinct)
+        {
+            return false;
+        }
+        _distinctCapped = true;
+        return true;
+    }
+
+    private void AppendText(int row, ReadOnlySpan<char> cell)
+    {
+        if (_textLength + cell.Length > _text.Length)
+        {
+            Array.Resize(ref _text, Math.Max(_text.Length * 2, _textLength + cell.Length));
+        }
+        cell.CopyTo(_text.AsSpan(_textLength));
+        _starts[row] = _textLength;
+        _lengths[row] = cell.Length;
+        _textLength += cell.Length;
+    }
+
+    public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Name} ({Rows} rows buffered)");
+}

@@ -1,0 +1,249 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using nietras.SeparatedValues;
+using Npgsql;
+using NpgsqlTypes;
+using TrainingService.Server.Configuration;
+using TrainingService.Server.Infrastructure;
+
+namespace TrainingService.Server.Datasets;
+
+/// <summary>The outcome of an import: a new dataset, or the one that already had these exact bytes.</summary>
+public sealed record ImportResult(Guid DatasetId, bool Created);
+
+/// <summary>
+/// Streams a CSV into PostgreSQL: Sep tokenises it, each row is checked (field count, RFC 4180 quoting), cells go to
+/// per-column accumulators, and full chunks are written with binary COPY as they fill, so memory stays bounded by the
+/// chunk size whatever the file size. Everything happens in one transaction: a file rejected at its last line leaves
+/// nothing behind, and a file whose SHA-256 is already stored is rolled back in favour of the existing dataset.
+/// </summary>
+public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOptions> options, ILogger<CsvImporter> logger)
+{
+    // Flush a chunk before this many cells (or buffered characters) accumulate across all columns.
+    private const int CellBudget = 4_000_000;
+    private const int CharBudget = 16_000_000;
+
+    public async Task<ImportResult> ImportAsync(Stream body, string name, char? delimiter, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        var clock = Stopwatch.StartNew();
+        await using var upload = new UploadStream(body, settings.MaxUploadBytes);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+
+        using var reader = await OpenReaderAsync(upload, delimiter, cancellationToken);
+        var names = ReadHeader(reader, settings);
+        int chunkRows = Math.Clamp(CellBudget / names.Length, 16, settings.ChunkRows);
+        var columns = names.Select((n, i) => new ColumnAccumulator(n, i, chunkRows, settings.MaxCategories)).ToArray();
+        var datasetId = Guid.CreateVersion7();
+        var preview = new List<string?[]>();
+        long rows = 0;
+        int chunks = 0;
+        var cell = new StringBuilder();
+
+        await using (var copy = await connection.BeginBinaryImportAsync(
+            "COPY dataset_chunks (dataset_id, column_index, chunk_index, row_count, encoding, data) FROM STDIN (FORMAT BINARY)",
+            cancellationToken))
+        {
+            await foreach (var row in reader.WithCancellation(cancellationToken))
+            {
+                if (row.ColCount == 1 && row[0].Span.IsEmpty)
+                {
+                    continue; // a blank line is not a record
+                }
+                if (row.ColCount != columns.Length)
+                {
+                    throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.ragged_row",
+                        $"Line {row.LineNumberFrom} has {row.ColCount} fields; the header has {columns.Length}.", null,
+                        new Dictionary<string, object?> { ["line"] = row.LineNumberFrom, ["expected"] = columns.Length, ["actual"] = row.ColCount });
+                }
+                string?[]? previewRow = preview.Count < settings.PreviewRows ? new string?[columns.Length] : null;
+                for (int c = 0; c < columns.Length; c++)
+                {
+                    var raw = row[c].Span;
+                    if (raw.Contains('"'))
+                    {
+                        var text = Unquote(raw, cell, row.LineNumberFrom, c);
+                        columns[c].Add(text);
+                        previewRow?[c] = text.ToString();
+                    }
+                    else
+                    {
+                        columns[c].Add(raw, row[c].TryParse<double>() is double v && double.IsFinite(v) ? v : null);
+                        previewRow?[c] = raw.ToString();
+                    }
+                }
+                if (previewRow is not null)
+                {
+                    preview.Add(previewRow);
+                }
+                rows++;
+                if (columns[0].Rows == chunkRows || columns.Sum(c => c.BufferedChars) > CharBudget)
+                {
+                    await WriteChunkAsync(copy, datasetId, chunks++, columns, cancellationToken);
+                }
+            }
+            if (rows == 0)
+            {
+                throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.no_rows",
+                    "The file has a header but no data rows.");
+            }
+            if (columns[0].Rows > 0)
+            {
+                await WriteChunkAsync(copy, datasetId, chunks++, columns, cancellationToken);
+            }
+            await copy.CompleteAsync(cancellationToken);
+        }
+
+        string sha = upload.FinishHash();
+        if (await FindBySha(connection, sha, cancellationToken) is Guid existing)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return new ImportResult(existing, Created: false);
+        }
+        var schema = columns.Select(c => c.Finish()).ToList();
+        try
+        {
+            await using var insert = new NpgsqlCommand("""
+                INSERT INTO datasets (id, name, created_at, size_bytes, row_count, sha256, delimiter, chunk_rows, columns, preview)
+                VALUES (@id, @name, now(), @size, @rows, @sha, @delimiter, @chunkRows, @columns, @preview)
+                """, connection, transaction);
+            insert.Parameters.AddWithValue("id", datasetId);
+            insert.Parameters.AddWithValue("name", name);
+            insert.Parameters.AddWithValue("size", upload.Length64);
+            insert.Parameters.AddWithValue("rows", rows);
+            insert.Parameters.AddWithValue("sha", sha);
+            insert.Parameters.AddWithValue("delimiter", reader.Spec.Sep.Separator.ToString());
+            insert.Parameters.AddWithValue("chunkRows", chunkRows);
+            insert.Parameters.AddWithValue("columns", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(schema, ApiJson.Options));
+            insert.Parameters.AddWithValue("preview", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(preview, ApiJson.Options));
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            // The same bytes were committed by a concurrent upload a moment ago.
+            await transaction.RollbackAsync(CancellationToken.None);
+            await using var lookup = await dataSource.OpenConnectionAsync(cancellationToken);
+            return new ImportResult((await FindBySha(lookup, sha, cancellationToken))!.Value, Created: false);
+        }
+        logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s",
+            datasetId, name, rows, columns.Length, upload.Length64, clock.Elapsed.TotalSeconds);
+        return new ImportResult(datasetId, Created: true);
+    }
+
+    private static async Task<SepReader> OpenReaderAsync(Stream upload, char? delimiter, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await Sep.Reader(o => o with
+            {
+                Sep = delimiter is char d ? new Sep(d) : null,
+                HasHeader = true,
+                DisableColCountCheck = true, // checked per row above, with the line number
+                Unescape = false,            // quoting is validated and undone above
+            }).FromAsync(upload, true, cancellationToken); // leaveOpen: the upload stream still has the hash to give
+        }
+        catch (ApiProblemException)
+        {
+            throw;
+        }
+        catch (Exception e) when (e is InvalidDataException or ArgumentException or NotSupportedException)
+        {
+            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.unreadable", $"The file could not be read as CSV: {e.Message}");
+        }
+    }
+
+    private static string[] ReadHeader(SepReader reader, DatasetOptions settings)
+    {
+        var raw = reader.Header.ColNames;
+        if (raw.Count == 0 || (raw.Count == 1 && raw[0].Length == 0))
+        {
+            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.empty", "The file is empty: a header row is required.");
+        }
+        if (raw.Count > settings.MaxColumns)
+        {
+            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.too_many_columns",
+                $"The file has {raw.Count} columns; at most {settings.MaxColumns} are accepted (Datasets:MaxColumns).");
+        }
+        var names = new string[raw.Count];
+        var seen = new Dictionary<string, int>(StringComparer.Ordinal);
+        var buffer = new StringBuilder();
+        for (int i = 0; i < raw.Count; i++)
+        {
+            string name = raw[i].Contains('"') ? Unquote(raw[i], buffer, 1, i).ToString() : raw[i];
+            if (string.IsNullOrWhiteSpace(name))
+            {
+                throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.empty_column_name",
+                    $"Column {i + 1} of the header has no name.", null, new Dictionary<string, object?> { ["line"] = 1, ["column"] = i + 1 });
+            }
+            if (seen.TryGetValue(name, out int first))
+            {
+                throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.duplicate_column",
+                    $"Column name '{name}' appears twice (columns {first + 1} and {i + 1}).", name,
+                    new Dictionary<string, object?> { ["line"] = 1, ["column"] = i + 1 });
+            }
+            seen[name] = i;
+            names[i] = name;
+        }
+        return names;
+    }
+
+    /// <summary>RFC 4180: a field with quotes must be wholly quoted, with inner quotes doubled.</summary>
+    private static ReadOnlySpan<char> Unquote(ReadOnlySpan<char> raw, StringBuilder buffer, int line, int column)
+    {
+        if (raw.Length < 2 || raw[0] != '"' || raw[^1] != '"')
+        {
+            bool unterminated = raw.Length > 0 && raw[0] == '"';
+            throw new ApiProblemException(StatusCodes.Status400BadRequest,
+                unterminated ? "dataset.unterminated_quote" : "dataset.malformed_quote",
+                unterminated
+                    ? $"The quoted field starting on line {line} (column {column + 1}) is never closed."
+                    : $"Line {line}, column {column + 1}: a quote may only appear inside a field that is quoted as a whole.",
+                null, new Dictionary<string, object?> { ["line"] = line, ["column"] = column + 1 });
+        }
+        var inner = raw[1..^1];
+        buffer.Clear();
+        for (int i = 0; i < inner.Length; i++)
+        {
+            if (inner[i] == '"')
+            {
+                if (i + 1 >= inner.Length || inner[i + 1] != '"')
+                {
+                    throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.malformed_quote",
+                        $"Line {line}, column {column + 1}: a quote inside a quoted field must be doubled (\"\").", null,
+                        new Dictionary<string, object?> { ["line"] = line, ["column"] = column + 1 });
+                }
+                i++;
+            }
+            buffer.Append(inner[i]);
+        }
+        return buffer.ToString();
+    }
+
+    private static async Task WriteChunkAsync(NpgsqlBinaryImporter copy, Guid datasetId, int chunk, ColumnAccumulator[] columns,
+        CancellationToken cancellationToken)
+    {
+        foreach (var column in columns)
+        {
+            int rows = column.Rows;
+            var (encoding, data) = column.Flush();
+            await copy.StartRowAsync(cancellationToken);
+            await copy.WriteAsync(datasetId, NpgsqlDbType.Uuid, cancellationToken);
+            await copy.WriteAsync(column.Index, NpgsqlDbType.Integer, cancellationToken);
+            await copy.WriteAsync(chunk, NpgsqlDbType.Integer, cancellationToken);
+            await copy.WriteAsync(rows, NpgsqlDbType.Integer, cancellationToken);
+            await copy.WriteAsync(encoding, NpgsqlDbType.Smallint, cancellationToken);
+            await copy.WriteAsync(data, NpgsqlDbType.Bytea, cancellationToken);
+        }
+    }
+
+    private static async Task<Guid?> FindBySha(NpgsqlConnection connection, string sha, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT id FROM datasets WHERE sha256 = @sha", connection);
+        command.Parameters.AddWithValue("sha", sha);
+        return await command.ExecuteScalarAsync(cancellationToken) as Guid?;
+    }
+}

@@ -1,0 +1,87 @@
+using System.Text.Json;
+using Npgsql;
+using TrainingService.Server.Infrastructure;
+
+namespace TrainingService.Server.Datasets;
+
+/// <summary>A dataset's stored description.</summary>
+public sealed record DatasetInfo(Guid Id, string Name, DateTimeOffset CreatedAt, long SizeBytes, long RowCount, string Sha256,
+    string Delimiter, IReadOnlyList<ColumnSchema> Columns);
+
+/// <summary>One column read back for training or prediction: numbers (NaN missing) or category codes (−1 missing).</summary>
+public sealed class LoadedColumn
+{
+    public required ColumnSchema Schema { get; init; }
+    public double[]? Numbers { get; init; }
+    public int[]? Codes { get; init; }
+    /// <summary>Category of each code, sorted ordinally (the one-hot and label order).</summary>
+    public IReadOnlyList<string>? Categories { get; init; }
+}
+
+/// <summary>Reads datasets back from PostgreSQL: what a worker on any machine needs, never the API's disk.</summary>
+public sealed class DatasetStore(NpgsqlDataSource dataSource)
+{
+    public async Task<DatasetInfo?> FindAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "SELECT id, name, created_at, size_bytes, row_count, sha256, delimiter, columns FROM datasets WHERE id = @id");
+        command.Parameters.AddWithValue("id", id);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
+    }
+
+    internal static DatasetInfo Read(NpgsqlDataReader reader) => new(
+        reader.GetGuid(0), reader.GetString(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt64(3), reader.GetInt64(4),
+        reader.GetString(5), reader.GetString(6),
+        JsonSerializer.Deserialize<List<ColumnSchema>>(reader.GetString(7), ApiJson.Options)!);
+
+    /// <summary>Loads the given columns in full, chunk by chunk.</summary>
+    public async Task<Dictionary<string, LoadedColumn>> LoadColumnsAsync(DatasetInfo dataset, IEnumerable<ColumnSchema> columns,
+        CancellationToken cancellationToken)
+    {
+        var wanted = columns.DistinctBy(c => c.Index).ToDictionary(c => c.Index);
+        int rows = checked((int)dataset.RowCount);
+        var numbers = new Dictionary<int, double[]>();
+        var codes = new Dictionary<int, (int[] Codes, Dictionary<string, int> Lookup, List<string> Categories)>();
+        foreach (var column in wanted.Values)
+        {
+            if (column.Type == ColumnType.Categorical)
+            {
+                var categories = column.Values!.Select(v => v.Value).OrderBy(v => v, StringComparer.Ordinal).ToList();
+                codes[column.Index] = (new int[rows], categories.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i), categories);
+            }
+            else
+            {
+                numbers[column.Index] = new double[rows];
+            }
+        }
+        await using var command = dataSource.CreateCommand("""
+            SELECT column_index, row_count, encoding, data FROM dataset_chunks
+            WHERE dataset_id = @id AND column_index = ANY(@columns) ORDER BY column_index, chunk_index
+            """);
+        command.Parameters.AddWithValue("id", dataset.Id);
+        command.Parameters.AddWithValue("columns", wanted.Keys.ToArray());
+        await using var reader = await command.ExecuteReaderAsync(System.Data.CommandBehavior.SequentialAccess, cancellationToken);
+        var offsets = wanted.Keys.ToDictionary(k => k, _ => 0);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            int index = reader.GetInt32(0), count = reader.GetInt32(1);
+            short encoding = reader.GetInt16(2);
+            var data = await reader.GetFieldValueAsync<byte[]>(3, cancellationToken);
+            int offset = offsets[index];
+            if (numbers.TryGetValue(index, out var values))
+            {
+                ChunkCodec.DecodeNumbers(encoding, data, count, values.AsSpan(offset, count));
+            }
+            else
+            {
+                var target = codes[index];
+                CategoryDecoder.Decode(encoding, data, count, target.Lookup, target.Codes.AsSpan(offset, count));
+            }
+            offsets[index] = offset + count;
+        }
+        return wanted.Values.ToDictionary(c => c.Name, c => codes.TryGetValue(c.Index, out var coded)
+            ? new LoadedColumn { Schema = c, Codes = coded.Codes, Categories = coded.Categories }
+            : new LoadedColumn { Schema = c, Numbers = numbers[c.Index] });
+    }
+}

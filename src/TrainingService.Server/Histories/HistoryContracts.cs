@@ -1,0 +1,40 @@
+namespace TrainingService.Server.Histories;
+
+/// <summary>One finished epoch. Non-finite values appear as the strings "NaN", "Infinity", "-Infinity".</summary>
+public sealed record EpochResponse
+{
+    public required int Epoch { get; init; }
+    public required double TrainLoss { get; init; }
+    public double? ValLoss { get; init; }
+    public required double RegularizationLoss { get; init; }
+    public required IReadOnlyDictionary<string, double> Metrics { get; init; }
+    public required double LearningRate { get; init; }
+    public required double GradientNorm { get; init; }
+    public required double DurationMs { get; init; }
+    public required double SamplesPerSecond { get; init; }
+    public required DateTimeOffset RecordedAt { get; init; }
+}
+
+/// <summary>
+/// A job's history. Exact reads (<c>sampled: false</c>) return every epoch after <c>afterEpoch</c> up to <c>limit</c>, with
+/// <c>nextAfterEpoch</c> to continue from; sampled reads (<c>?maxPoints=</c>) return at most that many points.
+/// </summary>
+public sealed record HistoryResponse
+{
+    public required Guid JobId { get; init; }
+    public required string Status { get; init; }
+    public required bool Sampled { get; init; }
+    public required int EpochsCompleted { get; init; }
+    public required int TotalEpochs { get; init; }
+    public required IReadOnlyList<EpochResponse> Epochs { get; init; }
+    /// <summary>Pass as afterEpoch to read on (null when there is nothing after this page yet).</summary>
+    public int? NextAfterEpoch { get; init; }
+    public required bool HasMore { get; init; }
+}
+
+/// <summary>One metric of several jobs, for comparing runs.</summary>
+public sealed record HistoryComparison(string Metric, bool Sampled, IReadOnlyList<HistorySeries> Series);
+
+public sealed record HistorySeries(Guid JobId, string Status, IReadOnlyList<HistoryPoint> Points);
+
+public sealed record HistoryPoint(int Epoch, double? Value);

@@ -1,0 +1,296 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using System.Threading.Channels;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.Extensions.Options;
+using TrainingService.Server.Configuration;
+using TrainingService.Server.Infrastructure;
+using TrainingService.Server.Jobs;
+
+namespace TrainingService.Server.Histories;
+
+public static class HistoryEndpoints
+{
+    public static IServiceCollection AddHistories(this IServiceCollection services) => services.AddSingleton<HistoryReader>();
+
+    public static IEndpointRouteBuilder MapHistoryEndpoints(this IEndpointRouteBuilder app)
+    {
+        app.MapGet("/api/jobs/{id:guid}/history", Get).WithTags("Histories").WithName("GetHistory")
+            .WithSummary("Per-epoch history: exact pages (afterEpoch, limit), a sampled view (maxPoints), or CSV (Accept: text/csv)")
+            .Produces<HistoryResponse>(200, "application/json", "text/csv").Produces(304)
+            .ProducesProblem(400).ProducesProblem(404);
+        app.MapGet("/api/jobs/{id:guid}/history/stream", Stream).WithTags("Histories").WithName("StreamHistory")
+            .WithSummary("Server-Sent Events: one 'epoch' event per epoch (id = epoch; Last-Event-ID resumes), heartbeats, a final 'end' event")
+            .Produces(200, contentType: "text/event-stream").ProducesProblem(404);
+        app.MapGet("/api/histories", Compare).WithTags("Histories").WithName("CompareHistories")
+            .WithSummary("One series (valLoss, trainLoss, a metric…) of several jobs, for comparing runs");
+        return app;
+    }
+
+    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, JobStore store, HistoryReader reader,
+        IOptions<JobOptions> options, string? afterEpoch, string? limit, string? maxPoints, string? metric, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        if (!TryInt(afterEpoch, 0, 0, int.MaxValue, out int after))
+        {
+            return Problems.BadRequest("history.invalid_after_epoch", "afterEpoch must be a whole number ≥ 0.", "afterEpoch");
+        }
+        if (!TryInt(limit, settings.DefaultHistoryLimit, 1, settings.MaxHistoryLimit, out int take))
+        {
+            return Problems.BadRequest("history.invalid_limit", $"limit must be between 1 and {settings.MaxHistoryLimit} (Jobs:MaxHistoryLimit).", "limit");
+        }
+        if (!TryInt(maxPoints, 0, 3, settings.MaxHistoryLimit, out int points))
+        {
+            return Problems.BadRequest("history.invalid_max_points", $"maxPoints must be between 3 and {settings.MaxHistoryLimit}.", "maxPoints");
+        }
+        if (metric is not null && !IsKnownSeries(metric))
+        {
+            return UnknownMetric(metric);
+        }
+        bool csv = request.GetTypedHeaders().Accept.Any(a => a.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase));
+
+        long? version = await store.VersionAsync(id, cancellationToken);
+        if (version is null)
+        {
+            return Problems.NotFound("job.not_found", $"No job {id}.");
+        }
+        // Strong ETag per representation: the job's version plus everything that shapes the body.
+        string etag = $"\"h-{id:N}-{version}-{(csv ? "csv" : $"{after}.{take}.{points}.{metric}")}\"";
+        if (ETags.Matches(request, etag))
+        {
+            return ETags.NotModified(response, etag);
+        }
+        var job = await JobState(store, id, cancellationToken);
+        response.Headers.ETag = etag;
+        response.Headers.CacheControl = "no-cache";
+        if (csv)
+        {
+            return new CsvHistoryResult(reader, id);
+        }
+        if (points > 0)
+        {
+            var all = await reader.ReadAsync(id, after, settings.MaxEpochs, cancellationToken);
+            string series = metric ?? (all.Any(e => e.ValLoss is not null) ? "valLoss" : "trainLoss");
+            var sampled = HistoryReader.Downsample(all, points, series);
+            return TypedResults.Ok(new HistoryResponse
+            {
+                JobId = id,
+                Status = job.Status,
+                Sampled = sampled.Count < all.Count,
+                EpochsCompleted = job.EpochsCompleted,
+                TotalEpochs = job.TotalEpochs,
+                Epochs = sampled,
+                NextAfterEpoch = all.Count > 0 ? all[^1].Epoch : after,
+                HasMore = false,
+            });
+        }
+        var epochs = await reader.ReadAsync(id, after, take + 1, cancellationToken);
+        bool more = epochs.Count > take;
+        if (more)
+        {
+            epochs.RemoveAt(take);
+        }
+        return TypedResults.Ok(new HistoryResponse
+        {
+            JobId = id,
+            Status = job.Status,
+            Sampled = false,
+            EpochsCompleted = job.EpochsCompleted,
+            TotalEpochs = job.TotalEpochs,
+            Epochs = epochs,
+            NextAfterEpoch = epochs.Count > 0 ? epochs[^1].Epoch : after,
+            HasMore = more,
+        });
+    }
+
+    // Server-Sent Events fed by LISTEN/NOTIFY (so epochs written by a worker on another machine arrive at once), with
+    // a re-read on every heartbeat in case a notification was lost. Each event carries its epoch as id, so a client
+    // that reconnects with Last-Event-ID continues with the next epoch, none missed, none repeated.
+    private static async Task<IResult> Stream(Guid id, HttpContext context, JobStore store, HistoryReader reader, JobEventHub hub,
+        IOptions<JobOptions> options, string? afterEpoch, CancellationToken cancellationToken)
+    {
+        string? resumeFrom = context.Request.Headers["Last-Event-ID"].FirstOrDefault() ?? afterEpoch;
+        if (!TryInt(resumeFrom, 0, 0, int.MaxValue, out int last))
+        {
+            return Problems.BadRequest("history.invalid_last_event_id", "Last-Event-ID (or afterEpoch) must be an epoch number.", "Last-Event-ID");
+        }
+        if (await store.StatusAsync(id, cancellationToken) is null)
+        {
+            return Problems.NotFound("job.not_found", $"No job {id}.");
+        }
+        var signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
+        using var subscription = hub.Subscribe(id, _ => signal.Writer.TryWrite(true));
+
+        var response = context.Response;
+        response.ContentType = "text/event-stream";
+        response.Headers.CacheControl = "no-cache";
+        response.Headers["X-Accel-Buffering"] = "no";
+        await response.WriteAsync("retry: 2000\n\n", cancellationToken);
+        await response.Body.FlushAsync(cancellationToken);
+        var heartbeat = options.Value.StreamHeartbeat;
+        try
+        {
+            while (!cancellationToken.IsCancellationRequested)
+            {
+                // Status first, then epochs: a job seen as ended has all its epochs committed already.
+                var job = await JobState(store, id, cancellationToken);
+                List<EpochResponse> epochs;
+                do
+                {
+                    epochs = await reader.ReadAsync(id, last, 500, cancellationToken);
+                    foreach (var epoch in epochs)
+                    {
+                        await response.WriteAsync($"id: {epoch.Epoch}\nevent: epoch\ndata: {JsonSerializer.Serialize(epoch, ApiJson.Options)}\n\n", cancellationToken);
+                        last = epoch.Epoch;
+                    }
+                }
+                while (epochs.Count == 500);
+                if (JobStatus.IsTerminal(job.Status))
+                {
+                    var end = new { jobId = id, status = job.Status, stopReason = job.StopReason, epochsCompleted = job.EpochsCompleted };
+                    await response.WriteAsync($"event: end\ndata: {JsonSerializer.Serialize(end, ApiJson.Options)}\n\n", cancellationToken);
+                    await response.Body.FlushAsync(cancellationToken);
+                    break;
+                }
+                await response.Body.FlushAsync(cancellationToken);
+                using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                wait.CancelAfter(heartbeat);
+                try
+                {
+                    await signal.Reader.ReadAsync(wait.Token);
+                }
+                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+                {
+                    await response.WriteAsync(": heartbeat\n\n", cancellationToken);
+                }
+            }
+        }
+        catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
+        {
+            // The client went away.
+        }
+        return TypedResults.Empty;
+    }
+
+    private static async Task<Results<Ok<HistoryComparison>, ProblemHttpResult>> Compare(string? jobIds, string? metric, string? maxPoints,
+        JobStore store, HistoryReader reader, IOptions<JobOptions> options, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        if (string.IsNullOrWhiteSpace(jobIds))
+        {
+            return Problems.BadRequest("history.missing_job_ids", "jobIds is required, e.g. ?jobIds=a,b,c.", "jobIds");
+        }
+        var parts = jobIds.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+        if (parts.Length > settings.MaxCompareJobs)
+        {
+            return Problems.BadRequest("history.too_many_jobs", $"At most {settings.MaxCompareJobs} jobs can be compared (Jobs:MaxCompareJobs).", "jobIds");
+        }
+        var ids = new List<Guid>();
+        foreach (var part in parts)
+        {
+            if (!Guid.TryParse(part, out var jobId))
+            {
+                return Problems.BadRequest("history.invalid_job_id", $"'{part}' is not a job id.", "jobIds");
+            }
+            ids.Add(jobId);
+        }
+        string series = metric ?? "valLoss";
+        if (!IsKnownSeries(series))
+        {
+            return UnknownMetric(series);
+        }
+        if (!TryInt(maxPoints, 500, 3, settings.MaxHistoryLimit, out int points))
+        {
+            return Problems.BadRequest("history.invalid_max_points", $"maxPoints must be between 3 and {settings.MaxHistoryLimit}.", "maxPoints");
+        }
+        var result = new List<HistorySeries>();
+        bool sampled = false;
+        foreach (var jobId in ids.Distinct())
+        {
+            string? status = await store.StatusAsync(jobId, cancellationToken);
+            if (status is null)
+            {
+                return Problems.NotFound("job.not_found", $"No job {jobId}.");
+            }
+            var all = await reader.ReadAsync(jobId, 0, settings.MaxEpochs, cancellationToken);
+            var kept = HistoryReader.Downsample(all, points, series);
+            sampled |= kept.Count < all.Count;
+            result.Add(new HistorySeries(jobId, status, kept.Select(e => new HistoryPoint(e.Epoch, HistoryReader.Value(e, series))).ToList()));
+        }
+        return TypedResults.Ok(new HistoryComparison(series, sampled, result));
+    }
+
+    private static bool IsKnownSeries(string metric) =>
+        HistoryReader.BuiltInSeries.Contains(metric) || HistoryReader.MetricSeries.Contains(metric);
+
+    private static ProblemHttpResult UnknownMetric(string metric) =>
+        Problems.BadRequest("history.unknown_metric",
+            $"Unknown metric '{metric}'. Known: {string.Join(", ", HistoryReader.BuiltInSeries.Concat(HistoryReader.MetricSeries))}.", "metric");
+
+    private static bool TryInt(string? text, int fallback, int min, int max, out int value)
+    {
+        if (text is null)
+        {
+            value = fallback;
+            return true;
+        }
+        return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value >= min && value <= max;
+    }
+
+    private sealed record JobRow(string Status, string? StopReason, int EpochsCompleted, int TotalEpochs);
+
+    private static async Task<JobRow> JobState(JobStore store, Guid id, CancellationToken cancellationToken)
+    {
+        var state = await store.StateAsync(id, cancellationToken);
+        return new JobRow(state.Status, state.StopReason, state.EpochsCompleted, state.TotalEpochs);
+    }
+
+    /// <summary>The whole history as CSV, streamed row by row; never sampled. Non-finite values are written NaN / Infinity / -Infinity.</summary>
+    private sealed class CsvHistoryResult(HistoryReader reader, Guid id) : IResult
+    {
+        private static readonly string[] Fixed = ["epoch", "trainLoss", "valLoss", "regularizationLoss", "learningRate", "gradientNorm",
+            "durationMs", "samplesPerSecond", "recordedAt"];
+
+        public async Task ExecuteAsync(HttpContext context)
+        {
+            var response = context.Response;
+            response.ContentType = "text/csv; charset=utf-8";
+            response.Headers.ContentDisposition = $"attachment; filename=\"job-{id}-history.csv\"";
+            var cancellationToken = context.RequestAborted;
+            string[]? metrics = null;
+            var line = new StringBuilder();
+            await foreach (var epoch in reader.StreamAsync(id, cancellationToken))
+            {
+                if (metrics is null)
+                {
+                    metrics = epoch.Metrics.Keys.Order(StringComparer.Ordinal).ToArray();
+                    await response.WriteAsync(string.Join(',', Fixed.Concat(metrics)) + "\n", cancellationToken);
+                }
+                line.Clear();
+                line.Append(epoch.Epoch.ToString(CultureInfo.InvariantCulture)).Append(',')
+                    .Append(Number(epoch.TrainLoss)).Append(',')
+                    .Append(epoch.ValLoss is double v ? Number(v) : "").Append(',')
+                    .Append(Number(epoch.RegularizationLoss)).Append(',')
+                    .Append(Number(epoch.LearningRate)).Append(',')
+                    .Append(Number(epoch.GradientNorm)).Append(',')
+                    .Append(Number(epoch.DurationMs)).Append(',')
+                    .Append(Number(epoch.SamplesPerSecond)).Append(',')
+                    .Append(epoch.RecordedAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
+                foreach (var name in metrics)
+                {
+                    line.Append(',').Append(epoch.Metrics.TryGetValue(name, out var m) ? Number(m) : "");
+                }
+                line.Append('\n');
+                await response.WriteAsync(line.ToString(), cancellationToken);
+            }
+            if (metrics is null)
+            {
+                await response.WriteAsync(string.Join(',', Fixed) + "\n", cancellationToken);
+            }
+        }
+
+        // Invariant culture writes non-finite values as NaN, Infinity and -Infinity.
+        private static string Number(double value) => value.ToString("R", CultureInfo.InvariantCulture);
+    }
+}

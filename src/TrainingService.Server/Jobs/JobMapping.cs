@@ -1,0 +1,31 @@
+using System.Text.Json;
+using TrainingService.Server.Data.Entities;
+using TrainingService.Server.Infrastructure;
+
+namespace TrainingService.Server.Jobs;
+
+internal static class JobMapping
+{
+    public static JobResponse ToResponse(this Job job) => new()
+    {
+        Id = job.Id,
+        Status = job.Status,
+        DatasetId = job.DatasetId,
+        CreatedAt = job.CreatedAt,
+        StartedAt = job.StartedAt,
+        FinishedAt = job.FinishedAt,
+        EpochsCompleted = job.EpochsCompleted,
+        Progress = new JobProgress(job.EpochsCompleted, job.TotalEpochs),
+        StopReason = job.StopReason,
+        Failure = job.FailureCode is null ? null : new JobFailure(job.FailureCode, job.FailureMessage ?? "", job.FailureEpoch),
+        Seed = job.Seed,
+        Transitions = JsonSerializer.Deserialize<List<JobTransition>>(job.Transitions, ApiJson.Options)!,
+        Summary = new JobSummary(job.LastTrainLoss, job.LastValLoss, job.BestValLoss, job.BestValLossEpoch, job.BestEpoch),
+        Data = job.DataSummary is null ? null : JsonSerializer.Deserialize<JsonElement>(job.DataSummary),
+        RetryOf = job.RetryOf,
+        Device = job.Device,
+        Spec = JsonSerializer.Deserialize<JsonElement>(job.Spec),
+    };
+
+    public static string ETag(Guid id, long version) => $"\"j-{id:N}-{version}\"";
+}

@@ -1,0 +1,274 @@
+using TrainingService.Compute.Losses;
+using TrainingService.Compute.Training;
+using TrainingService.Server.Datasets;
+using TrainingService.Server.Infrastructure;
+using TrainingService.Server.Jobs;
+
+namespace TrainingService.Server.Preprocessing;
+
+/// <summary>What preprocessing did to the data, reported on the job.</summary>
+public sealed record DataSummary
+{
+    public required long Rows { get; init; }
+    public required long RowsDroppedMissingTarget { get; init; }
+    public required long RowsDroppedMissingFeatures { get; init; }
+    public required int TrainRows { get; init; }
+    public required int ValidationRows { get; init; }
+    public required IReadOnlyList<string> Features { get; init; }
+    public required IReadOnlyList<string> Inputs { get; init; }
+    public required IReadOnlyList<string> TargetColumns { get; init; }
+    public IReadOnlyList<string>? Labels { get; init; }
+    public IReadOnlyList<double>? ClassWeights { get; init; }
+}
+
+/// <summary>Training and validation matrices, the fitted pipeline, and the resolved class weights.</summary>
+public sealed record PreparedData(TrainingSet Train, TrainingSet? Validation, FeaturePipeline Pipeline, DataSummary Summary, double[]? ClassWeights);
+
+/// <summary>
+/// Turns loaded columns into training matrices: drops rows whose target is missing (always) or whose features are
+/// missing (drop_rows), splits off the validation rows (seeded, stratified for classification), fits imputation and
+/// standardisation on the training rows only, and encodes both splits with that fit.
+/// </summary>
+public static class Preprocessor
+{
+    public static PreparedData Prepare(JobPlan plan, IReadOnlyDictionary<string, LoadedColumn> loaded, long rowCount)
+    {
+        int rows = checked((int)rowCount);
+        var features = plan.Features.Select(f => loaded[f.Name]).ToList();
+        var targets = plan.Target.Columns.Select(c => loaded[c]).ToList();
+        var targetWidth = plan.Target.Task == LossTask.Multiclass ? 1 : plan.Target.Outputs;
+        var targetValues = new float[(long)rows * targetWidth];
+
+        var kept = new List<int>(rows);
+        long missingTarget = 0, missingFeatures = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            if (!ReadTarget(plan, targets, r, targetValues.AsSpan(r * targetWidth, targetWidth)))
+            {
+                missingTarget++;
+                continue;
+            }
+            if (!plan.ImputeMissing && features.Any(f => IsMissing(f, r)))
+            {
+                missingFeatures++;
+                continue;
+            }
+            kept.Add(r);
+        }
+        if (kept.Count < 2)
+        {
+            throw new TrainingDataException("data.too_few_rows",
+                $"Only {kept.Count} rows remain after dropping {missingTarget} with a missing target and {missingFeatures} with missing features.");
+        }
+        if (plan.Target.Task == LossTask.Distribution)
+        {
+            CheckDistributions(kept, targetValues, targetWidth);
+        }
+
+        var (trainRows, validationRows) = Split(plan, kept, targetValues, targetWidth);
+        var pipeline = Fit(plan, features, trainRows);
+        var classWeights = plan.ClassWeightMode switch
+        {
+            ClassWeightMode.Explicit => plan.ExplicitClassWeights,
+            ClassWeightMode.Balanced => Balanced(trainRows, targetValues, plan.Target.Labels!.Count),
+            _ => null,
+        };
+        var train = Encode(pipeline, features, trainRows, targetValues, targetWidth);
+        var validation = validationRows.Count > 0 ? Encode(pipeline, features, validationRows, targetValues, targetWidth) : null;
+        var summary = new DataSummary
+        {
+            Rows = rowCount,
+            RowsDroppedMissingTarget = missingTarget,
+            RowsDroppedMissingFeatures = missingFeatures,
+            TrainRows = trainRows.Count,
+            ValidationRows = validationRows.Count,
+            Features = plan.Features.Select(f => f.Name).ToList(),
+            Inputs = pipeline.InputNames,
+            TargetColumns = plan.Target.Columns,
+            Labels = plan.Target.Labels,
+            ClassWeights = classWeights,
+        };
+        return new PreparedData(train, validation, pipeline, summary, classWeights);
+    }
+
+    /// <summary>Reads a row's target(s); false when missing. Class labels become indices in the plan's label order.</summary>
+    private static bool ReadTarget(JobPlan plan, List<LoadedColumn> targets, int row, Span<float> destination)
+    {
+        if (plan.Target.Labels is { } labels)
+        {
+            var column = targets[0];
+            int index;
+            if (column.Codes is { } codes)
+            {
+                index = codes[row]; // categorical codes use the same ordinal order as the labels
+            }
+            else
+            {
+                double value = column.Numbers![row];
+                if (double.IsNaN(value))
+                {
+                    return false;
+                }
+                index = column.Schema.Type == ColumnType.Boolean ? (int)value : JobPlanner.IndexOf(labels, CellValues.Canonical(value));
+            }
+            if (index < 0)
+            {
+                return false;
+            }
+            destination[0] = index;
+            return true;
+        }
+        for (int c = 0; c < targets.Count; c++)
+        {
+            double value = targets[c].Numbers![row];
+            if (double.IsNaN(value))
+            {
+                return false;
+            }
+            destination[c] = (float)value;
+        }
+        return true;
+    }
+
+    private static bool IsMissing(LoadedColumn column, int row) =>
+        column.Codes is { } codes ? codes[row] < 0 : double.IsNaN(column.Numbers![row]);
+
+    private static void CheckDistributions(List<int> rows, float[] targets, int width)
+    {
+        foreach (int r in rows)
+        {
+            double sum = 0;
+            for (int c = 0; c < width; c++)
+            {
+                sum += targets[r * width + c];
+            }
+            if (Math.Abs(sum - 1) > 1e-4)
+            {
+                throw new TrainingDataException("data.invalid_distribution",
+                    $"Data row {r + 1} (line {r + 2}): the target probabilities sum to {sum:G6}, not 1 (within 1e-4).");
+            }
+        }
+    }
+
+    /// <summary>A seeded shuffle, then the validation share taken per class (stratified) or overall.</summary>
+    private static (List<int> Train, List<int> Validation) Split(JobPlan plan, List<int> kept, float[] targets, int width)
+    {
+        if (plan.ValidationFraction <= 0)
+        {
+            return (kept, []);
+        }
+        var random = new Random(plan.Seed ^ 0x5EED);
+        var groups = plan.Stratify && plan.Target.Labels is not null
+            ? kept.GroupBy(r => (int)targets[r * width]).OrderBy(g => g.Key).Select(g => g.ToList()).ToList()
+            : [kept.ToList()];
+        var train = new List<int>();
+        var validation = new List<int>();
+        foreach (var group in groups)
+        {
+            Shuffle(group, random);
+            int take = (int)Math.Round(group.Count * plan.ValidationFraction, MidpointRounding.AwayFromZero);
+            take = Math.Min(take, group.Count - 1);
+            validation.AddRange(group.Take(take));
+            train.AddRange(group.Skip(take));
+        }
+        if (validation.Count == 0)
+        {
+            validation.Add(train[^1]);
+            train.RemoveAt(train.Count - 1);
+        }
+        train.Sort();
+        validation.Sort();
+        return (train, validation);
+    }
+
+    private static FeaturePipeline Fit(JobPlan plan, List<LoadedColumn> features, List<int> trainRows)
+    {
+        var encoders = new List<FeatureEncoder>(features.Count);
+        foreach (var column in features)
+        {
+            if (column.Codes is { } codes)
+            {
+                var counts = new long[column.Categories!.Count];
+                foreach (int r in trainRows)
+                {
+                    if (codes[r] >= 0)
+                    {
+                        counts[codes[r]]++;
+                    }
+                }
+                encoders.Add(new FeatureEncoder
+                {
+                    Column = column.Schema.Name,
+                    Type = column.Schema.Type,
+                    Categories = column.Categories,
+                    ImputeCategory = Array.IndexOf(counts, counts.Max()),
+                });
+                continue;
+            }
+            double sum = 0, squares = 0;
+            long count = 0, ones = 0;
+            foreach (int r in trainRows)
+            {
+                double v = column.Numbers![r];
+                if (!double.IsNaN(v))
+                {
+                    sum += v;
+                    squares += v * v;
+                    count++;
+                    ones += v == 1 ? 1 : 0;
+                }
+            }
+            double mean = count > 0 ? sum / count : 0;
+            double std = count > 0 ? Math.Sqrt(Math.Max(0, squares / count - mean * mean)) : 0;
+            bool boolean = column.Schema.Type == ColumnType.Boolean;
+            bool scale = plan.Standardize && !boolean;
+            encoders.Add(new FeatureEncoder
+            {
+                Column = column.Schema.Name,
+                Type = column.Schema.Type,
+                Mean = scale ? mean : 0,
+                Scale = scale && std > 0 ? std : 1,
+                Impute = boolean ? (ones * 2 >= count ? 1 : 0) : mean,
+            });
+        }
+        return new FeaturePipeline(encoders);
+    }
+
+    private static double[] Balanced(List<int> trainRows, float[] targets, int classes)
+    {
+        var counts = new long[classes];
+        foreach (int r in trainRows)
+        {
+            counts[(int)targets[r]]++;
+        }
+        return counts.Select(c => c == 0 ? 0.0 : (double)trainRows.Count / (classes * c)).ToArray();
+    }
+
+    private static TrainingSet Encode(FeaturePipeline pipeline, List<LoadedColumn> features, List<int> rows, float[] targets, int width)
+    {
+        int inputs = pipeline.Width;
+        var x = new float[(long)rows.Count * inputs];
+        var y = new float[(long)rows.Count * width];
+        for (int i = 0; i < rows.Count; i++)
+        {
+            pipeline.Encode(features, rows[i], x.AsSpan(i * inputs, inputs));
+            Array.Copy(targets, (long)rows[i] * width, y, (long)i * width, width);
+        }
+        return new TrainingSet(x, y, rows.Count, inputs, width);
+    }
+
+    private static void Shuffle(List<int> items, Random random)
+    {
+        for (int i = items.Count - 1; i > 0; i--)
+        {
+            int j = random.Next(i + 1);
+            (items[i], items[j]) = (items[j], items[i]);
+        }
+    }
+}
+
+/// <summary>The data cannot be trained on as specified (found by the worker, after submission).</summary>
+public sealed class TrainingDataException(string code, string message) : Exception(message)
+{
+    public string Code { get; } = code;
+}
