@@ -124,6 +124,8 @@ public static class JobEndpoints
             }
         }
         await transaction.CommitAsync(cancellationToken);
+        // The response describes the job as accepted; a worker may start it the moment it is enqueued.
+        var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken);
         try
         {
             await client.EnqueueAsync(store, id, cancellationToken);
@@ -133,7 +135,6 @@ public static class JobEndpoints
             // Accepted is accepted: the job is committed, and JobRecovery enqueues it if this failed.
             logger.LogWarning(e, "Enqueueing job {JobId} failed; recovery will enqueue it", id);
         }
-        var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken);
         return TypedResults.Accepted($"/api/jobs/{id}", job.ToResponse());
     }
 

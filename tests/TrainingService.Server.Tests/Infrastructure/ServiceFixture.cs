@@ -1,0 +1,66 @@
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Mvc.Testing;
+
+namespace TrainingService.Server.Tests.Infrastructure;
+
+/// <summary>
+/// One in-process service (API and worker) on a fresh PostgreSQL database, shared by every test in the "Service"
+/// collection. Hangfire keeps static state, so the test process hosts only this one; tests that need other processes
+/// start the real executable (see <see cref="ServerProcess"/>).
+/// </summary>
+public sealed class ServiceFixture : IAsyncLifetime
+{
+    public TestDatabase Database { get; private set; } = null!;
+    public WebApplicationFactory<Program> Factory { get; private set; } = null!;
+    public HttpClient Client { get; private set; } = null!;
+
+    /// <summary>Settings every test host and test process uses: fast polling, small limits the tests can reach.</summary>
+    public static Dictionary<string, string> Settings(string connectionString) => new()
+    {
+        ["ConnectionStrings:Postgres"] = connectionString,
+        ["Compute:Device"] = "Cpu",
+        ["Worker:QueuePollInterval"] = "00:00:01",
+        ["Worker:InvisibilityTimeout"] = "00:00:05",
+        ["Worker:CancellationPollInterval"] = "00:00:00.500",
+        ["Worker:RecoveryDelay"] = "00:00:02",
+        ["Worker:ShutdownTimeout"] = "00:00:05",
+        ["Jobs:StreamHeartbeat"] = "00:00:01",
+        ["Jobs:MaxEpochs"] = "2000",
+        ["Jobs:MaxHiddenUnits"] = "512",
+        ["Jobs:MaxCompareJobs"] = "5",
+        ["Jobs:MaxHistoryLimit"] = "500",
+        ["Datasets:ChunkRows"] = "1000",
+        ["Datasets:MaxColumns"] = "200",
+        ["Datasets:MaxCategories"] = "20",
+        ["Datasets:MaxUploadBytes"] = "16000000",
+        ["Logging:LogLevel:Default"] = "Warning",
+        ["Logging:LogLevel:TrainingService"] = "Information",
+    };
+
+    public async Task InitializeAsync()
+    {
+        Database = await TestDatabase.CreateAsync();
+        Factory = new WebApplicationFactory<Program>().WithWebHostBuilder(builder =>
+        {
+            foreach (var (key, value) in Settings(Database.ConnectionString))
+            {
+                builder.UseSetting(key, value);
+            }
+        });
+        Client = Factory.CreateClient();
+        await Client.GetAsync("/health/live"); // starts the host: migrations, Hangfire, the listener
+    }
+
+    public async Task DisposeAsync()
+    {
+        Client.Dispose();
+        await Factory.DisposeAsync();
+        await Database.DisposeAsync();
+    }
+}
+
+[CollectionDefinition(Name)]
+public sealed class ServiceCollection : ICollectionFixture<ServiceFixture>
+{
+    public const string Name = "Service";
+}
