@@ -8,6 +8,11 @@ using TrainingService.Server.Jobs;
 using TrainingService.Server.Losses;
 
 // One executable, three roles: `--role api`, `--role worker`, or both (the default, for a laptop).
+if (args.Contains("--healthcheck"))
+{
+    return await HealthProbe.RunAsync();
+}
+
 var builder = WebApplication.CreateBuilder(args);
 builder.Configuration.AddRoleSwitch(args);
 var service = builder.Configuration.ReadServiceOptions();
@@ -36,6 +41,7 @@ if (service.ServesApi)
 }
 app.Logger.LogInformation("TrainingService started as {Role}", service.Role);
 await app.RunAsync();
+return 0;
 
 /// <summary>Exposed for WebApplicationFactory in the tests.</summary>
 public partial class Program;
