@@ -6,7 +6,7 @@ using TrainingService.Server.Tests.Infrastructure;
 namespace TrainingService.Server.Tests;
 
 /// <summary>The walking skeleton: upload, train, read the history, against real PostgreSQL and a real Hangfire server.</summary>
-[Collection(ServiceCollection.Name)]
+[Collection(ServiceTests.Name)]
 public sealed class SkeletonTests(ServiceFixture service)
 {
     private readonly HttpClient _client = service.Client;
@@ -57,7 +57,7 @@ public sealed class SkeletonTests(ServiceFixture service)
     }
 
     [Fact]
-    public async Task A_job_is_picked_up_by_the_worker_within_a_second()
+    public async Task A_job_is_picked_up_promptly_not_after_hangfires_15_second_poll()
     {
         var dataset = await _client.UploadAsync(TestData.Linear(50, seed: 3));
         var job = await _client.SubmitAsync(TestData.LinearSpec(dataset.Id(), epochs: 1));
@@ -66,7 +66,8 @@ public sealed class SkeletonTests(ServiceFixture service)
         var created = DateTimeOffset.Parse((string)done["createdAt"]!);
         var started = DateTimeOffset.Parse((string)done["startedAt"]!);
 
-        Assert.True(started - created < TimeSpan.FromSeconds(1), $"pickup took {started - created}");
+        // Latency itself is measured by the benchmark; this only catches a queue left on polling.
+        Assert.True(started - created < TimeSpan.FromSeconds(5), $"pickup took {started - created}");
     }
 
     [Fact]

@@ -34,12 +34,18 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
         using var reader = await OpenReaderAsync(upload, delimiter, cancellationToken);
-        var names = ReadHeader(reader, settings);
+        await using var rows = reader.GetAsyncEnumerator(cancellationToken);
+        // The header is read as a row (HasHeader = false) so duplicate and empty names get our own, precise errors.
+        if (!await rows.MoveNextAsync())
+        {
+            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.empty", "The file is empty: a header row is required.");
+        }
+        var names = ReadHeader(rows.Current, settings);
         int chunkRows = Math.Clamp(CellBudget / names.Length, 16, settings.ChunkRows);
         var columns = names.Select((n, i) => new ColumnAccumulator(n, i, chunkRows, settings.MaxCategories)).ToArray();
         var datasetId = Guid.CreateVersion7();
         var preview = new List<string?[]>();
-        long rows = 0;
+        long rowCount = 0;
         int chunks = 0;
         var cell = new StringBuilder();
 
@@ -47,14 +53,23 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             "COPY dataset_chunks (dataset_id, column_index, chunk_index, row_count, encoding, data) FROM STDIN (FORMAT BINARY)",
             cancellationToken))
         {
-            await foreach (var row in reader.WithCancellation(cancellationToken))
+            while (await rows.MoveNextAsync())
             {
+                var row = rows.Current;
                 if (row.ColCount == 1 && row[0].Span.IsEmpty)
                 {
                     continue; // a blank line is not a record
                 }
                 if (row.ColCount != columns.Length)
                 {
+                    // A stray or unclosed quote swallows separators; report the cause, not the symptom.
+                    for (int c = 0; c < row.ColCount; c++)
+                    {
+                        if (row[c].Span.Contains('"'))
+                        {
+                            Unquote(row[c].Span, cell, row.LineNumberFrom, c);
+                        }
+                    }
                     throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.ragged_row",
                         $"Line {row.LineNumberFrom} has {row.ColCount} fields; the header has {columns.Length}.", null,
                         new Dictionary<string, object?> { ["line"] = row.LineNumberFrom, ["expected"] = columns.Length, ["actual"] = row.ColCount });
@@ -79,13 +94,13 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
                 {
                     preview.Add(previewRow);
                 }
-                rows++;
+                rowCount++;
                 if (columns[0].Rows == chunkRows || columns.Sum(c => c.BufferedChars) > CharBudget)
                 {
                     await WriteChunkAsync(copy, datasetId, chunks++, columns, cancellationToken);
                 }
             }
-            if (rows == 0)
+            if (rowCount == 0)
             {
                 throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.no_rows",
                     "The file has a header but no data rows.");
@@ -113,7 +128,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             insert.Parameters.AddWithValue("id", datasetId);
             insert.Parameters.AddWithValue("name", name);
             insert.Parameters.AddWithValue("size", upload.Length64);
-            insert.Parameters.AddWithValue("rows", rows);
+            insert.Parameters.AddWithValue("rows", rowCount);
             insert.Parameters.AddWithValue("sha", sha);
             insert.Parameters.AddWithValue("delimiter", reader.Spec.Sep.Separator.ToString());
             insert.Parameters.AddWithValue("chunkRows", chunkRows);
@@ -130,7 +145,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             return new ImportResult((await FindBySha(lookup, sha, cancellationToken))!.Value, Created: false);
         }
         logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s",
-            datasetId, name, rows, columns.Length, upload.Length64, clock.Elapsed.TotalSeconds);
+            datasetId, name, rowCount, columns.Length, upload.Length64, clock.Elapsed.TotalSeconds);
         return new ImportResult(datasetId, Created: true);
     }
 
@@ -141,7 +156,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             return await Sep.Reader(o => o with
             {
                 Sep = delimiter is char d ? new Sep(d) : null,
-                HasHeader = true,
+                HasHeader = false,
                 DisableColCountCheck = true, // checked per row above, with the line number
                 Unescape = false,            // quoting is validated and undone above
             }).FromAsync(upload, true, cancellationToken); // leaveOpen: the upload stream still has the hash to give
@@ -156,9 +171,13 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         }
     }
 
-    private static string[] ReadHeader(SepReader reader, DatasetOptions settings)
+    private static string[] ReadHeader(SepReader.Row header, DatasetOptions settings)
     {
-        var raw = reader.Header.ColNames;
+        var raw = new List<string>(header.ColCount);
+        for (int i = 0; i < header.ColCount; i++)
+        {
+            raw.Add(header[i].Span.ToString());
+        }
         if (raw.Count == 0 || (raw.Count == 1 && raw[0].Length == 0))
         {
             throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.empty", "The file is empty: a header row is required.");
@@ -194,34 +213,38 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     /// <summary>RFC 4180: a field with quotes must be wholly quoted, with inner quotes doubled.</summary>
     private static ReadOnlySpan<char> Unquote(ReadOnlySpan<char> raw, StringBuilder buffer, int line, int column)
     {
-        if (raw.Length < 2 || raw[0] != '"' || raw[^1] != '"')
+        if (raw.Length == 0 || raw[0] != '"')
         {
-            bool unterminated = raw.Length > 0 && raw[0] == '"';
-            throw new ApiProblemException(StatusCodes.Status400BadRequest,
-                unterminated ? "dataset.unterminated_quote" : "dataset.malformed_quote",
-                unterminated
-                    ? $"The quoted field starting on line {line} (column {column + 1}) is never closed."
-                    : $"Line {line}, column {column + 1}: a quote may only appear inside a field that is quoted as a whole.",
-                null, new Dictionary<string, object?> { ["line"] = line, ["column"] = column + 1 });
+            throw QuoteProblem("dataset.malformed_quote",
+                $"Line {line}, column {column + 1}: a quote may only appear inside a field that is quoted as a whole.", line, column);
         }
-        var inner = raw[1..^1];
         buffer.Clear();
-        for (int i = 0; i < inner.Length; i++)
+        for (int i = 1; i < raw.Length; i++)
         {
-            if (inner[i] == '"')
+            if (raw[i] != '"')
             {
-                if (i + 1 >= inner.Length || inner[i + 1] != '"')
-                {
-                    throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.malformed_quote",
-                        $"Line {line}, column {column + 1}: a quote inside a quoted field must be doubled (\"\").", null,
-                        new Dictionary<string, object?> { ["line"] = line, ["column"] = column + 1 });
-                }
-                i++;
+                buffer.Append(raw[i]);
+                continue;
             }
-            buffer.Append(inner[i]);
+            if (i + 1 < raw.Length && raw[i + 1] == '"')
+            {
+                buffer.Append('"');
+                i++;
+                continue;
+            }
+            if (i == raw.Length - 1)
+            {
+                return buffer.ToString(); // the closing quote ends the field
+            }
+            throw QuoteProblem("dataset.malformed_quote",
+                $"Line {line}, column {column + 1}: a quote inside a quoted field must be doubled (\"\").", line, column);
         }
-        return buffer.ToString();
+        throw QuoteProblem("dataset.unterminated_quote",
+            $"The quoted field starting on line {line} (column {column + 1}) is never closed.", line, column);
     }
+
+    private static ApiProblemException QuoteProblem(string code, string detail, int line, int column) =>
+        new(StatusCodes.Status400BadRequest, code, detail, null, new Dictionary<string, object?> { ["line"] = line, ["column"] = column + 1 });
 
     private static async Task WriteChunkAsync(NpgsqlBinaryImporter copy, Guid datasetId, int chunk, ColumnAccumulator[] columns,
         CancellationToken cancellationToken)

@@ -24,7 +24,6 @@ public static class DatasetEndpoints
             .WithSummary("Upload a CSV (raw body as text/csv, or multipart/form-data with field 'file')")
             .WithDescription("RFC 4180 CSV with a header row; ',', ';', tab or '|' detected from the header or given by ?delimiter=. " +
                 "Streamed and stored column by column; uploading the same bytes again returns the existing dataset (200).")
-            .Accepts<string>("text/csv", "multipart/form-data")
             .WithTextExample("text/csv", "sepal length (cm),sepal width (cm),species\n5.1,3.5,setosa\n7.0,3.2,versicolor\n6.3,3.3,virginica\n")
             .DisableAntiforgery();
         group.MapGet("/", List).WithName("ListDatasets").WithSummary("List datasets, newest first");

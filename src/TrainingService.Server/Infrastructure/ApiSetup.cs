@@ -16,7 +16,21 @@ public static class ApiSetup
     {
         services.Configure<JsonOptions>(o => ApiJson.Configure(o.SerializerOptions));
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
-        services.AddProblemDetails();
+        // Problems the framework writes itself (unknown route, wrong method) get a code too.
+        services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>
+        {
+            if (!context.ProblemDetails.Extensions.ContainsKey("code"))
+            {
+                context.ProblemDetails.Extensions["code"] = context.ProblemDetails.Status switch
+                {
+                    404 => "route.not_found",
+                    405 => "request.method_not_allowed",
+                    415 => "request.unsupported_media_type",
+                    400 => "request.invalid",
+                    var status => $"http.{status}",
+                };
+            }
+        });
         services.AddExceptionHandler<ApiExceptionHandler>();
         services.AddEndpointsApiExplorer();
         services.AddSwaggerGen(c =>

@@ -60,7 +60,7 @@ public sealed class ServiceFixture : IAsyncLifetime
 }
 
 [CollectionDefinition(Name)]
-public sealed class ServiceCollection : ICollectionFixture<ServiceFixture>
+public sealed class ServiceTests : ICollectionFixture<ServiceFixture>
 {
     public const string Name = "Service";
 }
