@@ -229,50 +229,37 @@ public static class JobEndpoints
     }
 
     // queued → cancelled at once; running → cancelling (the worker stops at its next batch and confirms).
-    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Cancel(Guid id, NpgsqlDataSource dataSource,
-        TrainingDbContext db, IBackgroundJobClient client, CancellationToken cancellationToken)
+    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Cancel(Guid id, TrainingDbContext db,
+        IBackgroundJobClient client, CancellationToken cancellationToken)
     {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using var select = new NpgsqlCommand("SELECT status, hangfire_job_id FROM jobs WHERE id = @id FOR UPDATE", connection, transaction);
-        select.Parameters.AddWithValue("id", id);
-        string status;
-        string? hangfireId;
-        await using (var reader = await select.ExecuteReaderAsync(cancellationToken))
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var job = await db.Jobs.FromSql($"SELECT * FROM jobs WHERE id = {id} FOR UPDATE").AsNoTracking().FirstOrDefaultAsync(cancellationToken);
+        if (job is null)
         {
-            if (!await reader.ReadAsync(cancellationToken))
-            {
-                return NotFound(id);
-            }
-            status = reader.GetString(0);
-            hangfireId = reader.IsDBNull(1) ? null : reader.GetString(1);
+            return NotFound(id);
         }
-        if (JobStatus.IsTerminal(status))
+        if (JobStatus.IsTerminal(job.Status))
         {
-            return Problems.Conflict("job.not_cancellable", $"Job {id} has already ended ({status}).");
+            return Problems.Conflict("job.not_cancellable", $"Job {id} has already ended ({job.Status}).");
         }
-        if (status != JobStatus.Cancelling)
+        if (job.Status != JobStatus.Cancelling)
         {
-            bool queued = status == JobStatus.Queued;
+            bool queued = job.Status == JobStatus.Queued;
             string to = queued ? JobStatus.Cancelled : JobStatus.Cancelling;
-            await using var update = new NpgsqlCommand($"""
-                UPDATE jobs SET status = @to, cancel_requested_at = now(), version = version + 1, updated_at = now(),
-                    transitions = transitions || jsonb_build_array(jsonb_build_object('status', @to::text, 'at', now(), 'note', 'cancel requested'))
-                    {(queued ? ", finished_at = now(), stop_reason = 'cancelled'" : "")}
-                WHERE id = @id
-                """, connection, transaction);
-            update.Parameters.AddWithValue("id", id);
-            update.Parameters.AddWithValue("to", to);
-            await update.ExecuteNonQueryAsync(cancellationToken);
-            await JobStore.NotifyAsync(connection, transaction, new JobEvent(id, "cancel"), cancellationToken);
-            await JobStore.NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: to), cancellationToken);
+            string? stopReason = queued ? StopReasons.Cancelled : null;
+            job = (await db.Jobs.FromSql($"""
+                UPDATE jobs SET status = {to}, cancel_requested_at = now(), version = version + 1, updated_at = now(),
+                    finished_at = CASE WHEN {queued} THEN now() END, stop_reason = {stopReason},
+                    transitions = transitions || jsonb_build_array(jsonb_build_object('status', {to}::text, 'at', now(), 'note', 'cancel requested'))
+                WHERE id = {id} RETURNING *
+                """).AsNoTracking().ToListAsync(cancellationToken)).Single();
+            await db.Database.ExecuteSqlAsync($"SELECT pg_notify({JobEventHub.Channel}, {JobEventHub.Payload(new JobEvent(id, "cancel"))})", cancellationToken);
         }
         await transaction.CommitAsync(cancellationToken);
-        if (status == JobStatus.Queued && hangfireId is not null)
+        if (job.Status == JobStatus.Cancelled && job.HangfireJobId is not null)
         {
-            client.Delete(hangfireId); // never picked up; the worker also checks the status if it was
+            client.Delete(job.HangfireJobId); // never picked up; if a worker has it anyway, it sees the status and stops
         }
-        var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken);
         return TypedResults.Accepted($"/api/jobs/{id}", job.ToResponse());
     }
 
