@@ -83,7 +83,9 @@ public sealed class CombinedLoss
         return reduction;
     }
 
-    /// <summary>The reduction actually applied to one term (a kl_div default of batchmean mixed with other terms falls back to mean).</summary>
-    public static Reduction TermReduction(LossTerm term, Reduction reduction) =>
-        reduction == Reduction.BatchMean && term.Definition.DefaultReduction != Reduction.BatchMean ? Reduction.Mean : reduction;
+    /// <summary>
+    /// The reduction applied to one term: the one asked for, or when none was asked for, the term's own default, so
+    /// kl_div keeps its batchmean beside other terms (as in training).
+    /// </summary>
+    public static Reduction TermReduction(LossTerm term, Reduction? requested) => requested ?? term.Definition.DefaultReduction;
 }

@@ -216,6 +216,11 @@ public static class LossCatalog
             double single = alpha?[0] ?? 0.25;
             alpha = Enumerable.Repeat(single < 0 ? 1.0 : single, c.Binding.Classes).ToArray();
         }
+        else if (alpha.Any(a => a < 0))
+        {
+            throw new LossSpecException("loss.parameter_out_of_range", "loss.alpha",
+                "Per-class alphas must each be in [0, 1]; only a single alpha of −1 disables the weighting.");
+        }
         CheckClassWeights(d, c, alpha, "alpha");
         // α_y and a class weight w_y both scale row y's loss: they combine as one per-class factor.
         var classWeights = c.Binding.ClassWeights;

@@ -26,9 +26,15 @@ public sealed record LossResult(double Loss, float[] Gradient, float[]? PerItem)
 public static class LossEvaluator
 {
     /// <summary>Validates <paramref name="input"/> for every term, then evaluates.</summary>
+    /// <param name="device">The accelerator.</param>
+    /// <param name="loss">The bound loss.</param>
+    /// <param name="input">Predictions, targets and optional weights.</param>
+    /// <param name="reduction">The reduction asked for; null lets each term use its default (kl_div: batchmean, others: mean).</param>
+    /// <param name="cancellationToken">Cancels waiting for the device.</param>
     public static async Task<LossResult> EvaluateAsync(ComputeDevice device, CombinedLoss loss, LossInput input,
-        Reduction reduction, CancellationToken cancellationToken = default)
+        Reduction? reduction, CancellationToken cancellationToken = default)
     {
+        loss.ResolveReduction(reduction);
         Validate(loss, input);
         using var _ = await device.AcquireAsync(cancellationToken).ConfigureAwait(false);
         return Evaluate(device, loss, input, reduction);
@@ -76,7 +82,7 @@ public static class LossEvaluator
         }
     }
 
-    private static LossResult Evaluate(ComputeDevice device, CombinedLoss loss, LossInput input, Reduction reduction)
+    private static LossResult Evaluate(ComputeDevice device, CombinedLoss loss, LossInput input, Reduction? reduction)
     {
         var accelerator = device.Accelerator;
         int terms = loss.Terms.Count;

@@ -224,7 +224,7 @@ public sealed class Trainer : IDisposable
                 double divisor = term.MeanDivisor(sample);
                 divisors[batch * _spec.Loss.Terms.Count + t] = divisor;
                 LaunchTerm(t, logits, y, w, _executor.OutputGradient(rows), _epochPartials.View, slot + t * _device.MaxGroups,
-                    term.Weight / divisor, rows);
+                    Scale(term.Weight, divisor), rows);
             }
             _executor.Backward(x, rows, _parameters.View, _gradients.View, dropoutSeed);
             int penaltySlot = slot + _spec.Loss.Terms.Count * _device.MaxGroups;
@@ -251,7 +251,7 @@ public sealed class Trainer : IDisposable
             double batchLoss = 0;
             for (int t = 0; t < terms; t++)
             {
-                batchLoss += _spec.Loss.Terms[t].Weight * Sum(partials, slot + t * groups, groups) / divisors[batch * terms + t];
+                batchLoss += Scale(_spec.Loss.Terms[t].Weight, divisors[batch * terms + t]) * Sum(partials, slot + t * groups, groups);
             }
             loss += batchLoss * rows;
             penalty += Sum(partials, slot + terms * groups, groups) * rows;
@@ -291,7 +291,7 @@ public sealed class Trainer : IDisposable
             {
                 sum += Sum(partials, (index * terms + t) * _device.MaxGroups, _device.MaxGroups);
             }
-            total += _spec.Loss.Terms[t].Weight * sum / _spec.Loss.Terms[t].MeanDivisor(sample);
+            total += Scale(_spec.Loss.Terms[t].Weight, _spec.Loss.Terms[t].MeanDivisor(sample)) * sum;
         }
         return (total, outputs);
     }
@@ -343,6 +343,12 @@ public sealed class Trainer : IDisposable
 
     private float[]? ElementWeights(float[] targets) =>
         _spec.Loss.Terms.Select(t => t.ElementWeights(targets)).FirstOrDefault(w => w is not null);
+
+    /// <summary>
+    /// weight / divisor, except that a batch whose mean divisor is 0 (every row's class weighted 0) contributes nothing,
+    /// where PyTorch's mean would be 0/0 and stop the run as diverged.
+    /// </summary>
+    private static double Scale(double weight, double divisor) => divisor == 0 ? 0 : weight / divisor;
 
     private static double Monitored(string? monitor, EpochRecord record) => monitor switch
     {

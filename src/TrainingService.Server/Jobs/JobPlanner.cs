@@ -148,6 +148,16 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
             throw Unprocessable("job.no_features", "features", "No usable feature columns remain besides the target.");
         }
 
+        for (int i = 0; i < terms.Count; i++)
+        {
+            if (LossCatalog.Find(terms[i].Name).Name == "poisson_nll"
+                && terms[i].Parameters?.FirstOrDefault(p => LossArguments.Normalize(p.Key) == "loginput").Value is false)
+            {
+                throw Unprocessable("job.unsupported_loss_parameter", terms.Count == 1 ? "loss.log_input" : $"loss.terms[{i}].log_input",
+                    "In training the model's output is unconstrained, so poisson_nll learns log-rates (log_input: true); " +
+                    "log_input: false is for evaluating given rates.");
+            }
+        }
         var (weightMode, explicitWeights) = ResolveClassWeights(request.ClassWeights, target);
         var placeholder = weightMode == ClassWeightMode.None ? null
             : explicitWeights ?? Enumerable.Repeat(1.0, target.Task == LossTask.Binary ? 2 : target.Outputs).ToArray();
@@ -266,11 +276,12 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
             {
                 continue;
             }
-            if (property.NameEquals("weight") && withWeight)
+            if (withWeight && string.Equals(property.Name, "weight", StringComparison.OrdinalIgnoreCase))
             {
                 if (property.Value.ValueKind != JsonValueKind.Number)
                 {
-                    throw Bad("loss.invalid_parameter", $"{field}.weight", "A term's weight must be a number.");
+                    throw Bad("loss.invalid_parameter", $"{field}.weight",
+                        "In a combined loss, 'weight' is the term's weight (a number); give per-class weights with classWeights.");
                 }
                 weight = property.Value.GetDouble();
                 continue;
@@ -621,16 +632,20 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
         _ => OutputKind.Distribution,
     };
 
+    /// <summary>
+    /// How outputs become predictions: probabilities when any term is a likelihood (sigmoid, softmax), margin scores when
+    /// every term is a hinge loss, rates for Poisson regression (the model learns log-rates), values otherwise.
+    /// </summary>
     private static OutputTransform Transform(LossTask task, IReadOnlyList<LossTermSpec> terms)
     {
-        var first = LossCatalog.Find(terms[0].Name);
+        var names = terms.Select(t => LossCatalog.Find(t.Name).Name).ToList();
         return task switch
         {
-            LossTask.Regression when first.Name == "poisson_nll"
-                && terms[0].Parameters?.FirstOrDefault(p => LossArguments.Normalize(p.Key) == "loginput").Value is not false => OutputTransform.Exp,
+            LossTask.Regression when names.All(n => n == "poisson_nll") => OutputTransform.Exp,
             LossTask.Regression => OutputTransform.Identity,
-            LossTask.Binary when first.Name is "hinge" or "squared_hinge" => OutputTransform.Identity,
+            LossTask.Binary when names.All(n => n is "hinge" or "squared_hinge") => OutputTransform.Identity,
             LossTask.Binary => OutputTransform.Sigmoid,
+            LossTask.Multiclass when names.All(n => n == "multi_margin") => OutputTransform.Identity,
             _ => OutputTransform.Softmax,
         };
     }

@@ -19,6 +19,8 @@ public sealed record Prediction
     public double? Probability { get; init; }
     public double? Score { get; init; }
     public IReadOnlyDictionary<string, double>? Probabilities { get; init; }
+    /// <summary>Per-class margin scores, for models trained with multi_margin only (they are not probabilities).</summary>
+    public IReadOnlyDictionary<string, double>? Scores { get; init; }
     /// <summary>Imputed values and unseen categories in this row.</summary>
     public IReadOnlyList<string>? Notes { get; init; }
 }
@@ -138,6 +140,9 @@ public static class ModelEndpoints
                 return new Prediction { Label = labels![raw[0] > 0 ? 1 : 0], Score = raw[0] };
             case "binary":
                 return new Prediction { Label = labels![values[0] > 0.5 ? 1 : 0], Probability = values[0] };
+            case "multiclass" when model.Transform == OutputTransform.Identity:
+                int top = Array.IndexOf(raw, raw.Max());
+                return new Prediction { Label = labels![top], Scores = labels.Select((l, i) => (l, raw[i])).ToDictionary(p => p.l, p => p.Item2) };
             case "multiclass":
                 int best = Array.IndexOf(values, values.Max());
                 return new Prediction

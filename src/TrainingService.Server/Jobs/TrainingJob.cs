@@ -105,6 +105,15 @@ public sealed class TrainingJob(
         await store.SetDataSummaryAsync(jobId, JsonSerializer.Serialize(prepared.Summary, ApiJson.Options), shutdown);
 
         var loss = CombinedLoss.Bind(plan.LossTerms, JobPlanner.BindingFor(plan.Target, prepared.ClassWeights));
+        foreach (var term in loss.Terms)
+        {
+            // Targets must lie in each loss's domain (e.g. poisson_nll counts ≥ 0); the trainer does not re-check.
+            term.Validate(new LossSample(default, prepared.Train.Targets, prepared.Train.Rows, plan.Target.Outputs));
+            if (prepared.Validation is { } validation)
+            {
+                term.Validate(new LossSample(default, validation.Targets, validation.Rows, plan.Target.Outputs));
+            }
+        }
         var layout = new NetworkLayout(prepared.Pipeline.Width, plan.HiddenLayers, plan.Target.Outputs, plan.Activation, plan.Dropout);
         var trainerSpec = new TrainerSpec(layout, loss, plan.Optimizer, plan.Epochs, plan.BatchSize, plan.Seed, plan.OutputKind, plan.OutputTransform)
         {

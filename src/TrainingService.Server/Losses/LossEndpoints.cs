@@ -35,9 +35,17 @@ public sealed record EvaluateLossRequest
     public List<double>? ClassWeights { get; init; }
     /// <summary>Per-element variance for gaussian_nll.</summary>
     public JsonElement? Variance { get; init; }
+    /// <summary>
+    /// Predictions are raw model outputs, as in training: bce applies a sigmoid first, nll and kl_div a log-softmax.
+    /// Default false: predictions are in each loss's own input space.
+    /// </summary>
+    public bool? FromLogits { get; init; }
 }
 
-/// <summary>The reduced loss and its gradient (shaped like the predictions); per-item losses for reduction none.</summary>
+/// <summary>
+/// The reduced loss and its gradient (shaped like the predictions); per-item losses for reduction none; the reduction
+/// each term used (e.g. "mean", or "mean+batchmean" for cross_entropy + kl_div).
+/// </summary>
 public sealed record EvaluateLossResponse(double Loss, JsonElement Gradient, IReadOnlyList<float>? Losses, string Reduction);
 
 public static class LossEndpoints
@@ -60,7 +68,7 @@ public static class LossEndpoints
     private static Ok<LossCatalogResponse> Catalog() => TypedResults.Ok(new LossCatalogResponse(
         LossCatalog.All.Select(d => new LossInfo(d.Name, d.Aliases, d.Tasks.Select(t => t.ToString().ToLowerInvariant()).ToList(), d.Targets,
             Snake(d.InputSpace.ToString()), d.Parameters.Select(p => new LossParameterInfo(p.Name, Snake(p.Type.ToString()), p.Default, p.Range, p.Description)).ToList(),
-            d.Formula, d.MeanDenominatorText, Snake(d.DefaultReduction.ToString()), d.Notes)).ToList(),
+            d.Formula, d.MeanDenominatorText, ReductionNames[d.DefaultReduction], d.Notes)).ToList(),
         ["mean", "sum", "none", "batchmean"],
         new
         {
@@ -97,26 +105,27 @@ public static class LossEndpoints
             return Problems.BadRequest("loss.shape_mismatch", $"targets has {targetRows} rows; predictions have {rows}.", "targets");
         }
         bool classIndices = classes > 1 && targetWidth == 1 && IsFlat(request.Targets!.Value);
-        var binding = new LossBinding(classIndices ? TargetLayout.ClassIndex : TargetLayout.Elementwise, classes, OnLogits: false,
-            request.ClassWeights?.ToArray());
+        var binding = new LossBinding(classIndices ? TargetLayout.ClassIndex : TargetLayout.Elementwise, classes,
+            OnLogits: request.FromLogits ?? false, request.ClassWeights?.ToArray());
         var loss = CombinedLoss.Bind(terms, binding, "loss");
-        var reduction = loss.ResolveReduction(request.Reduction switch
+        Reduction? requested = request.Reduction switch
         {
             null => null,
-            "mean" => Reduction.Mean,
-            "sum" => Reduction.Sum,
-            "none" => Reduction.None,
-            "batchmean" => Reduction.BatchMean,
+            _ when ReductionNames.FirstOrDefault(p => p.Value == request.Reduction).Value is not null =>
+                ReductionNames.First(p => p.Value == request.Reduction).Key,
             _ => throw new ApiProblemException(400, "loss.invalid_reduction", "reduction must be mean, sum, none or batchmean.", "reduction"),
-        });
+        };
+        loss.ResolveReduction(requested);
         var input = new LossInput(predictions, targets, rows, classes,
             request.Weights is { } w ? Matrix(w, "weights").Values : null,
             request.Variance is { } v ? Matrix(v, "variance").Values : null);
-        var result = await LossEvaluator.EvaluateAsync(device, loss, input, reduction, cancellationToken);
+        var result = await LossEvaluator.EvaluateAsync(device, loss, input, requested, cancellationToken);
         var gradient = IsFlat(request.Predictions!.Value)
             ? JsonSerializer.SerializeToElement(result.Gradient, ApiJson.Options)
             : JsonSerializer.SerializeToElement(Enumerable.Range(0, rows).Select(r => result.Gradient.AsSpan(r * classes, classes).ToArray()), ApiJson.Options);
-        return TypedResults.Ok(new EvaluateLossResponse(result.Loss, gradient, result.PerItem, Snake(reduction.ToString())));
+        // Without an explicit reduction each term uses its own default (kl_div: batchmean, the rest: mean).
+        var applied = loss.Terms.Select(t => ReductionNames[CombinedLoss.TermReduction(t, requested)]).Distinct().ToList();
+        return TypedResults.Ok(new EvaluateLossResponse(result.Loss, gradient, result.PerItem, string.Join("+", applied)));
     }
 
     /// <summary>A number array (rows of one) or an array of equal-length number rows, flattened row-major.</summary>
@@ -175,6 +184,14 @@ public static class LossEndpoints
         }
         throw new ApiProblemException(400, "loss.invalid_input", $"{field} must be a number.", field);
     }
+
+    private static readonly Dictionary<Reduction, string> ReductionNames = new()
+    {
+        [Reduction.Mean] = "mean",
+        [Reduction.Sum] = "sum",
+        [Reduction.None] = "none",
+        [Reduction.BatchMean] = "batchmean",
+    };
 
     private static string Snake(string pascal) => System.Text.Json.JsonNamingPolicy.SnakeCaseLower.ConvertName(pascal);
 }

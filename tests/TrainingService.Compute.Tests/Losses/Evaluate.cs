@@ -30,7 +30,7 @@ internal static class Evaluate
     }
 
     public static LossResult Run(CombinedLoss loss, LossInput input, Reduction? reduction = null) =>
-        LossEvaluator.EvaluateAsync(TestDevice.Instance, loss, input, loss.ResolveReduction(reduction)).GetAwaiter().GetResult();
+        LossEvaluator.EvaluateAsync(TestDevice.Instance, loss, input, reduction).GetAwaiter().GetResult();
 
     public static float[] F(double[] values) => Array.ConvertAll(values, v => (float)v);
 

@@ -1,0 +1,331 @@
+using System.Net;
+using System.Net.Http.Json;
+using System.Text;
+using System.Text.Json.Nodes;
+using TrainingService.Server.Tests.Infrastructure;
+
+namespace TrainingService.Server.Tests;
+
+/// <summary>Training specs through the API: models, losses against targets, bad specs, determinism, the model and predict.</summary>
+[Collection(ServiceTests.Name)]
+public sealed class TrainingTests(ServiceFixture service)
+{
+    private readonly HttpClient _client = service.Client;
+
+    private static string? _linear, _blobs, _binary, _distribution;
+
+    private async Task<string> LinearAsync() => _linear ??= (await _client.UploadAsync(TestData.Linear(400, seed: 41))).Id();
+
+    private async Task<string> BlobsAsync() => _blobs ??= (await _client.UploadAsync(TestData.Blobs(300, seed: 42))).Id();
+
+    /// <summary>A binary target written 'yes'/'no' with a feature that separates it, and a three-valued column 'tier'.</summary>
+    private async Task<string> BinaryAsync()
+    {
+        if (_binary is not null)
+        {
+            return _binary;
+        }
+        var random = new Random(43);
+        var csv = new StringBuilder("score,group,tier,churned\n");
+        for (int i = 0; i < 300; i++)
+        {
+            double score = random.NextDouble() * 4 - 2;
+            csv.Append(System.Globalization.CultureInfo.InvariantCulture, $"{score:R},{(i % 2 == 0 ? "a" : "b")},{i % 3},{(score > 0.3 ? "yes" : "no")}\n");
+        }
+        return _binary = (await _client.UploadAsync(csv.ToString())).Id();
+    }
+
+    /// <summary>Two features and three probability columns that sum to 1.</summary>
+    private async Task<string> DistributionAsync()
+    {
+        if (_distribution is not null)
+        {
+            return _distribution;
+        }
+        var random = new Random(44);
+        var csv = new StringBuilder("u,v,p_a,p_b,p_c\n");
+        for (int i = 0; i < 200; i++)
+        {
+            double u = random.NextDouble(), v = random.NextDouble();
+            double a = Math.Exp(2 * u), b = Math.Exp(2 * v), c = 1.0, sum = a + b + c;
+            csv.Append(System.Globalization.CultureInfo.InvariantCulture, $"{u:R},{v:R},{a / sum:R},{b / sum:R},{c / sum:R}\n");
+        }
+        return _distribution = (await _client.UploadAsync(csv.ToString())).Id();
+    }
+
+    private async Task<JsonNode> TrainAsync(object spec)
+    {
+        var job = await _client.SubmitAsync(spec);
+        var done = await _client.WaitForEndAsync(job.Id(), 120);
+        Assert.True((string?)done["status"] == "succeeded", done.ToJsonString());
+        return done;
+    }
+
+    private async Task<JsonNode> LastEpochAsync(string jobId) =>
+        (await _client.GetJsonAsync($"/api/jobs/{jobId}/history"))["epochs"]!.AsArray()[^1]!;
+
+    [Fact]
+    public async Task An_mlp_with_validation_early_stopping_and_a_schedule_trains_and_reports_every_field()
+    {
+        var done = await TrainAsync(new
+        {
+            datasetId = await BlobsAsync(), target = "species",
+            model = new { type = "mlp", hiddenLayers = new[] { 16, 8 }, activation = "gelu", dropout = 0.1 },
+            loss = new { name = "cross_entropy", label_smoothing = 0.05 },
+            optimizer = new { name = "adamw", learningRate = 0.02, gradientClipNorm = 5.0 },
+            schedule = new { name = "cosine", warmupEpochs = 2 },
+            epochs = 40, batchSize = 16, validation = new { fraction = 0.2 },
+            earlyStopping = new { monitor = "valLoss", patience = 4, minDelta = 0.001 },
+            regularization = new { l2 = 0.0001 },
+        });
+        var epoch = await LastEpochAsync(done.Id());
+
+        Assert.Contains((string?)done["stopReason"], new[] { "completed", "early_stopped" });
+        foreach (var field in new[] { "trainLoss", "valLoss", "regularizationLoss", "learningRate", "gradientNorm", "durationMs", "samplesPerSecond" })
+        {
+            Assert.NotNull(epoch[field]);
+        }
+        Assert.True((double)epoch["metrics"]!["accuracy"]! >= 0.95);
+        Assert.NotNull(epoch["metrics"]!["macroF1"]);
+        Assert.True((double)epoch["regularizationLoss"]! > 0);
+        Assert.Equal(240, (int)done["data"]!["trainRows"]!);
+        Assert.Equal(60, (int)done["data"]!["validationRows"]!);
+    }
+
+    [Fact]
+    public async Task Logistic_regression_on_words_yes_and_no_reports_binary_metrics_and_predicts_a_probability()
+    {
+        var done = await TrainAsync(new
+        {
+            datasetId = await BinaryAsync(), target = "churned", features = new[] { "score", "group" },
+            loss = new { name = "bce_with_logits" }, classWeights = "balanced",
+            optimizer = new { name = "adam", learningRate = 0.05 }, epochs = 30, batchSize = 16, validation = new { fraction = 0.2 },
+        });
+        var metrics = (await LastEpochAsync(done.Id()))["metrics"]!;
+        var prediction = await Api.ReadAsync(await _client.PostAsJsonAsync($"/api/jobs/{done.Id()}/predict",
+            new { rows = new object[] { new { score = 1.8, group = "a" }, new { score = -1.5, group = "b" } } }), HttpStatusCode.OK);
+
+        Assert.Equal(["no", "yes"], done["data"]!["labels"]!.AsArray().Select(l => (string)l!));
+        Assert.Equal(2, done["data"]!["classWeights"]!.AsArray().Count);
+        foreach (var name in new[] { "accuracy", "precision", "recall", "f1", "auc" })
+        {
+            Assert.NotNull(metrics[name]);
+        }
+        Assert.True((double)metrics["auc"]! > 0.95);
+        var predictions = prediction["predictions"]!.AsArray();
+        Assert.Equal("yes", (string?)predictions[0]!["label"]);
+        Assert.True((double)predictions[0]!["probability"]! > 0.5);
+        Assert.Equal("no", (string?)predictions[1]!["label"]);
+    }
+
+    [Fact]
+    public async Task Kl_div_trains_on_probability_columns_and_predicts_a_distribution()
+    {
+        var done = await TrainAsync(new
+        {
+            datasetId = await DistributionAsync(), target = new[] { "p_a", "p_b", "p_c" }, loss = "kl_div",
+            optimizer = new { name = "adam", learningRate = 0.05 }, epochs = 20, batchSize = 16,
+        });
+        var prediction = await Api.ReadAsync(await _client.PostAsJsonAsync($"/api/jobs/{done.Id()}/predict",
+            new { rows = new[] { new { u = 0.9, v = 0.1 } } }), HttpStatusCode.OK);
+
+        var probabilities = prediction["predictions"]![0]!["probabilities"]!.AsObject();
+        Assert.Equal(["p_a", "p_b", "p_c"], probabilities.Select(p => p.Key));
+        Assert.Equal(1.0, probabilities.Sum(p => (double)p.Value!), 5);
+        Assert.True((double)probabilities["p_a"]! > (double)probabilities["p_b"]!);
+        Assert.True((double)done["summary"]!["lastTrainLoss"]! < 0.05);
+    }
+
+    [Fact]
+    public async Task A_combined_loss_trains_a_regression()
+    {
+        var done = await TrainAsync(new
+        {
+            datasetId = await LinearAsync(), target = "y",
+            loss = new { terms = new object[] { new { name = "huber", weight = 1.0, delta = 0.5 }, new { name = "l1", weight = 0.5 } } },
+            optimizer = new { name = "rmsprop", learningRate = 0.01 }, epochs = 10, batchSize = 16, validation = new { fraction = 0.25 },
+        });
+        var metrics = (await LastEpochAsync(done.Id()))["metrics"]!;
+
+        Assert.True((double)metrics["r2"]! > 0.9);
+        Assert.NotNull(metrics["rmse"]);
+        Assert.NotNull(metrics["mae"]);
+    }
+
+    [Fact]
+    public async Task The_same_spec_and_seed_give_identical_histories_and_a_missing_seed_is_generated_and_reported()
+    {
+        object Spec(int? seed) => new
+        {
+            datasetId = _blobs ?? "", target = "species", model = new { type = "mlp", hiddenLayers = new[] { 8 }, dropout = 0.2 },
+            loss = "cross_entropy", optimizer = new { name = "sgd", learningRate = 0.05, momentum = 0.9, nesterov = true },
+            epochs = 4, batchSize = 16, validation = new { fraction = 0.2 }, seed,
+        };
+        await BlobsAsync();
+        var first = await TrainAsync(Spec(7));
+        var second = await TrainAsync(Spec(7));
+        var generated = await _client.SubmitAsync(Spec(null));
+
+        static string Losses(JsonNode history) => string.Join(";", history["epochs"]!.AsArray()
+            .Select(e => $"{e!["trainLoss"]}|{e["valLoss"]}|{e["metrics"]!.ToJsonString()}|{e["learningRate"]}|{e["gradientNorm"]}"));
+        Assert.Equal(Losses(await _client.GetJsonAsync($"/api/jobs/{first.Id()}/history")),
+            Losses(await _client.GetJsonAsync($"/api/jobs/{second.Id()}/history")));
+        Assert.NotNull(generated["seed"]);
+        Assert.Equal((int)generated["seed"]!, (int)generated["spec"]!["seed"]!);
+        await _client.WaitForEndAsync(generated.Id());
+    }
+
+    [Fact]
+    public async Task The_model_document_has_weights_and_order_and_an_etag()
+    {
+        var done = await TrainAsync(new
+        {
+            datasetId = await BlobsAsync(), target = "species", model = new { type = "mlp", hiddenLayers = new[] { 5 } },
+            loss = "cross_entropy", epochs = 2,
+        });
+
+        var response = await _client.GetAsync($"/api/jobs/{done.Id()}/model");
+        var model = await Api.ReadAsync(response, HttpStatusCode.OK);
+        var conditional = new HttpRequestMessage(HttpMethod.Get, $"/api/jobs/{done.Id()}/model");
+        conditional.Headers.IfNoneMatch.Add(response.Headers.ETag!);
+
+        Assert.Equal(["width (cm)", "höhe"], model["features"]!.AsArray().Select(f => (string)f!["column"]!));
+        Assert.Equal(["setosa", "versicolor", "virginica"], model["labels"]!.AsArray().Select(l => (string)l!));
+        var layers = model["layers"]!.AsArray();
+        Assert.Equal(2, layers.Count);
+        Assert.Equal(2, layers[0]!["weights"]!.AsArray().Count);
+        Assert.Equal(5, layers[0]!["weights"]![0]!.AsArray().Count);
+        Assert.Equal(3, layers[1]!["bias"]!.AsArray().Count);
+        Assert.Equal(HttpStatusCode.NotModified, (await _client.SendAsync(conditional)).StatusCode);
+    }
+
+    [Fact]
+    public async Task Predict_reports_missing_and_extra_columns_and_notes_imputations_and_unseen_categories()
+    {
+        var done = await TrainAsync(new
+        {
+            datasetId = await BinaryAsync(), target = "churned", features = new[] { "score", "group" }, loss = "bce_with_logits", epochs = 2,
+        });
+        string url = $"/api/jobs/{done.Id()}/predict";
+
+        await (await _client.PostAsJsonAsync(url, new { rows = new[] { new { score = 1.0 } } }))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "predict.missing_column", "rows[0].group");
+        await (await _client.PostAsJsonAsync(url, new { rows = new[] { new { score = 1.0, group = "a", colour = "red" } } }))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "predict.unknown_column", "rows[0].colour");
+        await (await _client.PostAsJsonAsync(url, new { rows = new[] { new { score = "high", group = "a" } } }))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "predict.invalid_value", "rows[0]");
+        await (await _client.PostAsJsonAsync(url, new { rows = Array.Empty<object>() })).AssertProblemAsync(HttpStatusCode.BadRequest, "predict.empty", "rows");
+        var noted = await Api.ReadAsync(await _client.PostAsJsonAsync(url, new { rows = new object?[] { new { score = (double?)null, group = "zebra" } } }),
+            HttpStatusCode.OK);
+        var notes = noted["predictions"]![0]!["notes"]!.AsArray().Select(n => (string)n!).ToList();
+        Assert.Contains(notes, n => n.StartsWith("score: missing, imputed"));
+        Assert.Contains(notes, n => n.Contains("'zebra' was not in the training data"));
+    }
+
+    [Fact]
+    public async Task A_job_without_a_model_yet_answers_409_for_model_and_predict()
+    {
+        var job = await LongJobs.StartAsync(_client);
+        try
+        {
+            await (await _client.GetAsync($"/api/jobs/{job.Id()}/model")).AssertProblemAsync(HttpStatusCode.Conflict, "job.no_model");
+            await (await _client.GetAsync($"/api/jobs/{Guid.NewGuid()}/model")).AssertProblemAsync(HttpStatusCode.NotFound, "job.not_found");
+        }
+        finally
+        {
+            await LongJobs.EndAsync(_client, job.Id());
+        }
+    }
+
+    public static TheoryData<string, string, string> BadSpecs => new()
+    {
+        { """{"epochs": 0}""", "job.epochs_out_of_range", "epochs" },
+        { """{"epochs": 2001}""", "job.epochs_out_of_range", "epochs" },
+        { """{"batchSize": 0}""", "job.batch_size_out_of_range", "batchSize" },
+        { """{"optimizer": {"name": "adam", "learningRate": 0}}""", "job.invalid_learning_rate", "optimizer.learningRate" },
+        { """{"optimizer": {"name": "adam", "learningRate": -0.1}}""", "job.invalid_learning_rate", "optimizer.learningRate" },
+        { """{"optimizer": {"name": "adagrad"}}""", "job.unknown_optimizer", "optimizer.name" },
+        { """{"schedule": {"name": "triangular"}}""", "job.unknown_schedule", "schedule.name" },
+        { """{"model": {"type": "mlp", "hiddenLayers": [8], "activation": "swish"}}""", "job.unknown_activation", "model.activation" },
+        { """{"model": {"type": "mlp", "hiddenLayers": []}}""", "job.invalid_hidden_layers", "model.hiddenLayers" },
+        { """{"model": {"type": "mlp", "hiddenLayers": [8, 513]}}""", "job.invalid_hidden_layers", "model.hiddenLayers[1]" },
+        { """{"model": {"type": "forest"}}""", "job.unknown_model", "model.type" },
+        { """{"validation": {"fraction": 0}}""", "job.invalid_validation_fraction", "validation.fraction" },
+        { """{"validation": {"fraction": 0.95}}""", "job.invalid_validation_fraction", "validation.fraction" },
+        { """{"earlyStopping": {"patience": 3}}""", "job.early_stopping_needs_validation", "earlyStopping" },
+        { """{"missing": "guess"}""", "job.invalid_missing_policy", "missing" },
+        { """{"maxRuntime": "40.00:00:00"}""", "job.invalid_max_runtime", "maxRuntime" },
+        { """{"loss": {"name": "huber", "delta": 0}}""", "loss.parameter_out_of_range", "loss.delta" },
+        { """{"loss": {"name": "huber", "dleta": 1}}""", "loss.unknown_parameter", "loss.dleta" },
+        { """{"loss": {"name": "hubber"}}""", "loss.unknown", "loss.name" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadSpecs))]
+    public async Task A_bad_spec_is_refused_at_submit_naming_the_field(string overrides, string code, string field)
+    {
+        var spec = JsonNode.Parse($$"""{"datasetId": "{{await LinearAsync()}}", "target": "y", "loss": "mse", "epochs": 1}""")!.AsObject();
+        foreach (var (key, value) in JsonNode.Parse(overrides)!.AsObject())
+        {
+            spec[key] = value?.DeepClone();
+        }
+
+        var response = await _client.PostAsync("/api/jobs", new StringContent(spec.ToJsonString(), Encoding.UTF8, "application/json"));
+
+        await response.AssertProblemAsync(HttpStatusCode.BadRequest, code, field);
+    }
+
+    [Theory]
+    [InlineData("cross_entropy", "y", "job.loss_target_mismatch")]      // a continuous target
+    [InlineData("bce_with_logits", "species", "job.loss_target_mismatch")] // three classes
+    [InlineData("kl_div", "species", "job.loss_target_mismatch")]       // no probability columns
+    [InlineData("mse", "species", "job.loss_target_mismatch")]          // words
+    public async Task A_loss_that_does_not_fit_the_target_is_refused_naming_both(string loss, string target, string code)
+    {
+        string dataset = target == "y" ? await LinearAsync() : await BlobsAsync();
+
+        var response = await _client.PostAsJsonAsync("/api/jobs", new { datasetId = dataset, target, loss, epochs = 1 });
+
+        var problem = await response.AssertProblemAsync(HttpStatusCode.UnprocessableEntity, code, "loss");
+        Assert.Equal(loss, (string?)problem["loss"]);
+        Assert.Contains(target, problem["target"]!.AsArray().Select(t => (string)t!));
+    }
+
+    [Fact]
+    public async Task A_target_with_a_single_class_is_refused()
+    {
+        var dataset = await _client.UploadAsync("x,label\n1,cat\n2,cat\n3,cat\n");
+
+        var response = await _client.PostAsJsonAsync("/api/jobs", new { datasetId = dataset.Id(), target = "label", loss = "cross_entropy", epochs = 1 });
+
+        await response.AssertProblemAsync(HttpStatusCode.UnprocessableEntity, "job.single_class_target", "target");
+    }
+
+    [Fact]
+    public async Task Feature_columns_must_exist_be_usable_and_not_be_the_target()
+    {
+        var dataset = await _client.UploadAsync(
+            "x,note,y\n" + string.Join("\n", Enumerable.Range(0, 30).Select(i => $"{i},word{i},{i * 2}")) + "\n");
+        async Task Refused(object features, string code, string field)
+        {
+            var response = await _client.PostAsJsonAsync("/api/jobs", new { datasetId = dataset.Id(), target = "y", features, loss = "mse", epochs = 1 });
+            await response.AssertProblemAsync(HttpStatusCode.UnprocessableEntity, code, field);
+        }
+
+        await Refused(new[] { "x", "z" }, "job.unknown_column", "features[1]");
+        await Refused(new[] { "note" }, "job.unusable_column", "features[0]");
+        await Refused(new[] { "x", "y" }, "job.target_in_features", "features[1]");
+    }
+
+    [Fact]
+    public async Task Class_weights_must_name_real_classes()
+    {
+        var response = await _client.PostAsJsonAsync("/api/jobs", new
+        {
+            datasetId = await BlobsAsync(), target = "species", loss = "cross_entropy", epochs = 1,
+            classWeights = new Dictionary<string, double> { ["setosa"] = 2, ["daisy"] = 1 },
+        });
+
+        await response.AssertProblemAsync(HttpStatusCode.BadRequest, "job.invalid_class_weights", "classWeights.daisy");
+    }
+}
