@@ -23,12 +23,18 @@ public sealed record HistoryResponse
 {
     public required Guid JobId { get; init; }
     public required string Status { get; init; }
+    /// <summary>Why the job ended, once it has (completed, early_stopped, cancelled, timeout, diverged, error).</summary>
+    public string? StopReason { get; init; }
+    /// <summary>The failure, for a failed job.</summary>
+    public Jobs.JobFailure? Failure { get; init; }
     public required bool Sampled { get; init; }
     public required int EpochsCompleted { get; init; }
     public required int TotalEpochs { get; init; }
     public required IReadOnlyList<EpochResponse> Epochs { get; init; }
-    /// <summary>Pass as afterEpoch to read on (null when there is nothing after this page yet).</summary>
-    public int? NextAfterEpoch { get; init; }
+    /// <summary>
+    /// Pass as afterEpoch to read on: the last epoch returned, or the afterEpoch asked for when nothing new was returned.
+    /// </summary>
+    public required int NextAfterEpoch { get; init; }
     public required bool HasMore { get; init; }
 }
 

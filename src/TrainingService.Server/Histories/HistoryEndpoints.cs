@@ -61,7 +61,7 @@ public static class HistoryEndpoints
         {
             return ETags.NotModified(response, etag);
         }
-        var job = await JobState(store, id, cancellationToken);
+        var job = await store.StateAsync(id, cancellationToken);
         response.Headers.ETag = etag;
         response.Headers.CacheControl = "no-cache";
         if (csv)
@@ -77,6 +77,8 @@ public static class HistoryEndpoints
             {
                 JobId = id,
                 Status = job.Status,
+                StopReason = job.StopReason,
+                Failure = job.Failure,
                 Sampled = sampled.Count < all.Count,
                 EpochsCompleted = job.EpochsCompleted,
                 TotalEpochs = job.TotalEpochs,
@@ -95,6 +97,8 @@ public static class HistoryEndpoints
         {
             JobId = id,
             Status = job.Status,
+            StopReason = job.StopReason,
+            Failure = job.Failure,
             Sampled = false,
             EpochsCompleted = job.EpochsCompleted,
             TotalEpochs = job.TotalEpochs,
@@ -134,7 +138,7 @@ public static class HistoryEndpoints
             while (!cancellationToken.IsCancellationRequested)
             {
                 // Status first, then epochs: a job seen as ended has all its epochs committed already.
-                var job = await JobState(store, id, cancellationToken);
+                var job = await store.StateAsync(id, cancellationToken);
                 List<EpochResponse> epochs;
                 do
                 {
@@ -148,7 +152,7 @@ public static class HistoryEndpoints
                 while (epochs.Count == 500);
                 if (JobStatus.IsTerminal(job.Status))
                 {
-                    var end = new { jobId = id, status = job.Status, stopReason = job.StopReason, epochsCompleted = job.EpochsCompleted };
+                    var end = new { jobId = id, status = job.Status, stopReason = job.StopReason, failure = job.Failure, epochsCompleted = job.EpochsCompleted };
                     await response.WriteAsync($"event: end\ndata: {JsonSerializer.Serialize(end, ApiJson.Options)}\n\n", cancellationToken);
                     await response.Body.FlushAsync(cancellationToken);
                     break;
@@ -238,13 +242,6 @@ public static class HistoryEndpoints
         return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value >= min && value <= max;
     }
 
-    private sealed record JobRow(string Status, string? StopReason, int EpochsCompleted, int TotalEpochs);
-
-    private static async Task<JobRow> JobState(JobStore store, Guid id, CancellationToken cancellationToken)
-    {
-        var state = await store.StateAsync(id, cancellationToken);
-        return new JobRow(state.Status, state.StopReason, state.EpochsCompleted, state.TotalEpochs);
-    }
 
     /// <summary>The whole history as CSV, streamed row by row; never sampled. Non-finite values are written NaN / Infinity / -Infinity.</summary>
     private sealed class CsvHistoryResult(HistoryReader reader, Guid id) : IResult

@@ -52,8 +52,10 @@ public static class JobQueue
                 options.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}";
                 options.Queues = [TrainingJob.Queue];
                 options.WorkerCount = worker.WorkerCount;
-                options.StopTimeout = worker.ShutdownTimeout;
-                options.ShutdownTimeout = worker.ShutdownTimeout + TimeSpan.FromSeconds(5);
+                // StopTimeout is when a stopping server fires the running job's token: at once, so training stops at the
+                // next batch and the job is requeued; ShutdownTimeout bounds how long the server then waits for it.
+                options.StopTimeout = TimeSpan.FromMilliseconds(500);
+                options.ShutdownTimeout = worker.ShutdownTimeout;
                 options.CancellationCheckInterval = TimeSpan.FromSeconds(1);
                 options.SchedulePollingInterval = TimeSpan.FromSeconds(5);
             });

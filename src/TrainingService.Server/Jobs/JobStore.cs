@@ -6,6 +6,9 @@ using TrainingService.Server.Infrastructure;
 
 namespace TrainingService.Server.Jobs;
 
+/// <summary>What the history endpoints say about their job.</summary>
+public sealed record JobState(string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure);
+
 /// <summary>A job's failure as stored.</summary>
 public sealed record FailureInfo(string Code, string Message, int? Epoch = null);
 
@@ -198,16 +201,19 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
     }
 
     /// <summary>Status and progress fields of a job (the history endpoints' header), or throws if it is gone.</summary>
-    public async Task<(string Status, string? StopReason, int EpochsCompleted, int TotalEpochs)> StateAsync(Guid id, CancellationToken cancellationToken)
+    public async Task<JobState> StateAsync(Guid id, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT status, stop_reason, epochs_completed, total_epochs FROM jobs WHERE id = @id");
+        await using var command = dataSource.CreateCommand(
+            "SELECT status, stop_reason, epochs_completed, total_epochs, failure_code, failure_message, failure_epoch FROM jobs WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
             throw new ApiProblemException(StatusCodes.Status404NotFound, "job.not_found", $"No job {id}.");
         }
-        return (reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3));
+        return new JobState(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3),
+            reader.IsDBNull(4) ? null : new JobFailure(reader.GetString(4), reader.IsDBNull(5) ? "" : reader.GetString(5),
+                reader.IsDBNull(6) ? null : reader.GetInt32(6)));
     }
 
     /// <summary>The job's status, or null.</summary>

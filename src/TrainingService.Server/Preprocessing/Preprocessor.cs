@@ -19,6 +19,8 @@ public sealed record DataSummary
     public required IReadOnlyList<string> TargetColumns { get; init; }
     public IReadOnlyList<string>? Labels { get; init; }
     public IReadOnlyList<double>? ClassWeights { get; init; }
+    /// <summary>The metrics each history row of this job carries.</summary>
+    public required IReadOnlyList<string> Metrics { get; init; }
 }
 
 /// <summary>Training and validation matrices, the fitted pipeline, and the resolved class weights.</summary>
@@ -87,6 +89,7 @@ public static class Preprocessor
             TargetColumns = plan.Target.Columns,
             Labels = plan.Target.Labels,
             ClassWeights = classWeights,
+            Metrics = TrainingService.Compute.Training.Metrics.Names(plan.OutputKind),
         };
         return new PreparedData(train, validation, pipeline, summary, classWeights);
     }
