@@ -1,0 +1,113 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using TrainingService.Server.Tests.Infrastructure;
+
+namespace TrainingService.Server.Tests;
+
+/// <summary>
+/// The scale-out story with real processes: an API process and separate worker processes sharing one PostgreSQL, each
+/// test on its own database. Notifications cross processes only through the database.
+/// </summary>
+[Collection(ServiceTests.Name)]
+public sealed class MultiProcessTests
+{
+    private static readonly TimeSpan Startup = TimeSpan.FromSeconds(90);
+
+    [Fact]
+    public async Task An_api_process_streams_epochs_that_a_separate_worker_process_writes()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var api = ServerProcess.Start("api", database.ConnectionString);
+        await api.WaitReadyAsync(Startup);
+        var dataset = await api.Client.UploadAsync(TestData.Linear(2000, seed: 51));
+        var job = await api.Client.SubmitAsync(TestData.LinearSpec(dataset.Id(), epochs: 6, batchSize: 8, learningRate: 0.001));
+
+        // The API process runs no jobs: the job waits for a worker.
+        await Task.Delay(1500);
+        Assert.Equal("queued", (string?)(await api.Client.GetJsonAsync($"/api/jobs/{job.Id()}"))["status"]);
+
+        var stream = SseClient.ReadAsync(api.Client, $"/api/jobs/{job.Id()}/history/stream", null, e => e.Event == "end", TimeSpan.FromSeconds(120));
+        await using var worker = ServerProcess.Start("worker", database.ConnectionString);
+        var (events, _) = await stream;
+
+        Assert.Equal(Enumerable.Range(1, 6), events.Where(e => e.Event == "epoch").Select(e => int.Parse(e.Id!)));
+        Assert.Equal("end", events[^1].Event);
+        Assert.Equal("succeeded", (string?)JsonNode.Parse(events[^1].Data)!["status"]);
+        var done = await api.Client.GetJsonAsync($"/api/jobs/{job.Id()}");
+        Assert.Contains("ILGPU CPU accelerator", (string?)done["device"]);
+    }
+
+    [Fact]
+    public async Task A_job_whose_worker_dies_is_resumed_by_another_and_ends_as_if_uninterrupted()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var api = ServerProcess.Start("api", database.ConnectionString);
+        await api.WaitReadyAsync(Startup);
+        var dataset = await api.Client.UploadAsync(TestData.Blobs(3000, seed: 52));
+        object Spec() => new
+        {
+            datasetId = dataset.Id(), target = "species", model = new { type = "mlp", hiddenLayers = new[] { 16 }, dropout = 0.1 },
+            loss = "cross_entropy", optimizer = new { name = "adam", learningRate = 0.003 }, schedule = new { name = "step", stepSize = 3, gamma = 0.5 },
+            epochs = 12, batchSize = 4, seed = 8, validation = new { fraction = 0.2 },
+        };
+
+        var interrupted = await api.Client.SubmitAsync(Spec());
+        var first = ServerProcess.Start("worker", database.ConnectionString);
+        await WaitForEpochAsync(api.Client, interrupted.Id(), 3);
+        first.Kill();
+        await first.DisposeAsync();
+        await using var second = ServerProcess.Start("worker", database.ConnectionString);
+        var resumed = await api.Client.WaitForEndAsync(interrupted.Id(), 240);
+
+        var reference = await api.Client.SubmitAsync(Spec());
+        var uninterrupted = await api.Client.WaitForEndAsync(reference.Id(), 240);
+
+        Assert.Equal("succeeded", (string?)resumed["status"]);
+        Assert.Contains(resumed["transitions"]!.AsArray(), t => (string?)t!["status"] == "running");
+        var resumedHistory = await api.Client.GetJsonAsync($"/api/jobs/{interrupted.Id()}/history");
+        var referenceHistory = await api.Client.GetJsonAsync($"/api/jobs/{reference.Id()}/history");
+        Assert.Equal(Enumerable.Range(1, 12), resumedHistory["epochs"]!.AsArray().Select(e => (int)e!["epoch"]!));
+        Assert.Equal(Losses(referenceHistory), Losses(resumedHistory));
+        var resumedModel = await api.Client.GetJsonAsync($"/api/jobs/{interrupted.Id()}/model");
+        var referenceModel = await api.Client.GetJsonAsync($"/api/jobs/{reference.Id()}/model");
+        Assert.Equal(referenceModel["layers"]!.ToJsonString(), resumedModel["layers"]!.ToJsonString());
+        Assert.Equal("succeeded", (string?)uninterrupted["status"]);
+    }
+
+    [Fact]
+    public async Task An_invalid_setting_stops_the_process_at_start_naming_the_setting()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = ServerProcess.Start("worker", database.ConnectionString, new Dictionary<string, string> { ["Worker:WorkerCount"] = "0" });
+
+        int exit = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.NotEqual(0, exit);
+        Assert.Contains("WorkerCount", server.Output);
+    }
+
+    [Fact]
+    public async Task An_unknown_role_stops_the_process_at_start()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = ServerProcess.Start("janitor", database.ConnectionString);
+
+        int exit = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.NotEqual(0, exit);
+        Assert.Contains("Service:Role", server.Output);
+    }
+
+    private static string Losses(JsonNode history) => string.Join(";", history["epochs"]!.AsArray()
+        .Select(e => $"{e!["epoch"]}|{e["trainLoss"]}|{e["valLoss"]}|{e["learningRate"]}|{e["gradientNorm"]}|{e["metrics"]!.ToJsonString()}"));
+
+    private static async Task WaitForEpochAsync(HttpClient client, string jobId, int epoch)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(180);
+        while ((int)(await client.GetJsonAsync($"/api/jobs/{jobId}"))["epochsCompleted"]! < epoch)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"job {jobId} did not reach epoch {epoch}");
+            await Task.Delay(50);
+        }
+    }
+}
