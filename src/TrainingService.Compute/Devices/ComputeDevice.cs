@@ -24,8 +24,9 @@ public enum DeviceKind
 /// <remarks>
 /// One instance per process: a context costs ~100 ms, each CPU accelerator owns OS threads, and
 /// ILGPU's own kernel cache holds only weak references, so loaded kernels are kept here.
-/// The CPU accelerator is created as <c>CPUDevice(2, 1, cores)</c>: on ILGPU 1.5.3 a few two-thread
-/// groups that loop over the data (grid-stride) run ~150× faster than one logical thread per element.
+/// The CPU accelerator is created as <c>CPUDevice(2, 1, cores / 2)</c>, one thread per core: on ILGPU 1.5.3 a few
+/// two-thread groups that loop over the data (grid-stride) run ~150× faster than one logical thread per element, and
+/// with no more threads than cores each of a training step's many small launches synchronises fewer threads.
 /// Launches on one accelerator are not safe to interleave from several threads, so every caller
 /// takes <see cref="AcquireAsync"/> around a launch sequence.
 /// </remarks>
@@ -67,11 +68,11 @@ public sealed partial class ComputeDevice : IDisposable
 
     /// <summary>Creates the context and accelerator for <paramref name="kind"/>.</summary>
     /// <param name="kind">The accelerator to use.</param>
-    /// <param name="cpuGroups">Groups of the CPU accelerator; defaults to the processor count.</param>
+    /// <param name="cpuGroups">Two-thread groups of the CPU accelerator; defaults to half the processor count (at least 1).</param>
     public static ComputeDevice Create(DeviceKind kind = DeviceKind.Auto, int? cpuGroups = null)
     {
         var cpu = new CPUDevice(numThreadsPerWarp: 2, numWarpsPerMultiprocessor: 1,
-            numMultiprocessors: cpuGroups ?? Environment.ProcessorCount);
+            numMultiprocessors: cpuGroups ?? Math.Max(1, Environment.ProcessorCount / 2));
         var context = Context.Create(builder =>
         {
             builder.CPU(cpu).EnableAlgorithms().Optimize(OptimizationLevel.O2);

@@ -134,6 +134,10 @@ public sealed class Trainer : IDisposable
                     metrics = Metrics.Compute(_spec.OutputKind, _spec.OutputTransform, outputs, _validation!.Targets,
                         _validation.Rows, _layout.Outputs);
                 }
+                else if (!_spec.TrainingSetMetrics)
+                {
+                    metrics = [];
+                }
                 else
                 {
                     using var trainSet = new EvaluationSet(_train, _trainX, _trainY, _trainWeights);

@@ -43,6 +43,11 @@ public sealed record TrainerSpec(NetworkLayout Network, CombinedLoss Loss, Optim
     public int CheckpointEvery { get; init; } = 1;
     /// <summary>Rows per launch when evaluating (validation, metrics).</summary>
     public int EvaluationChunk { get; init; } = 4096;
+    /// <summary>
+    /// Without a validation split, compute metrics on the training set after each epoch (an extra forward pass over it).
+    /// Benchmarks comparing bare training passes turn it off.
+    /// </summary>
+    public bool TrainingSetMetrics { get; init; } = true;
 }
 
 /// <summary>Rows of preprocessed features and targets.</summary>

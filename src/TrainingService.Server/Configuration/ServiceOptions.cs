@@ -61,7 +61,7 @@ public sealed class ComputeOptions
     /// <summary><c>auto</c> (CUDA when present, else CPU), <c>cpu</c> or <c>cuda</c>.</summary>
     public DeviceKind Device { get; set; } = DeviceKind.Auto;
 
-    /// <summary>Groups of the CPU accelerator (default: the processor count).</summary>
+    /// <summary>Two-thread groups of the CPU accelerator (default: half the processor count, one thread per core).</summary>
     [Range(1, 256)]
     public int? CpuGroups { get; set; }
 }
