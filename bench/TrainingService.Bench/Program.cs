@@ -1,16 +1,24 @@
 using TrainingService.Bench;
 
+// Benchmarks are commands, not tests: each prints its numbers beside a baseline measured in the same run.
+// scripts/bench.sh <command> builds in Release, starts what the command needs, and runs it.
 return args.FirstOrDefault() switch
 {
     "train" => await TrainBenchmark.RunAsync(args[1..]),
     "losses" => LossBenchmark.Run(args[1..]),
+    "upload" => await UploadBenchmark.RunAsync(args[1..]),
+    "service" => await ServiceBenchmark.RunAsync(args[1..]),
     "profile" => KernelProfile.Run(),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: TrainingService.Bench train [--epochs N] [--rows N]");
-    Console.Error.WriteLine("       TrainingService.Bench losses [--sizes 1000000,10000000] [--classes 10] [--repeats 5]");
+    Console.Error.WriteLine("usage: TrainingService.Bench <command>");
+    Console.Error.WriteLine("  train   [--epochs 3] [--rows 100000] [--cpu-groups N]  reference MLP workload vs TensorFlow.js (wasm)");
+    Console.Error.WriteLine("  losses  [--sizes 1000000,10000000] [--classes 10] [--repeats 5]  loss kernels vs parallel SIMD C# and memcpy");
+    Console.Error.WriteLine("  upload  [--size-mb 500]  CSV upload end to end vs Sep parsing alone, server peak memory");
+    Console.Error.WriteLine("  service [--duration 30] [--connections 64]  pickup, epoch time, SSE latency, history polling with wrk");
+    Console.Error.WriteLine("  profile  per-kernel times of one training step of the reference MLP");
     return 2;
 }

@@ -18,7 +18,9 @@ internal sealed class ColumnAccumulator
 
     private long _missing, _count;
     private bool _allNumeric = true, _allIntegral = true, _allBoolean = true, _allDates = true;
-    private double _mean, _m2, _min = double.PositiveInfinity, _max = double.NegativeInfinity;
+    // Mean and variance from sums shifted by the first value: no division per cell, and no cancellation when the
+    // values are large compared with their spread.
+    private double _shift = double.NaN, _sum, _sumSquares, _min = double.PositiveInfinity, _max = double.NegativeInfinity;
     private readonly Dictionary<double, long> _numberCounts = [];
     private readonly Dictionary<string, long> _textCounts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long>.AlternateLookup<ReadOnlySpan<char>> _textLookup;
@@ -38,8 +40,6 @@ internal sealed class ColumnAccumulator
     public string Name { get; }
     public int Index { get; }
     public int Rows { get; private set; }
-    /// <summary>Characters buffered for the current chunk (the importer flushes on a budget).</summary>
-    public int BufferedChars => _textLength;
 
     /// <summary>Adds one cell (already unquoted). A number already parsed by the reader can be passed in.</summary>
     public void Add(ReadOnlySpan<char> cell, double? parsed = null)
@@ -59,9 +59,13 @@ internal sealed class ColumnAccumulator
             _numbers[row] = number;
             if (_allNumeric)
             {
-                double delta = number - _mean;
-                _mean += delta / _count;
-                _m2 += delta * (number - _mean);
+                if (double.IsNaN(_shift))
+                {
+                    _shift = number;
+                }
+                double shifted = number - _shift;
+                _sum += shifted;
+                _sumSquares += shifted * shifted;
                 _min = Math.Min(_min, number);
                 _max = Math.Max(_max, number);
                 _allIntegral &= number == Math.Floor(number);
@@ -148,7 +152,8 @@ internal sealed class ColumnAccumulator
             Distinct = distinct,
             DistinctCapped = _distinctCapped,
             Stats = type == ColumnType.Numeric && _count > 0
-                ? new NumericStats(_min, _max, _mean, _count > 1 ? Math.Sqrt(_m2 / (_count - 1)) : 0)
+                ? new NumericStats(_min, _max, _shift + _sum / _count,
+                    _count > 1 ? Math.Sqrt(Math.Max(0, (_sumSquares - _sum * _sum / _count) / (_count - 1))) : 0)
                 : null,
             Integral = type == ColumnType.Numeric && _count > 0 ? _allIntegral : null,
             Values = values,

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Text;
+using System.Threading.Channels;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using nietras.SeparatedValues;
@@ -25,6 +26,10 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     private const int CellBudget = 4_000_000;
     private const int CharBudget = 16_000_000;
 
+    // Large reads: each read of the request body goes through Kestrel's pipe, so few big reads beat many small ones.
+    private const int ReadBufferBytes = 1 << 16;
+    private static readonly Encoding Utf8WithoutBom = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
+
     public async Task<ImportResult> ImportAsync(Stream body, string name, char? delimiter, CancellationToken cancellationToken)
     {
         var settings = options.Value;
@@ -34,81 +39,42 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
 
         using var reader = await OpenReaderAsync(upload, delimiter, cancellationToken);
-        await using var rows = reader.GetAsyncEnumerator(cancellationToken);
         // The header is read as a row (HasHeader = false) so duplicate and empty names get our own, precise errors.
-        if (!await rows.MoveNextAsync())
+        if (!await reader.MoveNextAsync(cancellationToken))
         {
             throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.empty", "The file is empty: a header row is required.");
         }
-        var names = ReadHeader(rows.Current, settings);
+        var names = ReadHeader(reader.Current, settings);
         int chunkRows = Math.Clamp(CellBudget / names.Length, 16, settings.ChunkRows);
         var columns = names.Select((n, i) => new ColumnAccumulator(n, i, chunkRows, settings.MaxCategories)).ToArray();
         var datasetId = Guid.CreateVersion7();
-        var preview = new List<string?[]>();
-        long rowCount = 0;
-        int chunks = 0;
-        var cell = new StringBuilder();
+        (long Rows, List<string?[]> Preview) parsed;
 
         await using (var copy = await connection.BeginBinaryImportAsync(
             "COPY dataset_chunks (dataset_id, column_index, chunk_index, row_count, encoding, data) FROM STDIN (FORMAT BINARY)",
             cancellationToken))
         {
-            while (await rows.MoveNextAsync())
+            // Parsing and writing overlap: full chunks go through a short queue to a task that streams them to COPY,
+            // so PostgreSQL ingests one chunk while the next is parsed. The queue bounds memory to a few chunks.
+            var queue = Channel.CreateBounded<EncodedChunk[]>(new BoundedChannelOptions(2) { SingleReader = true, SingleWriter = true });
+            var writer = WriteChunksAsync(copy, datasetId, queue, cancellationToken);
+            try
             {
-                var row = rows.Current;
-                if (row.ColCount == 1 && row[0].Span.IsEmpty)
-                {
-                    continue; // a blank line is not a record
-                }
-                if (row.ColCount != columns.Length)
-                {
-                    // A stray or unclosed quote swallows separators; report the cause, not the symptom.
-                    for (int c = 0; c < row.ColCount; c++)
-                    {
-                        if (row[c].Span.Contains('"'))
-                        {
-                            Unquote(row[c].Span, cell, row.LineNumberFrom, c);
-                        }
-                    }
-                    throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.ragged_row",
-                        $"Line {row.LineNumberFrom} has {row.ColCount} fields; the header has {columns.Length}.", null,
-                        new Dictionary<string, object?> { ["line"] = row.LineNumberFrom, ["expected"] = columns.Length, ["actual"] = row.ColCount });
-                }
-                string?[]? previewRow = preview.Count < settings.PreviewRows ? new string?[columns.Length] : null;
-                for (int c = 0; c < columns.Length; c++)
-                {
-                    var raw = row[c].Span;
-                    if (raw.Contains('"'))
-                    {
-                        var text = Unquote(raw, cell, row.LineNumberFrom, c);
-                        columns[c].Add(text);
-                        previewRow?[c] = text.ToString();
-                    }
-                    else
-                    {
-                        columns[c].Add(raw, row[c].TryParse<double>() is double v && double.IsFinite(v) ? v : null);
-                        previewRow?[c] = raw.ToString();
-                    }
-                }
-                if (previewRow is not null)
-                {
-                    preview.Add(previewRow);
-                }
-                rowCount++;
-                if (columns[0].Rows == chunkRows || columns.Sum(c => c.BufferedChars) > CharBudget)
-                {
-                    await WriteChunkAsync(copy, datasetId, chunks++, columns, cancellationToken);
-                }
+                parsed = await ParseRowsAsync(reader, columns, chunkRows, settings.PreviewRows, queue.Writer, cancellationToken);
             }
-            if (rowCount == 0)
+            catch (ChannelClosedException) when (writer.IsFaulted)
             {
-                throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.no_rows",
-                    "The file has a header but no data rows.");
+                await writer; // rethrows the write failure, which closed the queue
+                throw;
             }
-            if (columns[0].Rows > 0)
+            catch
             {
-                await WriteChunkAsync(copy, datasetId, chunks++, columns, cancellationToken);
+                queue.Writer.TryComplete();
+                await writer.ContinueWith(_ => { }, TaskScheduler.Default); // the parse error is the one to report
+                throw;
             }
+            queue.Writer.TryComplete();
+            await writer;
             await copy.CompleteAsync(cancellationToken);
         }
 
@@ -119,6 +85,8 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             return new ImportResult(existing, Created: false);
         }
         var schema = columns.Select(c => c.Finish()).ToList();
+        long rowCount = parsed.Rows;
+        var preview = parsed.Preview;
         try
         {
             await using var insert = new NpgsqlCommand("""
@@ -149,6 +117,77 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         return new ImportResult(datasetId, Created: true);
     }
 
+    /// <summary>
+    /// Reads every data row into the accumulators, checking field counts and quoting, and queues each full chunk.
+    /// Returns the number of rows and the preview rows.
+    /// </summary>
+    private static async Task<(long Rows, List<string?[]> Preview)> ParseRowsAsync(SepReader reader, ColumnAccumulator[] columns,
+        int chunkRows, int previewRows, ChannelWriter<EncodedChunk[]> queue, CancellationToken cancellationToken)
+    {
+        var preview = new List<string?[]>();
+        var cell = new StringBuilder();
+        long rows = 0, bufferedChars = 0;
+        int chunks = 0;
+        while (await reader.MoveNextAsync(cancellationToken))
+        {
+            var row = reader.Current;
+            if (row.ColCount == 1 && row[0].Span.IsEmpty)
+            {
+                continue; // a blank line is not a record
+            }
+            if (row.ColCount != columns.Length)
+            {
+                // A stray or unclosed quote swallows separators; report the cause, not the symptom.
+                for (int c = 0; c < row.ColCount; c++)
+                {
+                    if (row[c].Span.Contains('"'))
+                    {
+                        Unquote(row[c].Span, cell, row.LineNumberFrom, c);
+                    }
+                }
+                throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.ragged_row",
+                    $"Line {row.LineNumberFrom} has {row.ColCount} fields; the header has {columns.Length}.", null,
+                    new Dictionary<string, object?> { ["line"] = row.LineNumberFrom, ["expected"] = columns.Length, ["actual"] = row.ColCount });
+            }
+            string?[]? previewRow = preview.Count < previewRows ? new string?[columns.Length] : null;
+            for (int c = 0; c < columns.Length; c++)
+            {
+                var raw = row[c].Span;
+                if (raw.Contains('"'))
+                {
+                    var text = Unquote(raw, cell, row.LineNumberFrom, c);
+                    columns[c].Add(text);
+                    previewRow?[c] = text.ToString();
+                }
+                else
+                {
+                    columns[c].Add(raw, row[c].TryParse<double>() is double v && double.IsFinite(v) ? v : null);
+                    previewRow?[c] = raw.ToString();
+                }
+            }
+            if (previewRow is not null)
+            {
+                preview.Add(previewRow);
+            }
+            rows++;
+            bufferedChars += row.Span.Length;
+            if (columns[0].Rows == chunkRows || bufferedChars > CharBudget)
+            {
+                await queue.WriteAsync(Encode(chunks++, columns), cancellationToken);
+                bufferedChars = 0;
+            }
+        }
+        if (rows == 0)
+        {
+            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.no_rows", "The file has a header but no data rows.");
+        }
+        if (columns[0].Rows > 0)
+        {
+            await queue.WriteAsync(Encode(chunks, columns), cancellationToken);
+        }
+        return (rows, preview);
+    }
+
     private static async Task<SepReader> OpenReaderAsync(Stream upload, char? delimiter, CancellationToken cancellationToken)
     {
         try
@@ -156,10 +195,11 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             return await Sep.Reader(o => o with
             {
                 Sep = delimiter is char d ? new Sep(d) : null,
-                HasHeader = false,
-                DisableColCountCheck = true, // checked per row above, with the line number
-                Unescape = false,            // quoting is validated and undone above
-            }).FromAsync(upload, true, cancellationToken); // leaveOpen: the upload stream still has the hash to give
+                HasHeader = false,           // read as a row, see ImportAsync
+                DisableColCountCheck = true, // checked per row, with the line number
+                Unescape = false,            // quoting is validated and undone here
+            }).FromAsync("upload", _ => new StreamReader(upload, Utf8WithoutBom, detectEncodingFromByteOrderMarks: true,
+                ReadBufferBytes, leaveOpen: true), cancellationToken); // leaveOpen: the upload stream still has the hash to give
         }
         catch (ApiProblemException)
         {
@@ -246,20 +286,44 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     private static ApiProblemException QuoteProblem(string code, string detail, int line, int column) =>
         new(StatusCodes.Status400BadRequest, code, detail, null, new Dictionary<string, object?> { ["line"] = line, ["column"] = column + 1 });
 
-    private static async Task WriteChunkAsync(NpgsqlBinaryImporter copy, Guid datasetId, int chunk, ColumnAccumulator[] columns,
+    /// <summary>One column's values for one chunk, encoded and ready for COPY.</summary>
+    private sealed record EncodedChunk(int Chunk, int Column, int Rows, short Encoding, byte[] Data);
+
+    private static EncodedChunk[] Encode(int chunk, ColumnAccumulator[] columns)
+    {
+        var encoded = new EncodedChunk[columns.Length];
+        for (int c = 0; c < columns.Length; c++)
+        {
+            int rows = columns[c].Rows;
+            var (encoding, data) = columns[c].Flush();
+            encoded[c] = new EncodedChunk(chunk, columns[c].Index, rows, encoding, data);
+        }
+        return encoded;
+    }
+
+    private static async Task WriteChunksAsync(NpgsqlBinaryImporter copy, Guid datasetId, Channel<EncodedChunk[]> queue,
         CancellationToken cancellationToken)
     {
-        foreach (var column in columns)
+        try
         {
-            int rows = column.Rows;
-            var (encoding, data) = column.Flush();
-            await copy.StartRowAsync(cancellationToken);
-            await copy.WriteAsync(datasetId, NpgsqlDbType.Uuid, cancellationToken);
-            await copy.WriteAsync(column.Index, NpgsqlDbType.Integer, cancellationToken);
-            await copy.WriteAsync(chunk, NpgsqlDbType.Integer, cancellationToken);
-            await copy.WriteAsync(rows, NpgsqlDbType.Integer, cancellationToken);
-            await copy.WriteAsync(encoding, NpgsqlDbType.Smallint, cancellationToken);
-            await copy.WriteAsync(data, NpgsqlDbType.Bytea, cancellationToken);
+            await foreach (var chunk in queue.Reader.ReadAllAsync(cancellationToken))
+            {
+                foreach (var column in chunk)
+                {
+                    await copy.StartRowAsync(cancellationToken);
+                    await copy.WriteAsync(datasetId, NpgsqlDbType.Uuid, cancellationToken);
+                    await copy.WriteAsync(column.Column, NpgsqlDbType.Integer, cancellationToken);
+                    await copy.WriteAsync(column.Chunk, NpgsqlDbType.Integer, cancellationToken);
+                    await copy.WriteAsync(column.Rows, NpgsqlDbType.Integer, cancellationToken);
+                    await copy.WriteAsync(column.Encoding, NpgsqlDbType.Smallint, cancellationToken);
+                    await copy.WriteAsync(column.Data, NpgsqlDbType.Bytea, cancellationToken);
+                }
+            }
+        }
+        catch (Exception e)
+        {
+            queue.Writer.TryComplete(e); // stops the parser at its next chunk
+            throw;
         }
     }
 

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|profile> [options]
+# Builds in Release; for upload and service starts a throwaway PostgreSQL (and installs wrk for service);
+# for train installs the TensorFlow.js baseline (npm ci in bench/tfjs).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+source "$root/scripts/lib/postgres.sh"
+cd "$root"
+command=${1:-}
+dotnet build TrainingService.sln -c Release -v quiet -nologo >/dev/null
+
+case "$command" in
+  train)
+    [ -d bench/tfjs/node_modules ] || npm ci --prefix bench/tfjs --no-audit --no-fund >&2 ;;
+  upload|service)
+    if [ "$command" = service ] && ! command -v wrk >/dev/null 2>&1; then
+      sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >&2
+    fi
+    if [ -z "${TRAININGSERVICE_BENCH_POSTGRES:-}" ]; then
+      data=$(mktemp -d /tmp/trainingservice-bench-pg.XXXXXX)
+      trap 'pg_stop "$data"; rm -rf "$data"' EXIT
+      pg_start "$data" "${TRAININGSERVICE_BENCH_PG_PORT:-55434}" max_wal_size=4GB
+      pg_create_database "${TRAININGSERVICE_BENCH_PG_PORT:-55434}" bench
+      export TRAININGSERVICE_BENCH_POSTGRES="Host=127.0.0.1;Port=${TRAININGSERVICE_BENCH_PG_PORT:-55434};Username=postgres;Database=bench;Maximum Pool Size=200"
+    fi ;;
+esac
+dotnet bench/TrainingService.Bench/bin/Release/net10.0/TrainingService.Bench.dll "$@"
