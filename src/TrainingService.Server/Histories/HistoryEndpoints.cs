@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
@@ -28,8 +29,8 @@ public static class HistoryEndpoints
         return app;
     }
 
-    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, JobStore store, HistoryReader reader,
-        IOptions<JobOptions> options, string? afterEpoch, string? limit, string? maxPoints, string? metric, CancellationToken cancellationToken)
+    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, JobStates states,
+        HistoryReader reader, IOptions<JobOptions> options, string? afterEpoch, string? limit, string? maxPoints, string? metric, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         if (!TryInt(afterEpoch, 0, 0, int.MaxValue, out int after))
@@ -50,18 +51,20 @@ public static class HistoryEndpoints
         }
         bool csv = request.GetTypedHeaders().Accept.Any(a => a.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase));
 
-        long? version = await store.VersionAsync(id, cancellationToken);
-        if (version is null)
+        // Strong ETag per representation: the job's version plus everything that shapes the body.
+        string Etag(long version) => $"\"h-{id:N}-{version}-{(csv ? "csv" : $"{after}.{take}.{points}.{metric}")}\"";
+        // State (and its version) before the epochs: if an epoch lands in between, the ETag names an older version than
+        // the body holds, which costs the client one extra 200 later, never a 304 that hides an epoch.
+        var job = await states.GetAsync(id, cancellationToken);
+        if (job is null)
         {
             return Problems.NotFound("job.not_found", $"No job {id}.");
         }
-        // Strong ETag per representation: the job's version plus everything that shapes the body.
-        string etag = $"\"h-{id:N}-{version}-{(csv ? "csv" : $"{after}.{take}.{points}.{metric}")}\"";
+        string etag = Etag(job.Version);
         if (ETags.Matches(request, etag))
         {
             return ETags.NotModified(response, etag);
         }
-        var job = await store.StateAsync(id, cancellationToken);
         response.Headers.ETag = etag;
         response.Headers.CacheControl = "no-cache";
         if (csv)
@@ -87,7 +90,8 @@ public static class HistoryEndpoints
                 HasMore = false,
             });
         }
-        var epochs = await reader.ReadAsync(id, after, take + 1, cancellationToken);
+        // Stored epochs are exactly 1 … epochsCompleted, so a poll from there on needs no query.
+        var epochs = after >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, after, take + 1, cancellationToken);
         bool more = epochs.Count > take;
         if (more)
         {
@@ -111,7 +115,7 @@ public static class HistoryEndpoints
     // Server-Sent Events fed by LISTEN/NOTIFY (so epochs written by a worker on another machine arrive at once), with
     // a re-read on every heartbeat in case a notification was lost. Each event carries its epoch as id, so a client
     // that reconnects with Last-Event-ID continues with the next epoch, none missed, none repeated.
-    private static async Task<IResult> Stream(Guid id, HttpContext context, JobStore store, HistoryReader reader, JobEventHub hub,
+    private static async Task<IResult> Stream(Guid id, HttpContext context, JobStates states, HistoryReader reader, JobEventHub hub,
         IOptions<JobOptions> options, string? afterEpoch, CancellationToken cancellationToken)
     {
         string? resumeFrom = context.Request.Headers["Last-Event-ID"].FirstOrDefault() ?? afterEpoch;
@@ -119,7 +123,7 @@ public static class HistoryEndpoints
         {
             return Problems.BadRequest("history.invalid_last_event_id", "Last-Event-ID (or afterEpoch) must be an epoch number.", "Last-Event-ID");
         }
-        if (await store.StatusAsync(id, cancellationToken) is null)
+        if (await states.GetAsync(id, cancellationToken) is null)
         {
             return Problems.NotFound("job.not_found", $"No job {id}.");
         }
@@ -133,20 +137,26 @@ public static class HistoryEndpoints
         await response.WriteAsync("retry: 2000\n\n", cancellationToken);
         await response.Body.FlushAsync(cancellationToken);
         var heartbeat = options.Value.StreamHeartbeat;
+        var sinceWrite = Stopwatch.StartNew();
         try
         {
             while (!cancellationToken.IsCancellationRequested)
             {
                 // Status first, then epochs: a job seen as ended has all its epochs committed already.
-                var job = await store.StateAsync(id, cancellationToken);
+                var job = await states.GetAsync(id, cancellationToken);
+                if (job is null)
+                {
+                    break; // the job no longer exists
+                }
                 List<EpochResponse> epochs;
                 do
                 {
-                    epochs = await reader.ReadAsync(id, last, 500, cancellationToken);
+                    epochs = last >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, last, 500, cancellationToken);
                     foreach (var epoch in epochs)
                     {
                         await response.WriteAsync($"id: {epoch.Epoch}\nevent: epoch\ndata: {JsonSerializer.Serialize(epoch, ApiJson.Options)}\n\n", cancellationToken);
                         last = epoch.Epoch;
+                        sinceWrite.Restart();
                     }
                 }
                 while (epochs.Count == 500);
@@ -157,16 +167,23 @@ public static class HistoryEndpoints
                     await response.Body.FlushAsync(cancellationToken);
                     break;
                 }
+                // A heartbeat whenever nothing was written for a heartbeat interval, however often the job's events wake us.
+                if (sinceWrite.Elapsed >= heartbeat)
+                {
+                    await response.WriteAsync(": heartbeat\n\n", cancellationToken);
+                    sinceWrite.Restart();
+                }
                 await response.Body.FlushAsync(cancellationToken);
                 using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                wait.CancelAfter(heartbeat);
+                var remaining = heartbeat - sinceWrite.Elapsed;
+                wait.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
                 try
                 {
                     await signal.Reader.ReadAsync(wait.Token);
                 }
                 catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
                 {
-                    await response.WriteAsync(": heartbeat\n\n", cancellationToken);
+                    // Quiet for a while: loop round, re-read (in case a notification was lost) and send a heartbeat.
                 }
             }
         }

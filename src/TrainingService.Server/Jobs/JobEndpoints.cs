@@ -140,15 +140,15 @@ public static class JobEndpoints
 
     private static Guid? RetryOf(HttpRequest http) => http.HttpContext.Items.TryGetValue("retryOf", out var value) ? (Guid?)value : null;
 
-    private static async Task<IResult> Get(Guid id, HttpRequest http, HttpResponse response, JobStore store, TrainingDbContext db,
+    private static async Task<IResult> Get(Guid id, HttpRequest http, HttpResponse response, JobStates states, TrainingDbContext db,
         CancellationToken cancellationToken)
     {
-        long? version = await store.VersionAsync(id, cancellationToken);
-        if (version is null)
+        var state = await states.GetAsync(id, cancellationToken);
+        if (state is null)
         {
             return NotFound(id);
         }
-        string etag = JobMapping.ETag(id, version.Value);
+        string etag = JobMapping.ETag(id, state.Version);
         if (ETags.Matches(http, etag))
         {
             return ETags.NotModified(response, etag);

@@ -28,9 +28,19 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
     private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<long, Action<JobEvent>>> _subscribers = new();
     private long _nextId;
     private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private volatile bool _connected;
 
     /// <summary>Completes once the first LISTEN is in place.</summary>
     public Task Listening => _listening.Task;
+
+    /// <summary>True while the listening connection is up: events are then complete and caches may trust them.</summary>
+    public bool IsListening => _connected;
+
+    /// <summary>Raised for every event of every job (after the job's own subscribers).</summary>
+    public event Action<JobEvent>? AnyEvent;
+
+    /// <summary>Raised when events may have been lost (the listener reconnected): anything derived from them is stale.</summary>
+    public event Action? Resynchronised;
 
     public static string Payload(JobEvent e) => JsonSerializer.Serialize(e, ApiJson.Options);
 
@@ -63,8 +73,10 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
                 }
                 if (!_listening.TrySetResult())
                 {
+                    Resynchronised?.Invoke();
                     Broadcast(jobId => new JobEvent(jobId, "resync"));
                 }
+                _connected = true;
                 delay = TimeSpan.FromMilliseconds(200);
                 while (!stoppingToken.IsCancellationRequested)
                 {
@@ -73,10 +85,13 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {
+                _connected = false;
                 return;
             }
             catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or IOException or TimeoutException)
             {
+                _connected = false;
+                Resynchronised?.Invoke();
                 logger.LogWarning(e, "Job event listener lost its connection; reconnecting in {Delay}", delay);
                 await Task.Delay(delay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
@@ -96,13 +111,18 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
             logger.LogWarning("Ignoring malformed job event {Payload}", payload);
             return;
         }
-        if (e is not null && _subscribers.TryGetValue(e.JobId, out var handlers))
+        if (e is null)
+        {
+            return;
+        }
+        if (_subscribers.TryGetValue(e.JobId, out var handlers))
         {
             foreach (var handler in handlers.Values)
             {
                 handler(e);
             }
         }
+        AnyEvent?.Invoke(e);
     }
 
     private void Broadcast(Func<Guid, JobEvent> create)

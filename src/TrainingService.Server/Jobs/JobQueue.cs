@@ -42,6 +42,7 @@ public static class JobQueue
         services.AddSingleton<JobStore>();
         services.AddSingleton<JobPlanner>();
         services.AddSingleton<JobEventHub>();
+        services.AddSingleton<JobStates>();
         services.AddHostedService(provider => provider.GetRequiredService<JobEventHub>());
         if (service.RunsJobs)
         {

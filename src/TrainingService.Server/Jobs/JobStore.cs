@@ -7,7 +7,7 @@ using TrainingService.Server.Infrastructure;
 namespace TrainingService.Server.Jobs;
 
 /// <summary>What the history endpoints say about their job.</summary>
-public sealed record JobState(string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure);
+public sealed record JobState(long Version, string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure);
 
 /// <summary>A job's failure as stored.</summary>
 public sealed record FailureInfo(string Code, string Message, int? Epoch = null);
@@ -16,7 +16,8 @@ public sealed record FailureInfo(string Code, string Message, int? Epoch = null)
 /// Writes to jobs and their histories. These are raw SQL rather than EF because each must be one atomic PostgreSQL
 /// statement or transaction with its NOTIFY: a guarded state transition (<c>UPDATE … WHERE status = ANY(…)</c>), an
 /// idempotent epoch upsert (<c>ON CONFLICT</c>) with the job's summary and version bump, a checkpoint replace.
-/// Every change bumps <c>jobs.version</c>, which ETags are made from.
+/// Every change bumps <c>jobs.version</c>, which ETags are made from, and sends a NOTIFY in the same transaction:
+/// <see cref="JobStates"/> relies on that.
 /// </summary>
 public sealed class JobStore(NpgsqlDataSource dataSource)
 {
@@ -173,6 +174,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: JobStatus.Running), cancellationToken);
         await using var command = new NpgsqlCommand("""
             DELETE FROM job_epochs WHERE job_id = @id AND epoch > @epoch;
             UPDATE jobs j SET epochs_completed = @epoch,
@@ -193,25 +195,29 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
     /// <summary>Stores what preprocessing did (rows used, dropped, labels…).</summary>
     public async Task SetDataSummaryAsync(Guid id, string json, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand(
-            "UPDATE jobs SET data_summary = @summary, version = version + 1, updated_at = now() WHERE id = @id");
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var command = new NpgsqlCommand(
+            "UPDATE jobs SET data_summary = @summary, version = version + 1, updated_at = now() WHERE id = @id", connection, transaction);
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("summary", NpgsqlDbType.Jsonb, json);
         await command.ExecuteNonQueryAsync(cancellationToken);
+        await NotifyAsync(connection, transaction, new JobEvent(id, "data"), cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
     }
 
-    /// <summary>Status and progress fields of a job (the history endpoints' header), or throws if it is gone.</summary>
-    public async Task<JobState> StateAsync(Guid id, CancellationToken cancellationToken)
+    /// <summary>Status, progress and version of a job, or null if it does not exist.</summary>
+    public async Task<JobState?> StateAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
-            "SELECT status, stop_reason, epochs_completed, total_epochs, failure_code, failure_message, failure_epoch FROM jobs WHERE id = @id");
+            "SELECT status, stop_reason, epochs_completed, total_epochs, failure_code, failure_message, failure_epoch, version FROM jobs WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
-            throw new ApiProblemException(StatusCodes.Status404NotFound, "job.not_found", $"No job {id}.");
+            return null;
         }
-        return new JobState(reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3),
+        return new JobState(reader.GetInt64(7), reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3),
             reader.IsDBNull(4) ? null : new JobFailure(reader.GetString(4), reader.IsDBNull(5) ? "" : reader.GetString(5),
                 reader.IsDBNull(6) ? null : reader.GetInt32(6)));
     }
