@@ -137,6 +137,33 @@ public sealed class TrainingTests(ServiceFixture service)
     }
 
     [Fact]
+    public async Task Several_target_columns_train_a_multi_output_regression()
+    {
+        var random = new Random(45);
+        var csv = new StringBuilder("a,b,sum,difference\n");
+        for (int i = 0; i < 300; i++)
+        {
+            double a = random.NextDouble(), b = random.NextDouble();
+            csv.Append(System.Globalization.CultureInfo.InvariantCulture, $"{a:R},{b:R},{a + b:R},{a - b:R}\n");
+        }
+        var dataset = await _client.UploadAsync(csv.ToString());
+
+        var done = await TrainAsync(new
+        {
+            datasetId = dataset.Id(), target = new[] { "sum", "difference" }, loss = "mse",
+            optimizer = new { name = "adam", learningRate = 0.05 }, epochs = 40, batchSize = 16,
+        });
+        var prediction = await Api.ReadAsync(await _client.PostAsJsonAsync($"/api/jobs/{done.Id()}/predict",
+            new { rows = new[] { new { a = 0.25, b = 0.5 } } }), HttpStatusCode.OK);
+
+        var values = prediction["predictions"]![0]!["values"]!.AsArray().Select(v => (double)v!).ToList();
+        Assert.Equal(2, values.Count);
+        Assert.Equal(0.75, values[0], 1);
+        Assert.Equal(-0.25, values[1], 1);
+        Assert.True((double)(await LastEpochAsync(done.Id()))["metrics"]!["r2"]! > 0.99);
+    }
+
+    [Fact]
     public async Task A_combined_loss_trains_a_regression()
     {
         var done = await TrainAsync(new
