@@ -46,28 +46,14 @@ public static class OptimizerKernels
         ArrayView<double> partials, GradientArgs args)
     {
         int stride = Grid.DimX * Group.DimX;
-        bool penalise = args.L1 != 0f || args.L2Factor != 0f;
         double penalty = 0.0, squares = 0.0;
         for (int i = Grid.GlobalIndex.X; i < parameters.IntLength; i += stride)
         {
-            float g = gradients[i];
-            if (penalise && mask[i] != 0f)
-            {
-                float w = parameters[i];
-                float sign = w > 0f ? 1f : w < 0f ? -1f : 0f;
-                g += args.L1 * sign + args.L2Factor * w;
-                gradients[i] = g;
-                penalty += args.L1 * Math.Abs((double)w) + 0.5 * args.L2Factor * (double)w * w;
-            }
+            float g = Penalised(i, parameters, gradients, mask, args, ref penalty);
+            gradients[i] = g;
             squares += (double)g * g;
         }
-        double groupPenalty = GroupExtensions.Reduce<double, AddDouble>(penalty);
-        double groupSquares = GroupExtensions.Reduce<double, AddDouble>(squares);
-        if (Group.IsFirstThread)
-        {
-            partials[args.PenaltyPartialOffset + Grid.IdxX] = groupPenalty;
-            partials[args.NormPartialOffset + Grid.IdxX] = groupSquares;
-        }
+        WritePartials(penalty, squares, partials, args);
     }
 
     /// <summary>
@@ -79,21 +65,33 @@ public static class OptimizerKernels
         where TRule : struct, IOptimizerRule
     {
         int stride = Grid.DimX * Group.DimX;
-        bool penalise = args.L1 != 0f || args.L2Factor != 0f;
         double penalty = 0.0, squares = 0.0;
         for (int i = Grid.GlobalIndex.X; i < parameters.IntLength; i += stride)
         {
-            float g = gradients[i];
-            if (penalise && mask[i] != 0f)
-            {
-                float w = parameters[i];
-                float sign = w > 0f ? 1f : w < 0f ? -1f : 0f;
-                g += args.L1 * sign + args.L2Factor * w;
-                penalty += args.L1 * Math.Abs((double)w) + 0.5 * args.L2Factor * (double)w * w;
-            }
+            float g = Penalised(i, parameters, gradients, mask, args, ref penalty);
             squares += (double)g * g;
             rule.Step(i, parameters, g, state1, state2, state3);
         }
+        WritePartials(penalty, squares, partials, args);
+    }
+
+    /// <summary>Gradient i plus the penalty's gradient when parameter i is penalised; adds its penalty to <paramref name="penalty"/>.</summary>
+    private static float Penalised(int i, ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> mask,
+        GradientArgs args, ref double penalty)
+    {
+        float g = gradients[i];
+        if ((args.L1 != 0f || args.L2Factor != 0f) && mask[i] != 0f)
+        {
+            float w = parameters[i];
+            float sign = w > 0f ? 1f : w < 0f ? -1f : 0f;
+            g += args.L1 * sign + args.L2Factor * w;
+            penalty += args.L1 * Math.Abs((double)w) + 0.5 * args.L2Factor * (double)w * w;
+        }
+        return g;
+    }
+
+    private static void WritePartials(double penalty, double squares, ArrayView<double> partials, GradientArgs args)
+    {
         double groupPenalty = GroupExtensions.Reduce<double, AddDouble>(penalty);
         double groupSquares = GroupExtensions.Reduce<double, AddDouble>(squares);
         if (Group.IsFirstThread)
