@@ -242,6 +242,53 @@ public sealed class JobTests(ServiceFixture service)
         Assert.False(etag.IsWeak);
         Assert.Equal(HttpStatusCode.NotModified, conditional.StatusCode);
         Assert.Empty(await conditional.Content.ReadAsByteArrayAsync());
+
+        // Deleting its dataset changes the job (datasetId becomes null): the old ETag no longer matches.
+        Assert.Equal(HttpStatusCode.NoContent, (await _client.DeleteAsync($"/api/datasets/{dataset.Id()}")).StatusCode);
+        var after = new HttpRequestMessage(HttpMethod.Get, $"/api/jobs/{job.Id()}");
+        after.Headers.IfNoneMatch.Add(etag);
+        var changed = await _client.SendAsync(after);
+        var body = await Api.ReadAsync(changed, HttpStatusCode.OK);
+        Assert.Null(body["datasetId"]);
+        Assert.NotEqual(etag, changed.Headers.ETag);
+    }
+
+    [Fact]
+    public async Task A_finished_job_leaves_no_lease_behind()
+    {
+        var dataset = await _client.UploadAsync(TestData.Linear(40, seed: 29));
+        var job = await _client.SubmitAsync(TestData.LinearSpec(dataset.Id(), epochs: 1));
+        await _client.WaitForEndAsync(job.Id());
+
+        long key = Jobs.JobLease.KeyOf(Guid.Parse(job.Id()));
+        long held = await service.Database.ScalarAsync<long>(
+            $"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND ((classid::bigint << 32) | objid::bigint) = {key}");
+        Assert.Equal(0L, held);
+    }
+
+    [Fact]
+    public async Task A_running_job_that_nothing_works_on_is_enqueued_again_and_finishes()
+    {
+        var dataset = await _client.UploadAsync(TestData.Linear(200, seed: 30));
+        var job = await _client.SubmitAsync(TestData.LinearSpec(dataset.Id(), epochs: 3));
+        await _client.WaitForEndAsync(job.Id());
+        string before = await service.Database.ScalarAsync<string>($"SELECT hangfire_job_id FROM jobs WHERE id = '{job.Id()}'");
+
+        // What a failed final write leaves: the row says running, its Hangfire job has ended, no worker holds the lease.
+        await service.Database.ScalarAsync<int>($"UPDATE jobs SET status = 'running', finished_at = NULL WHERE id = '{job.Id()}' RETURNING 1");
+
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        string status;
+        do
+        {
+            await Task.Delay(200);
+            status = await service.Database.ScalarAsync<string>($"SELECT status FROM jobs WHERE id = '{job.Id()}'");
+        }
+        while (status != "succeeded" && DateTime.UtcNow < deadline);
+        Assert.Equal("succeeded", status);
+        Assert.NotEqual(before, await service.Database.ScalarAsync<string>($"SELECT hangfire_job_id FROM jobs WHERE id = '{job.Id()}'"));
+        var history = await _client.GetJsonAsync($"/api/jobs/{job.Id()}/history");
+        Assert.Equal([1, 2, 3], history["epochs"]!.AsArray().Select(e => (int)e!["epoch"]!));
     }
 
     private Task<HttpResponseMessage> PostWithKey(object spec, string key)

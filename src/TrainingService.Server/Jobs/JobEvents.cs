@@ -1,4 +1,3 @@
-using System.Collections.Concurrent;
 using System.Text.Json;
 using Npgsql;
 using TrainingService.Server.Infrastructure;
@@ -7,7 +6,8 @@ namespace TrainingService.Server.Jobs;
 
 /// <summary>Something happened to a job: an epoch was stored, its status changed, or a cancel was asked for.</summary>
 /// <param name="JobId">The job.</param>
-/// <param name="Kind"><c>epoch</c>, <c>status</c>, <c>cancel</c>, or <c>resync</c> (the listener reconnected: re-read).</param>
+/// <param name="Kind"><c>epoch</c>, <c>status</c>, <c>cancel</c>, <c>data</c> (data summary stored), <c>dataset</c> (its dataset
+/// was deleted), or <c>resync</c> (the listener reconnected: re-read).</param>
 /// <param name="Epoch">For <c>epoch</c>.</param>
 /// <param name="Status">For <c>status</c>.</param>
 public sealed record JobEvent(Guid JobId, string Kind, int? Epoch = null, string? Status = null);
@@ -25,18 +25,16 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
     /// <summary>SQL that queues a notification: pass the payload from <see cref="Payload"/> as @event.</summary>
     public const string NotifySql = "SELECT pg_notify('training_events', @event)";
 
-    private readonly ConcurrentDictionary<Guid, ConcurrentDictionary<long, Action<JobEvent>>> _subscribers = new();
+    // Per job, its handlers; a job's entry goes when its last handler does. Guarded by its own lock (events are few).
+    private readonly Dictionary<Guid, Dictionary<long, Action<JobEvent>>> _subscribers = new();
     private long _nextId;
-    private readonly TaskCompletionSource _listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private volatile bool _connected;
-
-    /// <summary>Completes once the first LISTEN is in place.</summary>
-    public Task Listening => _listening.Task;
+    private bool _connectedBefore;
 
     /// <summary>True while the listening connection is up: events are then complete and caches may trust them.</summary>
     public bool IsListening => _connected;
 
-    /// <summary>Raised for every event of every job (after the job's own subscribers).</summary>
+    /// <summary>Raised for every event of every job, before the job's own subscribers (so caches are fresh when they run).</summary>
     public event Action<JobEvent>? AnyEvent;
 
     /// <summary>Raised when events may have been lost (the listener reconnected): anything derived from them is stale.</summary>
@@ -47,15 +45,25 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
     /// <summary>Calls <paramref name="handler"/> (on the listener's thread: keep it short) for each event of the job.</summary>
     public IDisposable Subscribe(Guid jobId, Action<JobEvent> handler)
     {
-        long id = Interlocked.Increment(ref _nextId);
-        _subscribers.GetOrAdd(jobId, _ => new()).TryAdd(id, handler);
-        return new Subscription(() =>
+        lock (_subscribers)
         {
-            if (_subscribers.TryGetValue(jobId, out var handlers))
+            long id = ++_nextId;
+            if (!_subscribers.TryGetValue(jobId, out var handlers))
             {
-                handlers.TryRemove(id, out _);
+                _subscribers[jobId] = handlers = new();
             }
-        });
+            handlers[id] = handler;
+            return new Subscription(() =>
+            {
+                lock (_subscribers)
+                {
+                    if (_subscribers.TryGetValue(jobId, out var current) && current.Remove(id) && current.Count == 0)
+                    {
+                        _subscribers.Remove(jobId);
+                    }
+                }
+            });
+        }
     }
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -71,12 +79,12 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
-                if (!_listening.TrySetResult())
+                if (_connectedBefore)
                 {
-                    Resynchronised?.Invoke();
+                    InvokeResynchronised();
                     Broadcast(jobId => new JobEvent(jobId, "resync"));
                 }
-                _connected = true;
+                _connected = _connectedBefore = true;
                 delay = TimeSpan.FromMilliseconds(200);
                 while (!stoppingToken.IsCancellationRequested)
                 {
@@ -91,7 +99,7 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
             catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or IOException or TimeoutException)
             {
                 _connected = false;
-                Resynchronised?.Invoke();
+                InvokeResynchronised();
                 logger.LogWarning(e, "Job event listener lost its connection; reconnecting in {Delay}", delay);
                 await Task.Delay(delay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
@@ -115,25 +123,57 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
         {
             return;
         }
-        if (_subscribers.TryGetValue(e.JobId, out var handlers))
+        Invoke(AnyEvent, e);
+        Action<JobEvent>[] handlers;
+        lock (_subscribers)
         {
-            foreach (var handler in handlers.Values)
-            {
-                handler(e);
-            }
+            handlers = _subscribers.TryGetValue(e.JobId, out var found) ? [.. found.Values] : [];
         }
-        AnyEvent?.Invoke(e);
+        foreach (var handler in handlers)
+        {
+            Invoke(handler, e);
+        }
     }
 
     private void Broadcast(Func<Guid, JobEvent> create)
     {
-        foreach (var (jobId, handlers) in _subscribers)
+        (Guid JobId, Action<JobEvent>[] Handlers)[] all;
+        lock (_subscribers)
+        {
+            all = [.. _subscribers.Select(s => (s.Key, s.Value.Values.ToArray()))];
+        }
+        foreach (var (jobId, handlers) in all)
         {
             var e = create(jobId);
-            foreach (var handler in handlers.Values)
+            foreach (var handler in handlers)
             {
-                handler(e);
+                Invoke(handler, e);
             }
+        }
+    }
+
+    private void InvokeResynchronised()
+    {
+        try
+        {
+            Resynchronised?.Invoke();
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning(e, "A job event resynchronisation handler failed");
+        }
+    }
+
+    // A handler that throws (say, one whose owner just disposed its token source) must not stop the listener.
+    private void Invoke(Action<JobEvent>? handler, JobEvent e)
+    {
+        try
+        {
+            handler?.Invoke(e);
+        }
+        catch (Exception ex)
+        {
+            logger.LogWarning(ex, "A handler of job event {Kind} for job {JobId} failed", e.Kind, e.JobId);
         }
     }
 

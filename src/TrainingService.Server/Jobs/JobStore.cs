@@ -62,7 +62,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         TransitionAsync(id, [JobStatus.Queued], JobStatus.Running, null, cancellationToken,
             "started_at = coalesce(started_at, now()), device = @device", p => p.AddWithValue("device", device));
 
-    /// <summary>Ends a job: status, stop reason, failure, best epoch, and (on success) its model, in one transaction.</summary>
+    /// <summary>Ends a job: status, stop reason, failure, best epoch, and its model (when training produced one: success, cancel or timeout), in one transaction.</summary>
     public async Task FinishAsync(Guid id, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
         (string Json, string ETag)? model, CancellationToken cancellationToken)
     {
@@ -169,7 +169,10 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         return await command.ExecuteScalarAsync(cancellationToken) is byte[] data ? TrainingCheckpoint.Deserialize(data) : null;
     }
 
-    /// <summary>Drops epochs after <paramref name="epoch"/> (a resumed run recomputes them) and resets the summary to match.</summary>
+    /// <summary>
+    /// Drops epochs after <paramref name="epoch"/> (a resumed run recomputes them) and resets the summary to match,
+    /// counting finite validation losses only, as <see cref="RecordEpochAsync"/> does.
+    /// </summary>
     public async Task TruncateHistoryAsync(Guid id, int epoch, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
@@ -179,10 +182,12 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
             DELETE FROM job_epochs WHERE job_id = @id AND epoch > @epoch;
             UPDATE jobs j SET epochs_completed = @epoch,
                 last_train_loss = (SELECT train_loss FROM job_epochs WHERE job_id = @id AND epoch = @epoch),
-                last_val_loss = (SELECT val_loss FROM job_epochs WHERE job_id = @id AND epoch = @epoch),
+                last_val_loss = (SELECT val_loss FROM job_epochs WHERE job_id = @id AND epoch = @epoch
+                                 AND val_loss NOT IN ('NaN', 'Infinity', '-Infinity')),
                 best_val_loss = b.val_loss, best_val_loss_epoch = b.epoch, version = version + 1, updated_at = now()
             FROM (SELECT NULL::double precision AS val_loss, NULL::int AS epoch
-                  UNION ALL SELECT val_loss, epoch FROM job_epochs WHERE job_id = @id AND val_loss IS NOT NULL
+                  UNION ALL SELECT val_loss, epoch FROM job_epochs
+                            WHERE job_id = @id AND val_loss NOT IN ('NaN', 'Infinity', '-Infinity')
                   ORDER BY val_loss NULLS LAST, epoch LIMIT 1) b
             WHERE j.id = @id;
             """, connection, transaction);

@@ -16,10 +16,12 @@ namespace TrainingService.Server.Jobs;
 
 /// <summary>
 /// The Hangfire job that trains one job. Re-entrant, since Hangfire delivers at least once: a session-level advisory
-/// lock on a dedicated connection makes one worker the owner (released by PostgreSQL if that worker dies); a finished
-/// job is left alone; a running job with a checkpoint resumes from it. User cancels arrive by NOTIFY (with a polling
-/// fallback) and stop training at the next batch boundary; a worker shutdown leaves the job running and rethrows, so
-/// Hangfire requeues it and another worker resumes it.
+/// lock (the job's lease) makes one worker the owner, and is released when the run ends or by PostgreSQL if that worker
+/// dies; a delivery that finds the lease taken leaves the job to its owner; a finished job is left alone; a running
+/// job with a checkpoint resumes from it. User cancels arrive by NOTIFY (with a polling fallback) and stop training at
+/// the next batch boundary; a worker shutdown leaves the job running and rethrows, so Hangfire requeues it and another
+/// worker resumes it. A job that ends up running with no owner (its final write failed, say) is found by
+/// <see cref="JobRecovery"/>.
 /// </summary>
 public sealed class TrainingJob(
     NpgsqlDataSource dataSource,
@@ -34,14 +36,16 @@ public sealed class TrainingJob(
 {
     public const string Queue = "training";
 
+    // No automatic retries: retrying a failed run repeats the failure; a lost worker is covered by sliding invisibility
+    // and JobRecovery.
     [Queue(Queue)]
     [AutomaticRetry(Attempts = 0, OnAttemptsExceeded = AttemptsExceededAction.Fail)]
     [JobDisplayName("train {0}")]
     public async Task RunAsync(Guid jobId, CancellationToken shutdown)
     {
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
-        await using var lease = await dataSource.OpenConnectionAsync(shutdown);
-        if (!await TryLockAsync(lease, jobId, shutdown))
+        await using var lease = await JobLease.TryAcquireAsync(dataSource, jobId, shutdown);
+        if (lease is null)
         {
             logger.LogInformation("Job {JobId} is already being trained by another worker", jobId);
             return;
@@ -93,16 +97,56 @@ public sealed class TrainingJob(
     private async Task TrainAsync(Guid jobId, string specJson, Guid? datasetId, DateTimeOffset startedAt, bool resuming, CancellationToken shutdown)
     {
         var clock = Stopwatch.StartNew();
+        // Listen for a cancel before the (possibly long) data load, and look once for one sent before listening.
+        using var cancel = new CancellationTokenSource();
+        using var timeout = new CancellationTokenSource();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown, cancel.Token, timeout.Token);
+        using var subscription = events.Subscribe(jobId, e =>
+        {
+            if (e.Kind == "cancel" || (e.Kind == "status" && e.Status == JobStatus.Cancelling))
+            {
+                cancel.Cancel();
+            }
+        });
+        if (await store.StatusAsync(jobId, shutdown) == JobStatus.Cancelling)
+        {
+            await cancel.CancelAsync();
+        }
+        using var pollStop = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        var poll = PollForCancelAsync(jobId, cancel, pollStop.Token);
+        try
+        {
+            await LoadAndTrainAsync(jobId, specJson, datasetId, startedAt, resuming, clock, cancel, timeout, stop.Token, shutdown);
+        }
+        catch (OperationCanceledException) when (!shutdown.IsCancellationRequested && stop.IsCancellationRequested)
+        {
+            // Cancelled or timed out before training began (while loading data): nothing to keep.
+            await store.FinishAsync(jobId, JobStatus.Cancelled, cancel.IsCancellationRequested ? StopReasons.Cancelled : StopReasons.Timeout,
+                null, null, null, CancellationToken.None);
+        }
+        finally
+        {
+            await pollStop.CancelAsync();
+            await poll;
+        }
+    }
+
+    private async Task LoadAndTrainAsync(Guid jobId, string specJson, Guid? datasetId, DateTimeOffset startedAt, bool resuming, Stopwatch clock,
+        CancellationTokenSource cancel, CancellationTokenSource timeout, CancellationToken stop, CancellationToken shutdown)
+    {
         var spec = JsonSerializer.Deserialize<SubmitJobRequest>(specJson, ApiJson.Options)!;
-        var dataset = datasetId is Guid id ? await datasets.FindAsync(id, shutdown) : null;
+        var dataset = datasetId is Guid id ? await datasets.FindAsync(id, stop) : null;
         if (dataset is null)
         {
             throw new TrainingDataException("data.dataset_deleted", "The job's dataset was deleted before the job ran.");
         }
         var plan = planner.Plan(spec, dataset.Id, dataset.Columns);
-        var loaded = await datasets.LoadColumnsAsync(dataset, plan.Features.Concat(plan.Target.Columns.Select(c => dataset.Columns.First(d => d.Name == c))), shutdown);
+        var remaining = plan.MaxRuntime - (DateTimeOffset.UtcNow - startedAt);
+        timeout.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
+        var loaded = await datasets.LoadColumnsAsync(dataset, plan.Features.Concat(plan.Target.Columns.Select(c => dataset.Columns.First(d => d.Name == c))), stop);
+        stop.ThrowIfCancellationRequested();
         var prepared = Preprocessor.Prepare(plan, loaded, dataset.RowCount);
-        await store.SetDataSummaryAsync(jobId, JsonSerializer.Serialize(prepared.Summary, ApiJson.Options), shutdown);
+        await store.SetDataSummaryAsync(jobId, JsonSerializer.Serialize(prepared.Summary, ApiJson.Options), stop);
 
         var loss = CombinedLoss.Bind(plan.LossTerms, JobPlanner.BindingFor(plan.Target, prepared.ClassWeights));
         foreach (var term in loss.Terms)
@@ -129,31 +173,10 @@ public sealed class TrainingJob(
             logger.LogInformation("Resuming job {JobId} after epoch {Epoch}", jobId, checkpoint?.Epoch ?? 0);
         }
 
-        using var cancel = new CancellationTokenSource();
-        using var timeout = new CancellationTokenSource();
-        var remaining = plan.MaxRuntime - (DateTimeOffset.UtcNow - startedAt);
-        timeout.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown, cancel.Token, timeout.Token);
-        using var subscription = events.Subscribe(jobId, e =>
-        {
-            if (e.Kind == "cancel" || (e.Kind == "status" && e.Status == JobStatus.Cancelling))
-            {
-                cancel.Cancel();
-            }
-        });
-        using var pollStop = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
-        var poll = PollForCancelAsync(jobId, cancel, pollStop.Token);
-
         TrainingOutcome outcome;
-        try
+        using (var trainer = new Trainer(device, trainerSpec, prepared.Train, prepared.Validation))
         {
-            using var trainer = new Trainer(device, trainerSpec, prepared.Train, prepared.Validation);
-            outcome = await trainer.RunAsync(new EpochWriter(store, jobId), checkpoint, stop.Token);
-        }
-        finally
-        {
-            await pollStop.CancelAsync();
-            await poll;
+            outcome = await trainer.RunAsync(new EpochWriter(store, jobId), checkpoint, stop);
         }
         logger.LogInformation("Job {JobId} ended {StopReason} after {Epochs} epochs in {Seconds:F1} s", jobId, outcome.StopReason,
             outcome.EpochsCompleted, clock.Elapsed.TotalSeconds);
@@ -218,13 +241,6 @@ public sealed class TrainingJob(
         }
         return (reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetGuid(2),
             reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3));
-    }
-
-    private static async Task<bool> TryLockAsync(NpgsqlConnection connection, Guid jobId, CancellationToken cancellationToken)
-    {
-        await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(@key)", connection);
-        command.Parameters.AddWithValue("key", BitConverter.ToInt64(jobId.ToByteArray(), 0) ^ BitConverter.ToInt64(jobId.ToByteArray(), 8));
-        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <summary>Stores each epoch (and its checkpoint) as the trainer reports it.</summary>
