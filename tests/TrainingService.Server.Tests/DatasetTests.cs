@@ -75,6 +75,21 @@ public sealed class DatasetTests(ServiceFixture service)
     }
 
     [Fact]
+    public async Task The_same_bytes_read_with_another_delimiter_are_another_dataset()
+    {
+        string csv = "a;b,c\n1;2,3\n4;5,6\n";
+
+        var byComma = await Api.ReadAsync(await _client.PostCsvAsync(csv, "?delimiter=,"), HttpStatusCode.Created);
+        var bySemicolon = await Api.ReadAsync(await _client.PostCsvAsync(csv, "?delimiter=;"), HttpStatusCode.Created);
+        var byCommaAgain = await Api.ReadAsync(await _client.PostCsvAsync(csv, "?delimiter=,"), HttpStatusCode.OK);
+
+        Assert.NotEqual(byComma.Id(), bySemicolon.Id());
+        Assert.Equal(byComma.Id(), byCommaAgain.Id());
+        Assert.Equal(["a;b", "c"], byComma["columns"]!.AsArray().Select(c => (string)c!["name"]!));
+        Assert.Equal(["a", "b,c"], bySemicolon["columns"]!.AsArray().Select(c => (string)c!["name"]!));
+    }
+
+    [Fact]
     public async Task A_multipart_upload_takes_the_file_part_and_its_name()
     {
         using var form = new MultipartFormDataContent();
@@ -87,6 +102,46 @@ public sealed class DatasetTests(ServiceFixture service)
 
         Assert.StartsWith("measurements-", (string?)dataset["name"]);
         Assert.Equal(2, (int)dataset["rowCount"]!);
+    }
+
+    [Theory]
+    [InlineData("--b\r\nContent-Disposition: form-data; name=\"file\"; filename=\"x.csv\"\r\n\r\na,b\n1,2\n")] // no closing boundary
+    [InlineData("--b\r\nContent-Disposition: form-data; name=\"file\"")] // cut off in the part headers
+    [InlineData("no boundary line at all")]
+    public async Task A_malformed_multipart_body_is_refused_and_stores_nothing(string body)
+    {
+        long datasets = await CountAsync("datasets");
+
+        var response = await _client.PostBytesAsync(Encoding.UTF8.GetBytes(body), "multipart/form-data; boundary=b");
+
+        await response.AssertProblemAsync(HttpStatusCode.BadRequest, "dataset.invalid_multipart");
+        Assert.Equal(datasets, await CountAsync("datasets"));
+    }
+
+    [Fact]
+    public async Task A_record_past_the_parsers_length_limit_is_refused_naming_its_line()
+    {
+        // An unclosed quote on line 3 swallows the rest of a file larger than Sep's 16 M-character record limit. The
+        // test host caps uploads below that, so this drives an importer configured with a larger cap.
+        var settings = new Configuration.DatasetOptions { MaxUploadBytes = 64_000_000 };
+        var importer = new CsvImporter(service.Factory.Services.GetRequiredService<Npgsql.NpgsqlDataSource>(),
+            Microsoft.Extensions.Options.Options.Create(settings), Microsoft.Extensions.Logging.Abstractions.NullLogger<CsvImporter>.Instance);
+        var file = new MemoryStream();
+        file.Write("a,b\n1,2\n3,\"open\n"u8);
+        var filler = Encoding.ASCII.GetBytes(new string('x', 1 << 20));
+        for (int i = 0; i < 17; i++)
+        {
+            file.Write(filler);
+        }
+        file.Position = 0;
+        long datasets = await CountAsync("datasets");
+
+        var problem = await Assert.ThrowsAsync<ApiProblemException>(() => importer.ImportAsync(file, "too-long", null, CancellationToken.None));
+
+        Assert.Equal(400, problem.Status);
+        Assert.Equal("dataset.row_too_long", problem.Code);
+        Assert.Equal(3, (int)problem.Extensions!["line"]!);
+        Assert.Equal(datasets, await CountAsync("datasets"));
     }
 
     [Fact]

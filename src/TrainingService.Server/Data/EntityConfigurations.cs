@@ -11,7 +11,7 @@ internal sealed class DatasetConfiguration : IEntityTypeConfiguration<Dataset>
         builder.ToTable("datasets");
         builder.HasKey(d => d.Id);
         builder.Property(d => d.Sha256).HasMaxLength(64);
-        builder.HasIndex(d => d.Sha256).IsUnique();
+        builder.HasIndex(d => new { d.Sha256, d.Delimiter }).IsUnique(); // the same bytes read with another delimiter are another dataset
         builder.HasIndex(d => d.CreatedAt);
         builder.Property(d => d.Columns).HasColumnType("jsonb");
         builder.Property(d => d.Preview).HasColumnType("jsonb");

@@ -18,9 +18,8 @@ internal sealed class ColumnAccumulator
 
     private long _missing, _count;
     private bool _allNumeric = true, _allIntegral = true, _allBoolean = true, _allDates = true;
-    // Mean and variance from sums shifted by the first value: no division per cell, and no cancellation when the
-    // values are large compared with their spread.
-    private double _shift = double.NaN, _sum, _sumSquares, _min = double.PositiveInfinity, _max = double.NegativeInfinity;
+    private ShiftedMoments _moments;
+    private double _min = double.PositiveInfinity, _max = double.NegativeInfinity;
     private readonly Dictionary<double, long> _numberCounts = [];
     private readonly Dictionary<string, long> _textCounts = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long>.AlternateLookup<ReadOnlySpan<char>> _textLookup;
@@ -59,13 +58,7 @@ internal sealed class ColumnAccumulator
             _numbers[row] = number;
             if (_allNumeric)
             {
-                if (double.IsNaN(_shift))
-                {
-                    _shift = number;
-                }
-                double shifted = number - _shift;
-                _sum += shifted;
-                _sumSquares += shifted * shifted;
+                _moments.Add(number);
                 _min = Math.Min(_min, number);
                 _max = Math.Max(_max, number);
                 _allIntegral &= number == Math.Floor(number);
@@ -152,8 +145,7 @@ internal sealed class ColumnAccumulator
             Distinct = distinct,
             DistinctCapped = _distinctCapped,
             Stats = type == ColumnType.Numeric && _count > 0
-                ? new NumericStats(_min, _max, _shift + _sum / _count,
-                    _count > 1 ? Math.Sqrt(Math.Max(0, (_sumSquares - _sum * _sum / _count) / (_count - 1))) : 0)
+                ? new NumericStats(_min, _max, _moments.Mean, Math.Sqrt(_moments.SampleVariance))
                 : null,
             Integral = type == ColumnType.Numeric && _count > 0 ? _allIntegral : null,
             Values = values,

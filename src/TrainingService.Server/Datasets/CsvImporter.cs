@@ -40,7 +40,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
 
         using var reader = await OpenReaderAsync(upload, delimiter, cancellationToken);
         // The header is read as a row (HasHeader = false) so duplicate and empty names get our own, precise errors.
-        if (!await reader.MoveNextAsync(cancellationToken))
+        if (!await NextRowAsync(reader, 0, cancellationToken))
         {
             throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.empty", "The file is empty: a header row is required.");
         }
@@ -79,7 +79,8 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         }
 
         string sha = upload.FinishHash();
-        if (await FindBySha(connection, sha, cancellationToken) is Guid existing)
+        string separator = reader.Spec.Sep.Separator.ToString();
+        if (await FindExisting(connection, sha, separator, cancellationToken) is Guid existing)
         {
             await transaction.RollbackAsync(cancellationToken);
             return new ImportResult(existing, Created: false);
@@ -98,7 +99,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             insert.Parameters.AddWithValue("size", upload.Length64);
             insert.Parameters.AddWithValue("rows", rowCount);
             insert.Parameters.AddWithValue("sha", sha);
-            insert.Parameters.AddWithValue("delimiter", reader.Spec.Sep.Separator.ToString());
+            insert.Parameters.AddWithValue("delimiter", separator);
             insert.Parameters.AddWithValue("chunkRows", chunkRows);
             insert.Parameters.AddWithValue("columns", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(schema, ApiJson.Options));
             insert.Parameters.AddWithValue("preview", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(preview, ApiJson.Options));
@@ -110,7 +111,10 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             // The same bytes were committed by a concurrent upload a moment ago.
             await transaction.RollbackAsync(CancellationToken.None);
             await using var lookup = await dataSource.OpenConnectionAsync(cancellationToken);
-            return new ImportResult((await FindBySha(lookup, sha, cancellationToken))!.Value, Created: false);
+            return await FindExisting(lookup, sha, separator, cancellationToken) is Guid winner
+                ? new ImportResult(winner, Created: false)
+                : throw new ApiProblemException(StatusCodes.Status409Conflict, "dataset.conflict",
+                    "An identical upload was stored and deleted while this one was being read; send it again.");
         }
         logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s",
             datasetId, name, rowCount, columns.Length, upload.Length64, clock.Elapsed.TotalSeconds);
@@ -128,9 +132,11 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         var cell = new StringBuilder();
         long rows = 0, bufferedChars = 0;
         int chunks = 0;
-        while (await reader.MoveNextAsync(cancellationToken))
+        int lastLine = 1;
+        while (await NextRowAsync(reader, lastLine, cancellationToken))
         {
             var row = reader.Current;
+            lastLine = row.LineNumberToExcl - 1;
             if (row.ColCount == 1 && row[0].Span.IsEmpty)
             {
                 continue; // a blank line is not a record
@@ -186,6 +192,21 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             await queue.WriteAsync(Encode(chunks, columns), cancellationToken);
         }
         return (rows, preview);
+    }
+
+    /// <summary>Sep's MoveNextAsync, with its one failure on bad input (a record past its 16 M-character limit) as a problem.</summary>
+    private static async ValueTask<bool> NextRowAsync(SepReader reader, int lastLine, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await reader.MoveNextAsync(cancellationToken);
+        }
+        catch (NotSupportedException e)
+        {
+            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.row_too_long",
+                $"The record after line {lastLine} runs on for more than Sep's limit ({e.Message}); usually a quoted field is never closed.",
+                null, new Dictionary<string, object?> { ["line"] = lastLine + 1 });
+        }
     }
 
     private static async Task<SepReader> OpenReaderAsync(Stream upload, char? delimiter, CancellationToken cancellationToken)
@@ -327,10 +348,12 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         }
     }
 
-    private static async Task<Guid?> FindBySha(NpgsqlConnection connection, string sha, CancellationToken cancellationToken)
+    /// <summary>The dataset already made of these bytes read with this delimiter, if any.</summary>
+    private static async Task<Guid?> FindExisting(NpgsqlConnection connection, string sha, string delimiter, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("SELECT id FROM datasets WHERE sha256 = @sha", connection);
+        await using var command = new NpgsqlCommand("SELECT id FROM datasets WHERE sha256 = @sha AND delimiter = @delimiter", connection);
         command.Parameters.AddWithValue("sha", sha);
+        command.Parameters.AddWithValue("delimiter", delimiter);
         return await command.ExecuteScalarAsync(cancellationToken) as Guid?;
     }
 }

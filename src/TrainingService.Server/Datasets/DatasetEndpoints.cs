@@ -7,6 +7,7 @@ using Microsoft.Net.Http.Headers;
 using Npgsql;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Infrastructure;
+using TrainingService.Server.Jobs;
 
 namespace TrainingService.Server.Datasets;
 
@@ -65,15 +66,24 @@ public static class DatasetEndpoints
                 return Problems.BadRequest("dataset.invalid_multipart", "The multipart body has no boundary.");
             }
             var reader = new MultipartReader(boundary, request.Body);
-            MultipartSection? section;
-            while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
+            try
             {
-                if (ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) && disposition.Name.Value == "file")
+                MultipartSection? section;
+                while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
                 {
-                    string fileName = disposition.FileName.Value ?? disposition.FileNameStar.Value ?? "";
-                    result = await importer.ImportAsync(section.Body, name ?? DefaultName(Path.GetFileNameWithoutExtension(fileName)), separator, cancellationToken);
-                    return await Respond(result, store, settings, cancellationToken);
+                    if (ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) && disposition.Name.Value == "file")
+                    {
+                        string fileName = disposition.FileName.Value ?? disposition.FileNameStar.Value ?? "";
+                        result = await importer.ImportAsync(section.Body, name ?? DefaultName(Path.GetFileNameWithoutExtension(fileName)), separator, cancellationToken);
+                        return await Respond(result, store, settings, cancellationToken);
+                    }
                 }
+            }
+            catch (Exception e) when (e is InvalidDataException
+                || (e is IOException and not BadHttpRequestException && !cancellationToken.IsCancellationRequested))
+            {
+                // A cut-off body, a part with no closing boundary, or part headers over the reader's limits.
+                return Problems.BadRequest("dataset.invalid_multipart", $"The multipart body is malformed: {e.Message}");
             }
             return Problems.BadRequest("dataset.missing_file", "The multipart body has no part named 'file'.", "file");
         }
@@ -89,7 +99,11 @@ public static class DatasetEndpoints
     private static async Task<Results<Created<DatasetResponse>, Ok<DatasetResponse>, ProblemHttpResult>> Respond(ImportResult result,
         DatasetStore store, DatasetOptions settings, CancellationToken cancellationToken)
     {
-        var dataset = DatasetResponse.From((await store.FindAsync(result.DatasetId, cancellationToken))!, settings.TopCategories);
+        if (await store.FindAsync(result.DatasetId, cancellationToken) is not { } found)
+        {
+            return Problems.Conflict("dataset.conflict", "The dataset was deleted while this upload was being answered; send it again.");
+        }
+        var dataset = DatasetResponse.From(found, settings.TopCategories);
         return result.Created ? TypedResults.Created($"/api/datasets/{dataset.Id}", dataset) : TypedResults.Ok(dataset);
     }
 
@@ -171,6 +185,23 @@ public static class DatasetEndpoints
             {
                 return Problems.Conflict("dataset.in_use", $"Job {jobId} is queued or running on this dataset; cancel it or wait for it to finish.");
             }
+        }
+        // Finished jobs lose their link to the data (ON DELETE SET NULL would do it silently): bump their versions and
+        // tell every process, so cached states and ETags move on.
+        var detached = new List<Guid>();
+        await using (var detach = new NpgsqlCommand(
+            "UPDATE jobs SET dataset_id = NULL, version = version + 1, updated_at = now() WHERE dataset_id = @id RETURNING id", connection, transaction))
+        {
+            detach.Parameters.AddWithValue("id", id);
+            await using var reader = await detach.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                detached.Add(reader.GetGuid(0));
+            }
+        }
+        foreach (var jobId in detached)
+        {
+            await JobStore.NotifyAsync(connection, transaction, new JobEvent(jobId, "dataset"), cancellationToken);
         }
         await using (var delete = new NpgsqlCommand("DELETE FROM datasets WHERE id = @id", connection, transaction))
         {

@@ -208,21 +208,20 @@ public static class Preprocessor
                 });
                 continue;
             }
-            double sum = 0, squares = 0;
-            long count = 0, ones = 0;
+            var moments = new ShiftedMoments();
+            long ones = 0;
             foreach (int r in trainRows)
             {
                 double v = column.Numbers![r];
                 if (!double.IsNaN(v))
                 {
-                    sum += v;
-                    squares += v * v;
-                    count++;
+                    moments.Add(v);
                     ones += v == 1 ? 1 : 0;
                 }
             }
-            double mean = count > 0 ? sum / count : 0;
-            double std = count > 0 ? Math.Sqrt(Math.Max(0, squares / count - mean * mean)) : 0;
+            long count = moments.Count;
+            double mean = moments.Mean;
+            double std = Math.Sqrt(moments.PopulationVariance);
             bool boolean = column.Schema.Type == ColumnType.Boolean;
             bool scale = plan.Standardize && !boolean;
             encoders.Add(new FeatureEncoder

@@ -25,7 +25,7 @@ public static class Api
     public static async Task<HttpResponseMessage> PostBytesAsync(this HttpClient client, byte[] bytes, string contentType = "text/csv", string query = "")
     {
         var content = new ByteArrayContent(bytes);
-        content.Headers.ContentType = new MediaTypeHeaderValue(contentType);
+        content.Headers.ContentType = MediaTypeHeaderValue.Parse(contentType);
         return await client.PostAsync($"/api/datasets{query}", content);
     }
 

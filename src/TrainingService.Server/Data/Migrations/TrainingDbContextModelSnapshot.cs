@@ -77,9 +77,9 @@ namespace TrainingService.Server.Data.Migrations
                     b.HasIndex("CreatedAt")
                         .HasDatabaseName("ix_datasets_created_at");
 
-                    b.HasIndex("Sha256")
+                    b.HasIndex("Sha256", "Delimiter")
                         .IsUnique()
-                        .HasDatabaseName("ix_datasets_sha256");
+                        .HasDatabaseName("ix_datasets_sha256_delimiter");
 
                     b.ToTable("datasets", (string)null);
                 });
