@@ -26,6 +26,7 @@ builder.Services.AddDatasets();
 builder.Services.AddHistories();
 
 var app = builder.Build();
+app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate(); // a bad setting stops us before the database is touched
 await app.Services.MigrateDatabaseAsync();
 
 app.UseApiBasics();

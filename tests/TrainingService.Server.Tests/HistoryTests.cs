@@ -60,6 +60,12 @@ public sealed class HistoryTests(ServiceFixture service)
         Assert.Contains(losses.Where(p => p.Key > 1).MaxBy(p => p.Value).Key, epochs.Append(1));
         Assert.False((bool)all["sampled"]!);
         Assert.Equal(120, all["epochs"]!.AsArray().Count);
+        foreach (int maxPoints in new[] { 3, 4, 5 })
+        {
+            var few = Epochs(await _client.GetJsonAsync($"/api/jobs/{job}/history?maxPoints={maxPoints}&metric=trainLoss"));
+            Assert.InRange(few.Count, 3, maxPoints);
+            Assert.Equal([1, 120], new[] { few[0], few[^1] });
+        }
     }
 
     [Fact]
@@ -214,8 +220,12 @@ public sealed class HistoryTests(ServiceFixture service)
         await (await _client.GetAsync($"/api/histories?jobIds={job}&metric=x")).AssertProblemAsync(HttpStatusCode.BadRequest, "history.unknown_metric", "metric");
         await (await _client.GetAsync("/api/histories")).AssertProblemAsync(HttpStatusCode.BadRequest, "history.missing_job_ids", "jobIds");
         await (await _client.GetAsync($"/api/histories?jobIds={job},{Guid.NewGuid()}")).AssertProblemAsync(HttpStatusCode.NotFound, "job.not_found");
-        await (await _client.GetAsync($"/api/jobs/{job}/history/stream", HttpCompletionOption.ResponseHeadersRead))
-            .Content.ReadAsStringAsync(); // a finished job's stream ends by itself
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var stream = await _client.GetAsync($"/api/jobs/{job}/history/stream", HttpCompletionOption.ResponseHeadersRead, timeout.Token);
+        string events = await stream.Content.ReadAsStringAsync(timeout.Token); // a finished job's stream ends by itself
+        Assert.Contains("event: epoch", events);
+        Assert.EndsWith("\n\n", events);
+        Assert.Contains("event: end", events);
     }
 
     private Task<HttpResponseMessage> Conditional(string url, EntityTagHeaderValue etag)

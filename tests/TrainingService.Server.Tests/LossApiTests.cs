@@ -109,30 +109,6 @@ public sealed class LossApiTests(ServiceFixture service)
         Assert.Equal([2.0, 4, 6], Gradient(result));
     }
 
-    [Fact]
-    public async Task A_million_predictions_evaluate_in_one_call()
-    {
-        const int n = 1_000_000;
-        var body = new StringBuilder("{\"loss\":\"mse\",\"predictions\":[");
-        for (int i = 0; i < n; i++)
-        {
-            body.Append(i == 0 ? "" : ",").Append(i % 7);
-        }
-        body.Append("],\"targets\":[");
-        for (int i = 0; i < n; i++)
-        {
-            body.Append(i == 0 ? "" : ",").Append(i % 5);
-        }
-        body.Append("]}");
-
-        var response = await _client.PostAsync("/api/losses/evaluate", new StringContent(body.ToString(), Encoding.UTF8, "application/json"));
-        var result = await Api.ReadAsync(response, HttpStatusCode.OK);
-
-        double expected = Enumerable.Range(0, n).Sum(i => Math.Pow(i % 7 - i % 5, 2)) / n;
-        Assert.Equal(expected, (double)result["loss"]!, 6);
-        Assert.Equal(n, result["gradient"]!.AsArray().Count);
-    }
-
     public static TheoryData<string, HttpStatusCode, string, string> BadRequests => new()
     {
         { """{"loss": "hubber", "predictions": [1], "targets": [0]}""", HttpStatusCode.BadRequest, "loss.unknown", "loss.name" },

@@ -1,4 +1,6 @@
+using System.Globalization;
 using System.Net;
+using System.Text;
 using System.Text.Json.Nodes;
 using TrainingService.Server.Tests.Infrastructure;
 
@@ -75,15 +77,45 @@ public sealed class MultiProcessTests
     }
 
     [Fact]
-    public async Task An_invalid_setting_stops_the_process_at_start_naming_the_setting()
+    public async Task A_million_full_precision_predictions_evaluate_in_one_call_through_kestrel()
+    {
+        // Through a real server, since only Kestrel enforces request body limits (its default, 30 MB, is too small).
+        await using var database = await TestDatabase.CreateAsync();
+        await using var api = ServerProcess.Start("api", database.ConnectionString);
+        await api.WaitReadyAsync(Startup);
+        const int n = 1_000_000;
+        var random = new Random(8);
+        double[] predictions = Enumerable.Range(0, n).Select(_ => random.NextDouble() * 10 - 5).ToArray();
+        double[] targets = Enumerable.Range(0, n).Select(_ => random.NextDouble() * 10 - 5).ToArray();
+        var body = new StringBuilder("{\"loss\":\"mse\",\"predictions\":[");
+        body.AppendJoin(',', predictions.Select(p => p.ToString("R", CultureInfo.InvariantCulture)));
+        body.Append("],\"targets\":[").AppendJoin(',', targets.Select(t => t.ToString("R", CultureInfo.InvariantCulture))).Append("]}");
+        Assert.True(body.Length > 30_000_000, $"the body is {body.Length:N0} bytes: no test of the limit");
+
+        var response = await api.Client.PostAsync("/api/losses/evaluate", new StringContent(body.ToString(), Encoding.UTF8, "application/json"));
+        var result = await Api.ReadAsync(response, HttpStatusCode.OK);
+
+        double expected = predictions.Zip(targets, (p, t) => (p - t) * (p - t)).Sum() / n;
+        Assert.Equal(expected, (double)result["loss"]!, expected * 1e-6);
+        var gradient = result["gradient"]!.AsArray();
+        Assert.Equal(n, gradient.Count);
+        Assert.Equal(2 * (predictions[n - 1] - targets[n - 1]) / n, (double)gradient[n - 1]!, 1e-10);
+    }
+
+    [Theory]
+    [InlineData("Worker:WorkerCount", "0", "WorkerCount")]
+    [InlineData("Jobs:DefaultHistoryLimit", "501", "DefaultHistoryLimit")] // above the fixture's Jobs:MaxHistoryLimit
+    public async Task An_invalid_setting_stops_the_process_at_start_naming_the_setting_before_touching_the_database(
+        string setting, string value, string named)
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var server = ServerProcess.Start("worker", database.ConnectionString, new Dictionary<string, string> { ["Worker:WorkerCount"] = "0" });
+        await using var server = ServerProcess.Start("worker", database.ConnectionString, new Dictionary<string, string> { [setting] = value });
 
         int exit = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
         Assert.NotEqual(0, exit);
-        Assert.Contains("WorkerCount", server.Output);
+        Assert.Contains(named, server.Output);
+        Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM information_schema.tables WHERE table_name = 'jobs'"));
     }
 
     [Fact]

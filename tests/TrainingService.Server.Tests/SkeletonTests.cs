@@ -98,6 +98,7 @@ public sealed class SkeletonTests(ServiceFixture service)
     {
         var dataset = await _client.UploadAsync("x,y\n1,2.5\n2,abc\n3,4.5\n");
         Assert.Equal("categorical", (string?)dataset["columns"]![1]!["type"]);
+        long jobs = await service.Database.ScalarAsync<long>("SELECT count(*) FROM jobs");
 
         var response = await _client.PostAsJsonAsync("/api/jobs", new
         {
@@ -106,6 +107,7 @@ public sealed class SkeletonTests(ServiceFixture service)
 
         var problem = await response.AssertProblemAsync(HttpStatusCode.UnprocessableEntity, "job.loss_target_mismatch", "loss");
         Assert.Contains("'y'", (string?)problem["detail"]);
+        Assert.Equal(jobs, await service.Database.ScalarAsync<long>("SELECT count(*) FROM jobs"));
     }
 
     [Fact]
@@ -121,11 +123,14 @@ public sealed class SkeletonTests(ServiceFixture service)
     }
 
     [Fact]
-    public async Task An_unknown_dataset_id_is_refused()
+    public async Task An_unknown_dataset_id_is_refused_and_no_job_is_stored()
     {
+        long jobs = await service.Database.ScalarAsync<long>("SELECT count(*) FROM jobs");
+
         var response = await _client.PostAsJsonAsync("/api/jobs", new { datasetId = Guid.NewGuid(), target = "y", loss = "mse", epochs = 1 });
 
         await response.AssertProblemAsync(HttpStatusCode.UnprocessableEntity, "job.unknown_dataset", "datasetId");
+        Assert.Equal(jobs, await service.Database.ScalarAsync<long>("SELECT count(*) FROM jobs"));
     }
 
     [Fact]

@@ -242,6 +242,8 @@ public sealed class TrainingTests(ServiceFixture service)
         await (await _client.PostAsJsonAsync(url, new { rows = new[] { new { score = "high", group = "a" } } }))
             .AssertProblemAsync(HttpStatusCode.BadRequest, "predict.invalid_value", "rows[0]");
         await (await _client.PostAsJsonAsync(url, new { rows = Array.Empty<object>() })).AssertProblemAsync(HttpStatusCode.BadRequest, "predict.empty", "rows");
+        await (await _client.PostAsync(url, new StringContent("""{"rows": [{"score": 1, "group": "a"}, null]}""", Encoding.UTF8, "application/json")))
+            .AssertProblemAsync(HttpStatusCode.BadRequest, "predict.invalid_row", "rows[1]");
         var noted = await Api.ReadAsync(await _client.PostAsJsonAsync(url, new { rows = new object?[] { new { score = (double?)null, group = "zebra" } } }),
             HttpStatusCode.OK);
         var notes = noted["predictions"]![0]!["notes"]!.AsArray().Select(n => (string)n!).ToList();
@@ -269,6 +271,10 @@ public sealed class TrainingTests(ServiceFixture service)
         { """{"epochs": 0}""", "job.epochs_out_of_range", "epochs" },
         { """{"epochs": 2001}""", "job.epochs_out_of_range", "epochs" },
         { """{"batchSize": 0}""", "job.batch_size_out_of_range", "batchSize" },
+        { """{"batchSize": 65537}""", "job.batch_size_out_of_range", "batchSize" },
+        { """{"features": ["x1", null]}""", "job.invalid_features", "features[1]" },
+        { """{"schedule": {"name": "reduce_on_plateau", "threshold": "NaN"}}""", "job.invalid_schedule", "schedule.threshold" },
+        { """{"schedule": {"name": "cosine", "minLearningRate": -1}}""", "job.invalid_schedule", "schedule.minLearningRate" },
         { """{"optimizer": {"name": "adam", "learningRate": 0}}""", "job.invalid_learning_rate", "optimizer.learningRate" },
         { """{"optimizer": {"name": "adam", "learningRate": -0.1}}""", "job.invalid_learning_rate", "optimizer.learningRate" },
         { """{"optimizer": {"name": "adagrad"}}""", "job.unknown_optimizer", "optimizer.name" },

@@ -119,6 +119,13 @@ public sealed partial class ComputeDevice : IDisposable
         return new Releaser(_gate);
     }
 
+    /// <summary>Blocking form of <see cref="AcquireAsync"/>, for constructors and Dispose.</summary>
+    public IDisposable Acquire()
+    {
+        _gate.Wait();
+        return new Releaser(_gate);
+    }
+
     /// <summary>Allocates a zero-filled buffer (ILGPU does not clear fresh allocations).</summary>
     public MemoryBuffer1D<T, Stride1D.Dense> AllocateZeroed<T>(long length) where T : unmanaged
     {

@@ -39,6 +39,10 @@ public sealed class CombinedLoss
         {
             throw new LossSpecException("loss.empty", $"{fieldPrefix}.terms", "A combined loss needs at least one term.");
         }
+        if (binding.ClassWeights?.Any(w => !double.IsFinite(w) || w < 0) == true)
+        {
+            throw new LossSpecException("loss.parameter_out_of_range", "classWeights", "Class weights must be finite numbers ≥ 0.");
+        }
         var terms = new List<LossTerm>(specs.Count);
         for (int i = 0; i < specs.Count; i++)
         {

@@ -298,5 +298,9 @@ public static class LossCatalog
             throw new LossSpecException("loss.shape_mismatch", $"loss.{name}",
                 $"Loss '{d.Name}' got {weights.Length} class weights for {c.Binding.Classes} classes.");
         }
+        if (weights?.Any(w => !double.IsFinite(w) || w < 0) == true)
+        {
+            throw new LossSpecException("loss.parameter_out_of_range", $"loss.{name}", $"Loss '{d.Name}': class weights must be finite numbers ≥ 0.");
+        }
     }
 }

@@ -30,6 +30,7 @@ public sealed class Trainer : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense>? _trainWeights, _shuffledWeights;
     private readonly MemoryBuffer1D<int, Stride1D.Dense> _permutation;
     private readonly MemoryBuffer1D<float, Stride1D.Dense> _parameters, _gradients, _mask;
+    private readonly float[] _hostMask;
     private readonly MemoryBuffer1D<double, Stride1D.Dense> _epochPartials, _evalPartials;
     private readonly MemoryBuffer1D<float, Stride1D.Dense>?[] _termClassWeights;
     private readonly EvaluationSet? _validationSet;
@@ -44,39 +45,51 @@ public sealed class Trainer : IDisposable
         _train = train;
         _validation = validation;
         _layout = spec.Network;
-        _batches = (train.Rows + spec.BatchSize - 1) / spec.BatchSize;
+        _batches = (int)(((long)train.Rows + spec.BatchSize - 1) / spec.BatchSize);
         int terms = spec.Loss.Terms.Count;
         _slotsPerBatch = terms + 2;
 
-        _trainX = Track(device.Accelerator.Allocate1D(train.Features));
-        _trainY = Track(device.Accelerator.Allocate1D(train.Targets));
-        _shuffledX = Track(device.Accelerator.Allocate1D<float>(train.Features.Length));
-        _shuffledY = Track(device.Accelerator.Allocate1D<float>(train.Targets.Length));
-        var weights = ElementWeights(train.Targets);
-        if (weights is not null)
+        // The device is shared (predictions, other jobs): allocate and upload under its gate, and free what was
+        // allocated if something fails half way.
+        using var gate = device.Acquire();
+        try
         {
-            _trainWeights = Track(device.Accelerator.Allocate1D(weights));
-            _shuffledWeights = Track(device.Accelerator.Allocate1D<float>(weights.Length));
+            _trainX = Track(device.Accelerator.Allocate1D(train.Features));
+            _trainY = Track(device.Accelerator.Allocate1D(train.Targets));
+            _shuffledX = Track(device.Accelerator.Allocate1D<float>(train.Features.Length));
+            _shuffledY = Track(device.Accelerator.Allocate1D<float>(train.Targets.Length));
+            var weights = ElementWeights(train.Targets);
+            if (weights is not null)
+            {
+                _trainWeights = Track(device.Accelerator.Allocate1D(weights));
+                _shuffledWeights = Track(device.Accelerator.Allocate1D<float>(weights.Length));
+            }
+            _permutation = Track(device.Accelerator.Allocate1D<int>(train.Rows));
+            _parameters = Track(device.Accelerator.Allocate1D<float>(_layout.ParameterCount));
+            _gradients = Track(device.AllocateZeroed<float>(_layout.ParameterCount));
+            _hostMask = _layout.RegularizationMask(spec.Regularization.IncludeBias);
+            _mask = Track(device.Accelerator.Allocate1D(_hostMask));
+            _epochPartials = Track(device.AllocateZeroed<double>((long)_batches * _slotsPerBatch * device.MaxGroups));
+            _termClassWeights = spec.Loss.Terms
+                .Select(t => t.IsRowLoss && t.ClassWeights is not null
+                    ? Track(device.Accelerator.Allocate1D(Array.ConvertAll(t.ClassWeights, w => (float)w)))
+                    : null)
+                .ToArray();
+            int evaluationRows = Math.Max(validation?.Rows ?? 0, validation is null ? train.Rows : 0);
+            int chunks = Math.Max(1, (evaluationRows + spec.EvaluationChunk - 1) / spec.EvaluationChunk);
+            _evalPartials = Track(device.AllocateZeroed<double>((long)chunks * terms * device.MaxGroups));
+            if (validation is not null)
+            {
+                _validationSet = Track(new EvaluationSet(device, validation, ElementWeights(validation.Targets)));
+            }
+            _executor = Track(new NetworkExecutor(device, _layout, Math.Max(Math.Min(spec.BatchSize, train.Rows), spec.EvaluationChunk)));
+            _optimizer = Track(new Optimizer(device, spec.Optimizer, _layout.ParameterCount));
         }
-        _permutation = Track(device.Accelerator.Allocate1D<int>(train.Rows));
-        _parameters = Track(device.Accelerator.Allocate1D<float>(_layout.ParameterCount));
-        _gradients = Track(device.AllocateZeroed<float>(_layout.ParameterCount));
-        _mask = Track(device.Accelerator.Allocate1D(_layout.RegularizationMask(spec.Regularization.IncludeBias)));
-        _epochPartials = Track(device.AllocateZeroed<double>((long)_batches * _slotsPerBatch * device.MaxGroups));
-        _termClassWeights = spec.Loss.Terms
-            .Select(t => t.IsRowLoss && t.ClassWeights is not null
-                ? Track(device.Accelerator.Allocate1D(Array.ConvertAll(t.ClassWeights, w => (float)w)))
-                : null)
-            .ToArray();
-        int evaluationRows = Math.Max(validation?.Rows ?? 0, validation is null ? train.Rows : 0);
-        int chunks = Math.Max(1, (evaluationRows + spec.EvaluationChunk - 1) / spec.EvaluationChunk);
-        _evalPartials = Track(device.AllocateZeroed<double>((long)chunks * terms * device.MaxGroups));
-        if (validation is not null)
+        catch
         {
-            _validationSet = Track(new EvaluationSet(device, validation, ElementWeights(validation.Targets)));
+            DisposeBuffers();
+            throw;
         }
-        _executor = Track(new NetworkExecutor(device, _layout, Math.Max(spec.BatchSize, spec.EvaluationChunk)));
-        _optimizer = Track(new Optimizer(device, spec.Optimizer, _layout.ParameterCount));
     }
 
     /// <summary>
@@ -100,12 +113,18 @@ public sealed class Trainer : IDisposable
                 throw new InvalidOperationException("The checkpoint belongs to a different run (seed or model size differ).");
             }
             parameters = resume.Parameters;
-            _optimizer.RestoreState(resume.OptimizerState, resume.Steps);
             schedule.Restore(resume.LearningRate, resume.PlateauBest, resume.PlateauBadEpochs);
             stopping.Restore(resume);
             firstEpoch = resume.Epoch + 1;
         }
-        _parameters.CopyFromCPU(parameters);
+        using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            if (resume is not null)
+            {
+                _optimizer.RestoreState(resume.OptimizerState, resume.Steps);
+            }
+            _parameters.CopyFromCPU(parameters);
+        }
         string plateauMonitor = _spec.Schedule.Monitor ?? (_validation is null ? "trainLoss" : "valLoss");
         var plateauMode = _spec.Schedule.Mode ?? EarlyStoppingSpec.ModeFor(plateauMonitor);
 
@@ -120,13 +139,13 @@ public sealed class Trainer : IDisposable
                     stopping.BestEpochOrNull, stopping.BestValueOrNull);
             }
             double trainSeconds = clock.Elapsed.TotalSeconds;
-            parameters = _parameters.GetAsArray1D();
-            double penalty = Penalty(parameters);
-
             double? valLoss = null;
+            double penalty;
             Dictionary<string, double> metrics;
             using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
             {
+                parameters = _parameters.GetAsArray1D();
+                penalty = Penalty(parameters);
                 if (_validationSet is not null)
                 {
                     var (loss, outputs) = Evaluate(_validationSet);
@@ -153,7 +172,14 @@ public sealed class Trainer : IDisposable
             schedule.Advance(epoch, Monitored(plateauMonitor, record), plateauMode);
 
             bool checkpointDue = !diverged && !stop && epoch < _spec.Epochs && epoch % _spec.CheckpointEvery == 0;
-            var checkpoint = checkpointDue ? Checkpoint(epoch, parameters, schedule, stopping) : null;
+            TrainingCheckpoint? checkpoint = null;
+            if (checkpointDue)
+            {
+                using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
+                {
+                    checkpoint = Checkpoint(epoch, parameters, schedule, stopping);
+                }
+            }
             await observer.OnEpochAsync(record, checkpoint).ConfigureAwait(false);
 
             if (diverged)
@@ -173,10 +199,17 @@ public sealed class Trainer : IDisposable
     /// <inheritdoc />
     public void Dispose()
     {
+        using var gate = _device.Acquire();
+        DisposeBuffers();
+    }
+
+    private void DisposeBuffers()
+    {
         for (int i = _buffers.Count - 1; i >= 0; i--)
         {
             _buffers[i].Dispose();
         }
+        _buffers.Clear();
     }
 
     private readonly record struct EpochSums(double DataLoss, double Penalty, double GradientNorm);
@@ -324,8 +357,7 @@ public sealed class Trainer : IDisposable
         {
             return 0;
         }
-        var mask = _layout.RegularizationMask(_spec.Regularization.IncludeBias);
-        var masked = parameters.Where((_, i) => mask[i] != 0).ToArray();
+        var masked = parameters.Where((_, i) => _hostMask[i] != 0).ToArray();
         return _spec.Regularization.Penalty(masked);
     }
 

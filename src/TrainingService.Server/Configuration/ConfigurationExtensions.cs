@@ -19,6 +19,7 @@ public static class ConfigurationExtensions
         Add<ComputeOptions>(services, "Compute");
         Add<DatasetOptions>(services, "Datasets");
         Add<JobOptions>(services, "Jobs");
+        Add<LossApiOptions>(services, "Losses");
         services.AddOptions<DatabaseOptions>()
             .Configure(o => o.ConnectionString = configuration.GetConnectionString("Postgres") ?? "")
             .Validate(o => !string.IsNullOrWhiteSpace(o.ConnectionString),

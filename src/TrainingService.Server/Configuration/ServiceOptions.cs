@@ -94,12 +94,24 @@ public sealed class DatasetOptions
     public int TopCategories { get; set; } = 20;
 }
 
+/// <summary>Section <c>Losses</c>: the loss evaluation endpoint.</summary>
+public sealed class LossApiOptions
+{
+    /// <summary>Largest accepted body of <c>POST /api/losses/evaluate</c> (a million predictions with targets is ~40 MB of JSON).</summary>
+    [Range(1_000_000, 2_000_000_000)]
+    public long MaxRequestBytes { get; set; } = 256_000_000;
+}
+
 /// <summary>Section <c>Jobs</c>: limits on training specs, listings and histories.</summary>
-public sealed class JobOptions
+public sealed class JobOptions : IValidatableObject
 {
     /// <summary>Largest accepted number of epochs.</summary>
     [Range(1, 1_000_000)]
     public int MaxEpochs { get; set; } = 10_000;
+
+    /// <summary>Largest accepted mini-batch (activation buffers are sized by it).</summary>
+    [Range(1, 16_777_216)]
+    public int MaxBatchSize { get; set; } = 65_536;
 
     /// <summary>Widest accepted hidden layer.</summary>
     [Range(1, 65_536)]
@@ -140,4 +152,14 @@ public sealed class JobOptions
     /// <summary>Comment lines sent on an idle history stream so proxies keep it open.</summary>
     [Range(typeof(TimeSpan), "00:00:00.1", "00:10:00")]
     public TimeSpan StreamHeartbeat { get; set; } = TimeSpan.FromSeconds(15);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (DefaultHistoryLimit > MaxHistoryLimit)
+        {
+            yield return new ValidationResult(
+                $"Jobs:DefaultHistoryLimit ({DefaultHistoryLimit}) is above Jobs:MaxHistoryLimit ({MaxHistoryLimit}).",
+                [nameof(DefaultHistoryLimit), nameof(MaxHistoryLimit)]);
+        }
+    }
 }

@@ -114,10 +114,13 @@ public static class HistoryEndpoints
 
     // Server-Sent Events fed by LISTEN/NOTIFY (so epochs written by a worker on another machine arrive at once), with
     // a re-read on every heartbeat in case a notification was lost. Each event carries its epoch as id, so a client
-    // that reconnects with Last-Event-ID continues with the next epoch, none missed, none repeated.
+    // that reconnects with Last-Event-ID continues with the next epoch, none missed, none repeated. A stopping server
+    // ends its streams at once (clients reconnect elsewhere) rather than holding shutdown open.
     private static async Task<IResult> Stream(Guid id, HttpContext context, JobStates states, HistoryReader reader, JobEventHub hub,
-        IOptions<JobOptions> options, string? afterEpoch, CancellationToken cancellationToken)
+        IOptions<JobOptions> options, IHostApplicationLifetime lifetime, string? afterEpoch, CancellationToken requestAborted)
     {
+        using var streaming = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, lifetime.ApplicationStopping);
+        var cancellationToken = streaming.Token;
         string? resumeFrom = context.Request.Headers["Last-Event-ID"].FirstOrDefault() ?? afterEpoch;
         if (!TryInt(resumeFrom, 0, 0, int.MaxValue, out int last))
         {
@@ -221,7 +224,7 @@ public static class HistoryEndpoints
         {
             return UnknownMetric(series);
         }
-        if (!TryInt(maxPoints, 500, 3, settings.MaxHistoryLimit, out int points))
+        if (!TryInt(maxPoints, Math.Min(500, settings.MaxHistoryLimit), 3, settings.MaxHistoryLimit, out int points))
         {
             return Problems.BadRequest("history.invalid_max_points", $"maxPoints must be between 3 and {settings.MaxHistoryLimit}.", "maxPoints");
         }

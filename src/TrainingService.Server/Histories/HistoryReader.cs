@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Npgsql;
 using TrainingService.Server.Infrastructure;
+using TrainingService.Compute.Training;
 
 namespace TrainingService.Server.Histories;
 
@@ -68,12 +69,14 @@ public sealed class HistoryReader(NpgsqlDataSource dataSource)
     public static readonly IReadOnlyList<string> BuiltInSeries =
         ["trainLoss", "valLoss", "regularizationLoss", "learningRate", "gradientNorm", "durationMs", "samplesPerSecond"];
 
-    public static readonly IReadOnlyList<string> MetricSeries = ["rmse", "mae", "r2", "accuracy", "precision", "recall", "f1", "auc", "macroF1"];
+    /// <summary>Every metric some kind of job reports (<see cref="Metrics.Names"/>).</summary>
+    public static readonly IReadOnlyList<string> MetricSeries =
+        Enum.GetValues<OutputKind>().SelectMany(Metrics.Names).Distinct().ToList();
 
     /// <summary>
     /// Deterministic downsampling to at most <paramref name="maxPoints"/> epochs: the first and last epoch, then the
     /// rest split into equal buckets, each contributing the epochs with its minimum and maximum of
-    /// <paramref name="metric"/> (so spikes survive, unlike random sampling).
+    /// <paramref name="metric"/> (so spikes survive, unlike random sampling); with room for one inner point only, the maximum.
     /// </summary>
     public static List<EpochResponse> Downsample(IReadOnlyList<EpochResponse> epochs, int maxPoints, string metric)
     {
@@ -82,6 +85,7 @@ public sealed class HistoryReader(NpgsqlDataSource dataSource)
             return epochs.ToList();
         }
         var keep = new SortedDictionary<int, EpochResponse> { [epochs[0].Epoch] = epochs[0], [epochs[^1].Epoch] = epochs[^1] };
+        bool onlyHighs = maxPoints - 2 < 2;
         int buckets = Math.Max(1, (maxPoints - 2) / 2);
         int inner = epochs.Count - 2;
         for (int b = 0; b < buckets; b++)
@@ -107,7 +111,10 @@ public sealed class HistoryReader(NpgsqlDataSource dataSource)
                     (high, highValue) = (i, asHigh);
                 }
             }
-            keep[epochs[low].Epoch] = epochs[low];
+            if (!onlyHighs)
+            {
+                keep[epochs[low].Epoch] = epochs[low];
+            }
             keep[epochs[high].Epoch] = epochs[high];
         }
         return keep.Values.ToList();

@@ -56,9 +56,14 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
         {
             throw Bad("job.epochs_out_of_range", "epochs", $"epochs must be between 1 and {options.MaxEpochs}; got {request.Epochs}.");
         }
-        if (request.BatchSize is < 1)
+        if (request.BatchSize is < 1 || request.BatchSize > options.MaxBatchSize)
         {
-            throw Bad("job.batch_size_out_of_range", "batchSize", $"batchSize must be at least 1; got {request.BatchSize}.");
+            throw Bad("job.batch_size_out_of_range", "batchSize",
+                $"batchSize must be between 1 and {options.MaxBatchSize} (Jobs:MaxBatchSize); got {request.BatchSize}.");
+        }
+        if (request.Features is { } features && features.IndexOf(null!) is int blank and >= 0)
+        {
+            throw Bad("job.invalid_features", $"features[{blank}]", "features must be an array of column names; this entry is null.");
         }
         ValidateModel(request.Model, options);
         ValidateOptimizer(request.Optimizer);
@@ -579,9 +584,16 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
         }
         CheckRange(schedule.Gamma, 0, 1, true, "schedule.gamma", code: "job.invalid_schedule");
         CheckRange(schedule.Factor, 0, 1, true, "schedule.factor", code: "job.invalid_schedule");
-        if (schedule.WarmupEpochs is < 0 || schedule.Patience is < 0 || schedule.MinLearningRate is < 0 || schedule.Threshold is < 0)
+        if (schedule.WarmupEpochs is < 0 || schedule.Patience is < 0)
         {
-            throw Bad("job.invalid_schedule", "schedule", "schedule.warmupEpochs, patience, minLearningRate and threshold must be ≥ 0.");
+            throw Bad("job.invalid_schedule", "schedule", "schedule.warmupEpochs and patience must be ≥ 0.");
+        }
+        foreach (var (value, field) in new[] { (schedule.MinLearningRate, "schedule.minLearningRate"), (schedule.Threshold, "schedule.threshold") })
+        {
+            if (value is { } v && !(v >= 0 && double.IsFinite(v)))
+            {
+                throw Bad("job.invalid_schedule", field, $"{field} must be a finite number ≥ 0; got {Text(v)}.");
+            }
         }
         ParseMode(schedule.Mode, "schedule.mode");
     }

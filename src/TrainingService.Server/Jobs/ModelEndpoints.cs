@@ -82,6 +82,10 @@ public static class ModelEndpoints
         {
             return Problems.BadRequest("predict.too_many_rows", $"At most {MaxRows} rows per request.", "rows");
         }
+        if (request.Rows.IndexOf(null!) is int blank and >= 0)
+        {
+            return Problems.BadRequest("predict.invalid_row", $"rows[{blank}] is null; each row is an object of column → value.", $"rows[{blank}]");
+        }
         var model = JsonSerializer.Deserialize<ModelDocument>(stored.Value.Json, ApiJson.Options)!;
         var pipeline = model.Pipeline;
         var known = model.Features.Select(f => f.Column).ToHashSet(StringComparer.Ordinal);

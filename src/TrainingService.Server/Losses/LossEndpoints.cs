@@ -1,5 +1,8 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
+using Microsoft.Extensions.Options;
+using TrainingService.Server.Configuration;
 using TrainingService.Compute.Devices;
 using TrainingService.Compute.Losses;
 using TrainingService.Server.Infrastructure;
@@ -54,7 +57,9 @@ public static class LossEndpoints
     {
         var group = app.MapGroup("/api/losses").WithTags("Losses");
         group.MapGet("/", Catalog).WithName("ListLosses").WithSummary("Every loss: tasks, targets, input space, parameters, formula, reductions");
+        long maxBytes = app.ServiceProvider.GetRequiredService<IOptions<LossApiOptions>>().Value.MaxRequestBytes;
         group.MapPost("/evaluate", Evaluate).WithName("EvaluateLoss")
+            .WithMetadata(new RequestSizeLimitAttribute(maxBytes)) // Kestrel's 30 MB default is too small for 10⁶ predictions
             .WithSummary("A loss and its gradient, computed by the kernels the trainer uses")
             .WithJsonExample(new
             {

@@ -29,6 +29,7 @@ public sealed class ServiceFixture : IAsyncLifetime
         ["Jobs:MaxHiddenUnits"] = "512",
         ["Jobs:MaxCompareJobs"] = "5",
         ["Jobs:MaxHistoryLimit"] = "500",
+        ["Jobs:DefaultHistoryLimit"] = "500",
         ["Datasets:ChunkRows"] = "1000",
         ["Datasets:MaxColumns"] = "200",
         ["Datasets:MaxCategories"] = "20",
