@@ -153,6 +153,15 @@ public sealed class DatasetTests(ServiceFixture service)
     }
 
     [Fact]
+    public async Task A_multipart_content_type_without_a_boundary_is_refused()
+    {
+        var content = new StringContent("a,b\n1,2\n", Encoding.UTF8);
+        content.Headers.ContentType = new MediaTypeHeaderValue("multipart/form-data");
+
+        await (await _client.PostAsync("/api/datasets", content)).AssertProblemAsync(HttpStatusCode.BadRequest, "dataset.invalid_multipart");
+    }
+
+    [Fact]
     public async Task A_json_body_is_an_unsupported_media_type()
     {
         var response = await _client.PostAsJsonAsync("/api/datasets", new { a = 1 });

@@ -148,6 +148,18 @@ public sealed class JobTests(ServiceFixture service)
     }
 
     [Fact]
+    public async Task An_idempotency_key_longer_than_255_characters_is_refused()
+    {
+        var dataset = await _client.UploadAsync(TestData.Linear(40, seed: 29));
+        long before = await service.Database.ScalarAsync<long>("SELECT count(*) FROM jobs");
+
+        var response = await PostWithKey(TestData.LinearSpec(dataset.Id(), epochs: 1), new string('k', 256));
+
+        await response.AssertProblemAsync(HttpStatusCode.BadRequest, "job.invalid_idempotency_key", "Idempotency-Key");
+        Assert.Equal(before, await service.Database.ScalarAsync<long>("SELECT count(*) FROM jobs"));
+    }
+
+    [Fact]
     public async Task Twenty_concurrent_identical_submissions_create_one_job()
     {
         var dataset = await _client.UploadAsync(TestData.Linear(40, seed: 25));

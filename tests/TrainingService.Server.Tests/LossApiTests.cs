@@ -129,6 +129,14 @@ public sealed class LossApiTests(ServiceFixture service)
         { """{"loss": {"terms": [{"name": "mse"}, {"name": "hinge"}]}, "predictions": [1], "targets": [0]}""", HttpStatusCode.BadRequest, "loss.incompatible_terms", "loss.terms" },
         { """{"loss": {"terms": [{"name": "cross_entropy", "weight": [1, 2]}]}, "predictions": [[1, 2]], "targets": [0]}""", HttpStatusCode.BadRequest, "loss.invalid_parameter", "loss.terms[0].weight" },
         { """{"loss": "mse", "predictions": [1, "a"], "targets": [0, 0]}""", HttpStatusCode.BadRequest, "loss.invalid_input", "predictions[1]" },
+        { """{"loss": "mse", "targets": [0]}""", HttpStatusCode.BadRequest, "loss.missing_input", "predictions" },
+        { """{"loss": "mse", "predictions": [1], "targets": 0}""", HttpStatusCode.BadRequest, "loss.missing_input", "targets" },
+        { """{"predictions": [1], "targets": [0]}""", HttpStatusCode.BadRequest, "loss.missing_name", "loss" },
+        { """{"loss": {"delta": 1}, "predictions": [1], "targets": [0]}""", HttpStatusCode.BadRequest, "loss.missing_name", "loss.name" },
+        { """{"loss": {"terms": []}, "predictions": [1], "targets": [0]}""", HttpStatusCode.BadRequest, "loss.empty", "loss.terms" },
+        { """{"loss": "cross_entropy", "predictions": [[1, 2], [2, 1]], "targets": [0, 1], "weights": [1, 1, 1, 1]}""", HttpStatusCode.BadRequest, "loss.weights_not_supported", "weights" },
+        { """{"loss": "mse", "predictions": [1, 2], "targets": [0, 1], "classWeights": [1, 2]}""", HttpStatusCode.BadRequest, "loss.class_weights_not_supported", "classWeights" },
+        { """{"loss": {"name": "cross_entropy", "weight": [1, 2]}, "predictions": [[1, 2], [2, 1]], "targets": [0, 1], "classWeights": [1, 2]}""", HttpStatusCode.BadRequest, "loss.conflicting_class_weights", "classWeights" },
     };
 
     [Theory]
