@@ -102,6 +102,21 @@ public sealed class MultiProcessTests
         Assert.Equal(2 * (predictions[n - 1] - targets[n - 1]) / n, (double)gradient[n - 1]!, 1e-10);
     }
 
+    [Fact]
+    public async Task A_body_over_the_evaluate_limit_is_a_413_problem_with_a_code()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var api = ServerProcess.Start("api", database.ConnectionString,
+            new Dictionary<string, string> { ["Losses:MaxRequestBytes"] = "1000000" });
+        await api.WaitReadyAsync(Startup);
+        string numbers = string.Join(',', Enumerable.Repeat("0.123456789", 100_000));
+
+        var response = await api.Client.PostAsync("/api/losses/evaluate",
+            new StringContent($$"""{"loss":"mse","predictions":[{{numbers}}],"targets":[{{numbers}}]}""", Encoding.UTF8, "application/json"));
+
+        await response.AssertProblemAsync(HttpStatusCode.RequestEntityTooLarge, "request.too_large");
+    }
+
     [Theory]
     [InlineData("Worker:WorkerCount", "0", "WorkerCount")]
     [InlineData("Jobs:DefaultHistoryLimit", "501", "DefaultHistoryLimit")] // above the fixture's Jobs:MaxHistoryLimit

@@ -272,6 +272,7 @@ public sealed class TrainingTests(ServiceFixture service)
         { """{"epochs": 2001}""", "job.epochs_out_of_range", "epochs" },
         { """{"batchSize": 0}""", "job.batch_size_out_of_range", "batchSize" },
         { """{"batchSize": 65537}""", "job.batch_size_out_of_range", "batchSize" },
+        { """{"target": 5}""", "job.invalid_target", "target" },
         { """{"features": ["x1", null]}""", "job.invalid_features", "features[1]" },
         { """{"schedule": {"name": "reduce_on_plateau", "threshold": "NaN"}}""", "job.invalid_schedule", "schedule.threshold" },
         { """{"schedule": {"name": "cosine", "minLearningRate": -1}}""", "job.invalid_schedule", "schedule.minLearningRate" },

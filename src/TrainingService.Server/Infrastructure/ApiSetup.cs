@@ -25,6 +25,7 @@ public static class ApiSetup
                 {
                     404 => "route.not_found",
                     405 => "request.method_not_allowed",
+                    413 => "request.too_large",
                     415 => "request.unsupported_media_type",
                     400 => "request.invalid",
                     var status => $"http.{status}",

@@ -49,7 +49,11 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
     {
         var options = jobOptions.Value;
         Require(request.DatasetId is not null, "datasetId");
-        Require(request.Target is { ValueKind: JsonValueKind.String or JsonValueKind.Array }, "target");
+        Require(request.Target is { ValueKind: not (JsonValueKind.Null or JsonValueKind.Undefined) }, "target");
+        if (request.Target!.Value.ValueKind is not (JsonValueKind.String or JsonValueKind.Array))
+        {
+            throw Bad("job.invalid_target", "target", "target must be a column name or an array of column names.");
+        }
         Require(request.Loss is { ValueKind: JsonValueKind.Object or JsonValueKind.String }, "loss");
         Require(request.Epochs is not null, "epochs");
         if (request.Epochs is < 1 || request.Epochs > options.MaxEpochs)
