@@ -29,7 +29,7 @@ public sealed record Regularization(double L1, double L2,
     /// <summary>The coefficient c such that the L2 gradient is c·w (2·l2 for Keras, l2 for PyTorch).</summary>
     public double L2GradientFactor => Convention == RegularizationConvention.Keras ? 2.0 * L2 : L2;
 
-    /// <summary>The penalty of the given weights, computed on the host in double (reference for tests).</summary>
+    /// <summary>The penalty of the given weights, computed on the host in double (the trainer adds it to valLoss).</summary>
     public double Penalty(ReadOnlySpan<float> weights)
     {
         double abs = 0.0, squares = 0.0;

@@ -34,7 +34,7 @@ public sealed record ColumnSchema
     public required bool Usable { get; init; }
     /// <summary>Cells that are empty, NA, N/A, null or NaN (any case).</summary>
     public required long Missing { get; init; }
-    /// <summary>Distinct non-missing values, up to Datasets:MaxCategories + 1 (see <see cref="DistinctCapped"/>).</summary>
+    /// <summary>Distinct non-missing values, counted up to Datasets:MaxCategories (see <see cref="DistinctCapped"/>).</summary>
     public required int Distinct { get; init; }
     /// <summary>True when there are more distinct values than were counted.</summary>
     public required bool DistinctCapped { get; init; }

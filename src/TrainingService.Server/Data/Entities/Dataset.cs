@@ -14,7 +14,7 @@ public sealed class Dataset
     public int ChunkRows { get; set; }
     /// <summary>JSON array of <see cref="Datasets.ColumnSchema"/>.</summary>
     public required string Columns { get; set; }
-    /// <summary>JSON array of the first rows, each an array of cells as written (null for missing).</summary>
+    /// <summary>JSON array of the first rows, each an array of cells as written (missing markers such as NA kept as they are).</summary>
     public required string Preview { get; set; }
 }
 
