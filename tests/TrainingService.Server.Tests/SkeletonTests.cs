@@ -173,6 +173,12 @@ public sealed class SkeletonTests(ServiceFixture service)
             Assert.True(paths.ContainsKey(path), $"missing {path}");
         }
         Assert.NotNull(paths["/api/jobs"]!["post"]!["requestBody"]!["content"]!["application/json"]!["example"]);
+        foreach (var path in new[] { "/api/jobs/{id}", "/api/jobs/{id}/model", "/api/jobs/{id}/history" })
+        {
+            var responses = paths[path]!["get"]!["responses"]!.AsObject();
+            Assert.True(responses.ContainsKey("200") && responses.ContainsKey("304") && responses.ContainsKey("404"), $"{path}: {responses.ToJsonString()}");
+            Assert.NotNull(responses["200"]!["content"]!["application/json"]!["schema"]);
+        }
         Assert.Equal(HttpStatusCode.OK, (await _client.GetAsync("/swagger/index.html")).StatusCode);
     }
 }

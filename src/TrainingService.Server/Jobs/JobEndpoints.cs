@@ -40,7 +40,8 @@ public static class JobEndpoints
                 seed = 42,
             });
         group.MapGet("/", List).WithName("ListJobs").WithSummary("Jobs, newest first, with cursor pagination");
-        group.MapGet("/{id:guid}", Get).WithName("GetJob").WithSummary("A job: status, transitions, progress, summary (ETag)");
+        group.MapGet("/{id:guid}", Get).WithName("GetJob").WithSummary("A job: status, transitions, progress, summary (ETag)")
+            .Produces<JobResponse>().Produces(304).ProducesProblem(404);
         group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob")
             .WithSummary("Cancel: a queued job at once, a running one at its next batch boundary");
         group.MapPost("/{id:guid}/retry", Retry).WithName("RetryJob").WithSummary("A new job with the same spec (retryOf links back)");

@@ -35,7 +35,8 @@ public static class ModelEndpoints
     {
         var group = app.MapGroup("/api/jobs").WithTags("Models");
         group.MapGet("/{id:guid}/model", Get).WithName("GetModel")
-            .WithSummary("The trained model: architecture, weights, feature pipeline, label order (ETag)");
+            .WithSummary("The trained model: architecture, weights, feature pipeline, label order (ETag)")
+            .Produces<ModelDocument>().Produces(304).ProducesProblem(404).ProducesProblem(409);
         group.MapPost("/{id:guid}/predict", Predict).WithName("Predict")
             .WithSummary("Predict rows with the job's model, preprocessing them as in training")
             .WithJsonExample(new { rows = new[] { new Dictionary<string, object?> { ["sepal length (cm)"] = 5.9, ["sepal width (cm)"] = 3.0 } } });
