@@ -29,6 +29,10 @@ public sealed class CombinedLoss
         .Aggregate(Terms[0].Definition.Tasks.AsEnumerable(), (tasks, t) => tasks.Intersect(t.Definition.Tasks))
         .ToList();
 
+    /// <summary>Where a term's errors point: <c>loss</c> when it is the only term, else <c>loss.terms[i]</c>.</summary>
+    public static string TermField(int terms, int index, string fieldPrefix = "loss") =>
+        terms == 1 ? fieldPrefix : $"{fieldPrefix}.terms[{index}]";
+
     /// <summary>Binds every term to <paramref name="binding"/>.</summary>
     /// <param name="specs">The terms; at least one.</param>
     /// <param name="binding">Shared layout and outputs.</param>
@@ -47,7 +51,7 @@ public sealed class CombinedLoss
         for (int i = 0; i < specs.Count; i++)
         {
             var spec = specs[i];
-            string prefix = specs.Count == 1 ? fieldPrefix : $"{fieldPrefix}.terms[{i}]";
+            string prefix = TermField(specs.Count, i, fieldPrefix);
             if (!double.IsFinite(spec.Weight) || spec.Weight < 0)
             {
                 throw new LossSpecException("loss.parameter_out_of_range", $"{prefix}.weight",

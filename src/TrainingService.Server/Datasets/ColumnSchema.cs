@@ -46,4 +46,10 @@ public sealed record ColumnSchema
     public IReadOnlyList<CategoryCount>? Values { get; init; }
     /// <summary>Why the column cannot be a feature, when it cannot.</summary>
     public string? Note { get; init; }
+
+    /// <summary>
+    /// A categorical column's categories in code order (ordinal string order): the one order behind stored codes,
+    /// one-hot positions and class labels.
+    /// </summary>
+    public List<string> CategoriesInCodeOrder() => Values!.Select(v => v.Value).OrderBy(v => v, StringComparer.Ordinal).ToList();
 }

@@ -47,7 +47,7 @@ public sealed class DatasetStore(NpgsqlDataSource dataSource)
         {
             if (column.Type == ColumnType.Categorical)
             {
-                var categories = column.Values!.Select(v => v.Value).OrderBy(v => v, StringComparer.Ordinal).ToList();
+                var categories = column.CategoriesInCodeOrder();
                 codes[column.Index] = (new int[rows], categories.Select((c, i) => (c, i)).ToDictionary(p => p.c, p => p.i), categories);
             }
             else

@@ -123,7 +123,7 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
         var options = jobOptions.Value;
         var byName = columns.ToDictionary(c => c.Name, StringComparer.Ordinal);
         var targetNames = ReadTarget(request.Target!.Value);
-        var targetColumns = targetNames.Select((n, i) => Column(byName, n, targetNames.Count == 1 ? "target" : $"target[{i}]")).ToList();
+        var targetColumns = targetNames.Select((n, i) => Column(byName, n, TargetField(targetNames.Count, i))).ToList();
         var terms = ParseLoss(request.Loss!.Value);
         var target = ResolveTarget(targetColumns, terms);
 
@@ -162,7 +162,7 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
             if (LossCatalog.Find(terms[i].Name).Name == "poisson_nll"
                 && terms[i].Parameters?.FirstOrDefault(p => LossArguments.Normalize(p.Key) == "loginput").Value is false)
             {
-                throw Unprocessable("job.unsupported_loss_parameter", terms.Count == 1 ? "loss.log_input" : $"loss.terms[{i}].log_input",
+                throw Unprocessable("job.unsupported_loss_parameter", $"{CombinedLoss.TermField(terms.Count, i)}.log_input",
                     "In training the model's output is unconstrained, so poisson_nll learns log-rates (log_input: true); " +
                     "log_input: false is for evaluating given rates.");
             }
@@ -315,7 +315,7 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
     private static TargetInfo ResolveTarget(List<ColumnSchema> targets, IReadOnlyList<LossTermSpec> terms)
     {
         var definitions = terms.Select((t, i) => LossCatalog.TryFind(t.Name, out var d) ? d
-            : throw Bad("loss.unknown", terms.Count == 1 ? "loss.name" : $"loss.terms[{i}].name",
+            : throw Bad("loss.unknown", $"{CombinedLoss.TermField(terms.Count, i)}.name",
                 $"Unknown loss '{t.Name}'. Known losses: {string.Join(", ", LossCatalog.All.Select(d => d.Name))}.")).ToList();
         var lossTasks = definitions.Skip(1).Aggregate(definitions[0].Tasks.AsEnumerable(), (all, d) => all.Intersect(d.Tasks)).ToList();
         string lossName = string.Join(" + ", definitions.Select(d => d.Name));
@@ -323,7 +323,7 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
         {
             if (!targets[i].Usable)
             {
-                throw Unprocessable("job.unusable_column", targets.Count == 1 ? "target" : $"target[{i}]",
+                throw Unprocessable("job.unusable_column", TargetField(targets.Count, i),
                     $"Column '{targets[i].Name}' is {targets[i].Type} and cannot be a target. {targets[i].Note}");
             }
         }
@@ -406,7 +406,7 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
             ColumnType.Numeric when column.Integral == true =>
                 column.Values.Select(v => v.Value).OrderBy(v => double.Parse(v, CultureInfo.InvariantCulture)).ToList(),
             ColumnType.Boolean => column.Values.Select(v => v.Value.Trim().ToLowerInvariant()).Distinct().OrderBy(v => v == "true").ToList(),
-            ColumnType.Categorical => column.Values.Select(v => v.Value).OrderBy(v => v, StringComparer.Ordinal).ToList(),
+            ColumnType.Categorical => column.CategoriesInCodeOrder(),
             _ => null,
         };
     }
@@ -489,6 +489,8 @@ public sealed class JobPlanner(IOptions<JobOptions> jobOptions)
         }
         return names;
     }
+
+    private static string TargetField(int targets, int index) => targets == 1 ? "target" : $"target[{index}]";
 
     private static ColumnSchema Column(Dictionary<string, ColumnSchema> byName, string name, string field) =>
         byName.TryGetValue(name, out var column) ? column

@@ -103,7 +103,7 @@ public static class Preprocessor
             int index;
             if (column.Codes is { } codes)
             {
-                index = codes[row]; // categorical codes use the same ordinal order as the labels
+                index = codes[row]; // codes and labels both follow ColumnSchema.CategoriesInCodeOrder
             }
             else
             {
