@@ -57,6 +57,14 @@ public static class JobEndpoints
         {
             return Problems.BadRequest("job.invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.", "Idempotency-Key");
         }
+        return await CreateAsync(request, key, retryOf: null, planner, datasets, dataSource, db, client, store, options, logger, cancellationToken);
+    }
+
+    /// <summary>Validates, stores and enqueues a job: a new submission, or a retry of <paramref name="retryOf"/>.</summary>
+    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> CreateAsync(SubmitJobRequest request, string? key, Guid? retryOf,
+        JobPlanner planner, DatasetStore datasets, NpgsqlDataSource dataSource, TrainingDbContext db, IBackgroundJobClient client,
+        JobStore store, IOptions<JobOptions> options, ILogger<SubmitJobRequest> logger, CancellationToken cancellationToken)
+    {
         planner.ValidateShape(request);
         var dataset = await datasets.FindAsync(request.DatasetId!.Value, cancellationToken);
         if (dataset is null)
@@ -89,7 +97,7 @@ public static class JobEndpoints
             insert.Parameters.AddWithValue("spec", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options));
             insert.Parameters.AddWithValue("seed", plan.Seed);
             insert.Parameters.AddWithValue("epochs", plan.Epochs);
-            insert.Parameters.AddWithValue("retryOf", (object?)RetryOf(http) ?? DBNull.Value);
+            insert.Parameters.AddWithValue("retryOf", (object?)retryOf ?? DBNull.Value);
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         if (key is not null)
@@ -138,8 +146,6 @@ public static class JobEndpoints
         }
         return TypedResults.Accepted($"/api/jobs/{id}", job.ToResponse());
     }
-
-    private static Guid? RetryOf(HttpRequest http) => http.HttpContext.Items.TryGetValue("retryOf", out var value) ? (Guid?)value : null;
 
     private static async Task<IResult> Get(Guid id, HttpRequest http, HttpResponse response, JobStates states, TrainingDbContext db,
         CancellationToken cancellationToken)
@@ -264,7 +270,7 @@ public static class JobEndpoints
         return TypedResults.Accepted($"/api/jobs/{id}", job.ToResponse());
     }
 
-    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Retry(Guid id, HttpRequest http, TrainingDbContext db,
+    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Retry(Guid id, TrainingDbContext db,
         JobPlanner planner, DatasetStore datasets, NpgsqlDataSource dataSource, IBackgroundJobClient client, JobStore store,
         IOptions<JobOptions> options, ILogger<SubmitJobRequest> logger, CancellationToken cancellationToken)
     {
@@ -274,9 +280,7 @@ public static class JobEndpoints
             return NotFound(id);
         }
         var spec = JsonSerializer.Deserialize<SubmitJobRequest>(original.Spec, ApiJson.Options)!;
-        http.HttpContext.Items["retryOf"] = id;
-        http.Headers.Remove("Idempotency-Key");
-        return await Submit(spec, http, planner, datasets, dataSource, db, client, store, options, logger, cancellationToken);
+        return await CreateAsync(spec, key: null, retryOf: id, planner, datasets, dataSource, db, client, store, options, logger, cancellationToken);
     }
 
     private static ProblemHttpResult NotFound(Guid id) => Problems.NotFound("job.not_found", $"No job {id}.");
