@@ -43,7 +43,7 @@ public static class HistoryEndpoints
         }
         if (!TryInt(maxPoints, 0, 3, settings.MaxHistoryLimit, out int points))
         {
-            return Problems.BadRequest("history.invalid_max_points", $"maxPoints must be between 3 and {settings.MaxHistoryLimit}.", "maxPoints");
+            return InvalidMaxPoints(settings);
         }
         if (metric is not null && !IsKnownSeries(metric))
         {
@@ -71,24 +71,25 @@ public static class HistoryEndpoints
         {
             return new CsvHistoryResult(reader, id);
         }
+        IResult Page(List<EpochResponse> epochs, bool sampled, int lastRead, bool hasMore) => TypedResults.Ok(new HistoryResponse
+        {
+            JobId = id,
+            Status = job.Status,
+            StopReason = job.StopReason,
+            Failure = job.Failure,
+            Sampled = sampled,
+            EpochsCompleted = job.EpochsCompleted,
+            TotalEpochs = job.TotalEpochs,
+            Epochs = epochs,
+            NextAfterEpoch = lastRead,
+            HasMore = hasMore,
+        });
         if (points > 0)
         {
             var all = await reader.ReadAsync(id, after, settings.MaxEpochs, cancellationToken);
             string series = metric ?? (all.Any(e => e.ValLoss is not null) ? "valLoss" : "trainLoss");
-            var sampled = HistoryReader.Downsample(all, points, series);
-            return TypedResults.Ok(new HistoryResponse
-            {
-                JobId = id,
-                Status = job.Status,
-                StopReason = job.StopReason,
-                Failure = job.Failure,
-                Sampled = sampled.Count < all.Count,
-                EpochsCompleted = job.EpochsCompleted,
-                TotalEpochs = job.TotalEpochs,
-                Epochs = sampled,
-                NextAfterEpoch = all.Count > 0 ? all[^1].Epoch : after,
-                HasMore = false,
-            });
+            var kept = HistoryReader.Downsample(all, points, series);
+            return Page(kept, kept.Count < all.Count, all.Count > 0 ? all[^1].Epoch : after, hasMore: false);
         }
         // Stored epochs are exactly 1 … epochsCompleted, so a poll from there on needs no query.
         var epochs = after >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, after, take + 1, cancellationToken);
@@ -97,19 +98,7 @@ public static class HistoryEndpoints
         {
             epochs.RemoveAt(take);
         }
-        return TypedResults.Ok(new HistoryResponse
-        {
-            JobId = id,
-            Status = job.Status,
-            StopReason = job.StopReason,
-            Failure = job.Failure,
-            Sampled = false,
-            EpochsCompleted = job.EpochsCompleted,
-            TotalEpochs = job.TotalEpochs,
-            Epochs = epochs,
-            NextAfterEpoch = epochs.Count > 0 ? epochs[^1].Epoch : after,
-            HasMore = more,
-        });
+        return Page(epochs, sampled: false, epochs.Count > 0 ? epochs[^1].Epoch : after, more);
     }
 
     // Server-Sent Events fed by LISTEN/NOTIFY (so epochs written by a worker on another machine arrive at once), with
@@ -226,7 +215,7 @@ public static class HistoryEndpoints
         }
         if (!TryInt(maxPoints, Math.Min(500, settings.MaxHistoryLimit), 3, settings.MaxHistoryLimit, out int points))
         {
-            return Problems.BadRequest("history.invalid_max_points", $"maxPoints must be between 3 and {settings.MaxHistoryLimit}.", "maxPoints");
+            return InvalidMaxPoints(settings);
         }
         var result = new List<HistorySeries>();
         bool sampled = false;
@@ -252,6 +241,9 @@ public static class HistoryEndpoints
         Problems.BadRequest("history.unknown_metric",
             $"Unknown metric '{metric}'. Known: {string.Join(", ", HistoryReader.BuiltInSeries.Concat(HistoryReader.MetricSeries))}.", "metric");
 
+    private static ProblemHttpResult InvalidMaxPoints(JobOptions settings) =>
+        Problems.BadRequest("history.invalid_max_points", $"maxPoints must be between 3 and {settings.MaxHistoryLimit}.", "maxPoints");
+
     private static bool TryInt(string? text, int fallback, int min, int max, out int value)
     {
         if (text is null)
@@ -261,7 +253,6 @@ public static class HistoryEndpoints
         }
         return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value >= min && value <= max;
     }
-
 
     /// <summary>The whole history as CSV, streamed row by row; never sampled. Non-finite values are written NaN / Infinity / -Infinity.</summary>
     private sealed class CsvHistoryResult(HistoryReader reader, Guid id) : IResult
