@@ -178,9 +178,10 @@ public static class DatasetEndpoints
             }
         }
         await using (var busy = new NpgsqlCommand(
-            "SELECT id FROM jobs WHERE dataset_id = @id AND status IN ('queued', 'running', 'cancelling') LIMIT 1", connection, transaction))
+            "SELECT id FROM jobs WHERE dataset_id = @id AND status = ANY(@unfinished) LIMIT 1", connection, transaction))
         {
             busy.Parameters.AddWithValue("id", id);
+            busy.Parameters.AddWithValue("unfinished", JobStatus.Unfinished);
             if (await busy.ExecuteScalarAsync(cancellationToken) is Guid jobId)
             {
                 return Problems.Conflict("dataset.in_use", $"Job {jobId} is queued or running on this dataset; cancel it or wait for it to finish.");

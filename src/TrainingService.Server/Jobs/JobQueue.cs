@@ -108,8 +108,9 @@ internal sealed class JobRecovery(NpgsqlDataSource dataSource, IBackgroundJobCli
     {
         await using var command = dataSource.CreateCommand("""
             SELECT id, status, hangfire_job_id FROM jobs
-            WHERE status IN ('queued', 'running', 'cancelling') AND created_at < now() - @delay
+            WHERE status = ANY(@unfinished) AND created_at < now() - @delay
             """);
+        command.Parameters.AddWithValue("unfinished", JobStatus.Unfinished);
         command.Parameters.AddWithValue("delay", options.Value.RecoveryDelay);
         var candidates = new List<(Guid Id, string Status, string? HangfireId)>();
         await using (var reader = await command.ExecuteReaderAsync(cancellationToken))

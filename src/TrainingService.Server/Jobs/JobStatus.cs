@@ -12,6 +12,9 @@ public static class JobStatus
 
     public static readonly IReadOnlyList<string> All = [Queued, Running, Cancelling, Succeeded, Failed, Cancelled];
 
+    /// <summary>The states a job can still leave (an SQL parameter for <c>status = ANY(@unfinished)</c>).</summary>
+    public static readonly string[] Unfinished = [Queued, Running, Cancelling];
+
     public static bool IsTerminal(string status) => status is Succeeded or Failed or Cancelled;
 }
 

@@ -24,43 +24,29 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
     private const string AppendTransition =
         "transitions = transitions || jsonb_build_array(jsonb_build_object('status', @to::text, 'at', now(), 'note', @note::text))";
 
-    /// <summary>The job's version, or null if it does not exist: the cheap check behind conditional GETs.</summary>
-    public async Task<long?> VersionAsync(Guid id, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("SELECT version FROM jobs WHERE id = @id");
-        command.Parameters.AddWithValue("id", id);
-        return await command.ExecuteScalarAsync(cancellationToken) as long?;
-    }
-
-    /// <summary>Moves a job from one of <paramref name="from"/> to <paramref name="to"/>; false if it was in no such state.</summary>
-    public async Task<bool> TransitionAsync(Guid id, string[] from, string to, string? note, CancellationToken cancellationToken,
-        string? extraSet = null, Action<NpgsqlParameterCollection>? extraParameters = null)
+    /// <summary>queued → running, stamping the start time and the device; false if the job was no longer queued.</summary>
+    public async Task<bool> StartAsync(Guid id, string device, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         await using var update = new NpgsqlCommand($"""
-            UPDATE jobs SET status = @to, {AppendTransition}, version = version + 1, updated_at = now()
-                {(extraSet is null ? "" : ", " + extraSet)}
-            WHERE id = @id AND status = ANY(@from)
+            UPDATE jobs SET status = @to, {AppendTransition}, version = version + 1, updated_at = now(),
+                started_at = coalesce(started_at, now()), device = @device
+            WHERE id = @id AND status = @from
             """, connection, transaction);
         update.Parameters.AddWithValue("id", id);
-        update.Parameters.AddWithValue("from", from);
-        update.Parameters.AddWithValue("to", to);
-        update.Parameters.AddWithValue("note", (object?)note ?? DBNull.Value);
-        extraParameters?.Invoke(update.Parameters);
+        update.Parameters.AddWithValue("from", JobStatus.Queued);
+        update.Parameters.AddWithValue("to", JobStatus.Running);
+        update.Parameters.AddWithValue("note", DBNull.Value);
+        update.Parameters.AddWithValue("device", device);
         if (await update.ExecuteNonQueryAsync(cancellationToken) == 0)
         {
             return false;
         }
-        await NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: to), cancellationToken);
+        await NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: JobStatus.Running), cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return true;
     }
-
-    /// <summary>queued → running, stamping the start time and the device.</summary>
-    public Task<bool> StartAsync(Guid id, string device, CancellationToken cancellationToken) =>
-        TransitionAsync(id, [JobStatus.Queued], JobStatus.Running, null, cancellationToken,
-            "started_at = coalesce(started_at, now()), device = @device", p => p.AddWithValue("device", device));
 
     /// <summary>Ends a job: status, stop reason, failure, best epoch, and its model (when training produced one: success, cancel or timeout), in one transaction.</summary>
     public async Task FinishAsync(Guid id, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
@@ -82,9 +68,10 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         await using var update = new NpgsqlCommand($"""
             UPDATE jobs SET status = @to, {AppendTransition}, version = version + 1, updated_at = now(), finished_at = now(),
                 stop_reason = @reason, failure_code = @code, failure_message = @message, failure_epoch = @epoch, best_epoch = @best
-            WHERE id = @id AND status IN ('running', 'cancelling', 'queued')
+            WHERE id = @id AND status = ANY(@unfinished)
             """, connection, transaction);
         update.Parameters.AddWithValue("id", id);
+        update.Parameters.AddWithValue("unfinished", JobStatus.Unfinished);
         update.Parameters.AddWithValue("to", status);
         update.Parameters.AddWithValue("note", (object?)failure?.Message ?? stopReason);
         update.Parameters.AddWithValue("reason", stopReason);
