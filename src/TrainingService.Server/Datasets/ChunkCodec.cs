@@ -6,15 +6,124 @@ using System.Text;
 namespace TrainingService.Server.Datasets;
 
 /// <summary>
-/// The binary forms of one column's values for one range of rows. Numbers: little-endian doubles, NaN for missing.
-/// Text: the cells' byte lengths as little-endian int32 (−1 for missing), then their UTF-8 bytes back to back.
+/// The binary forms of one column's values for one range of rows, all little-endian. The writer picks the smallest
+/// form that gives every value back exactly:
+/// <list type="bullet">
+/// <item><see cref="ScaledInteger"/>: numbers that are all m / 10^k for one k (decimals as CSV files write them): a
+/// byte of width (1, 2 or 4), a byte k, then each m in that width, the width's smallest integer for missing.</item>
+/// <item><see cref="Float64"/>: other numbers, as doubles, NaN for missing.</item>
+/// <item><see cref="Utf8Dictionary"/>: text drawn from a few distinct values: an int32 entry count, each entry as an
+/// int32 byte length and its UTF-8 bytes, a byte of code width (1, 2 or 4), then each cell's entry index, −1 for missing.</item>
+/// <item><see cref="Utf8Text"/>: any text: the cells' byte lengths as int32 (−1 for missing), then their UTF-8 bytes.</item>
+/// </list>
 /// </summary>
 public static class ChunkCodec
 {
     public const short Float64 = 1;
     public const short Utf8Text = 2;
+    public const short ScaledInteger = 3;
+    public const short Utf8Dictionary = 4;
 
-    public static byte[] EncodeNumbers(ReadOnlySpan<double> values) => MemoryMarshal.AsBytes(values).ToArray();
+    // 10^0 … 10^15: every one an exact double, so m / 10^k is one correctly rounded division.
+    internal static ReadOnlySpan<double> PowersOfTen =>
+        [1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15];
+
+    /// <summary>Numbers (NaN for missing) as <see cref="ScaledInteger"/> when that is exact, else as <see cref="Float64"/>.</summary>
+    public static (short Encoding, byte[] Data) EncodeNumbers(ReadOnlySpan<double> values)
+    {
+        if (!TryCommonScale(values, out int scale, out long largest))
+        {
+            return (Float64, MemoryMarshal.AsBytes(values).ToArray());
+        }
+        int width = WidthFor(largest);
+        var data = new byte[2 + values.Length * width];
+        data[0] = (byte)width;
+        data[1] = (byte)scale;
+        double factor = PowersOfTen[scale];
+        var body = data.AsSpan(2);
+        for (int i = 0; i < values.Length; i++)
+        {
+            long m = double.IsNaN(values[i]) ? Missing(width) : (long)Math.Round(values[i] * factor);
+            WriteInteger(body, i, width, m);
+        }
+        return (ScaledInteger, data);
+    }
+
+    /// <summary>
+    /// The smallest k for which every value is exactly m / 10^k with |m| &lt; 2^31 (checked by dividing back, bit for bit,
+    /// so −0 and anything inexact fall back to doubles), and the largest |m|.
+    /// </summary>
+    private static bool TryCommonScale(ReadOnlySpan<double> values, out int scale, out long largest)
+    {
+        scale = 0;
+        largest = 0;
+        foreach (double value in values)
+        {
+            if (double.IsNaN(value))
+            {
+                continue;
+            }
+            while (!IsScaled(value, scale))
+            {
+                if (++scale >= PowersOfTen.Length)
+                {
+                    return false;
+                }
+            }
+        }
+        // A value exact at k is exact at every larger k (m just gains zeros), but |m| grows: measure it at the final k.
+        double factor = PowersOfTen[scale];
+        foreach (double value in values)
+        {
+            if (!double.IsNaN(value))
+            {
+                double m = Math.Abs(Math.Round(value * factor));
+                if (m > int.MaxValue)
+                {
+                    return false;
+                }
+                largest = Math.Max(largest, (long)m);
+            }
+        }
+        return true;
+    }
+
+    private static bool IsScaled(double value, int scale)
+    {
+        double factor = PowersOfTen[scale];
+        double scaled = value * factor;
+        // −0 divides back to −0 but would be stored as the integer 0.
+        return Math.Abs(scaled) <= int.MaxValue && !(value == 0 && double.IsNegative(value))
+            && BitConverter.DoubleToInt64Bits(Math.Round(scaled) / factor) == BitConverter.DoubleToInt64Bits(value);
+    }
+
+    /// <summary>Bytes per integer so that |m| ≤ <paramref name="largest"/> fits and the width's minimum stays free for "missing".</summary>
+    private static int WidthFor(long largest) => largest <= sbyte.MaxValue ? 1 : largest <= short.MaxValue ? 2 : 4;
+
+    private static long Missing(int width) => width switch { 1 => sbyte.MinValue, 2 => short.MinValue, _ => int.MinValue };
+
+    private static void WriteInteger(Span<byte> body, int index, int width, long value)
+    {
+        switch (width)
+        {
+            case 1:
+                body[index] = (byte)(sbyte)value;
+                break;
+            case 2:
+                BinaryPrimitives.WriteInt16LittleEndian(body[(index * 2)..], (short)value);
+                break;
+            default:
+                BinaryPrimitives.WriteInt32LittleEndian(body[(index * 4)..], (int)value);
+                break;
+        }
+    }
+
+    private static long ReadInteger(ReadOnlySpan<byte> body, int index, int width) => width switch
+    {
+        1 => (sbyte)body[index],
+        2 => BinaryPrimitives.ReadInt16LittleEndian(body[(index * 2)..]),
+        _ => BinaryPrimitives.ReadInt32LittleEndian(body[(index * 4)..]),
+    };
 
     public static byte[] EncodeText(ReadOnlySpan<char> text, ReadOnlySpan<int> starts, ReadOnlySpan<int> lengths)
     {
@@ -41,13 +150,83 @@ public static class ChunkCodec
         return data;
     }
 
+    /// <summary>Text as <see cref="Utf8Dictionary"/>: each cell's index in <paramref name="entries"/>, −1 for missing.</summary>
+    public static byte[] EncodeDictionary(IReadOnlyList<string> entries, ReadOnlySpan<int> codes)
+    {
+        int width = WidthFor(entries.Count);
+        int header = 4 + entries.Sum(e => 4 + Encoding.UTF8.GetByteCount(e));
+        var data = new byte[header + 1 + codes.Length * width];
+        BinaryPrimitives.WriteInt32LittleEndian(data, entries.Count);
+        int position = 4;
+        foreach (string entry in entries)
+        {
+            int length = Encoding.UTF8.GetBytes(entry, data.AsSpan(position + 4));
+            BinaryPrimitives.WriteInt32LittleEndian(data.AsSpan(position), length);
+            position += 4 + length;
+        }
+        data[position] = (byte)width;
+        var body = data.AsSpan(position + 1);
+        for (int i = 0; i < codes.Length; i++)
+        {
+            WriteInteger(body, i, width, codes[i]);
+        }
+        return data;
+    }
+
+    /// <summary>A <see cref="Utf8Dictionary"/> chunk's entries and where its codes start.</summary>
+    private static (string[] Entries, int Width, int CodesAt) ReadDictionary(byte[] data)
+    {
+        var entries = new string[BinaryPrimitives.ReadInt32LittleEndian(data)];
+        int position = 4;
+        for (int e = 0; e < entries.Length; e++)
+        {
+            int length = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(position));
+            entries[e] = Encoding.UTF8.GetString(data, position + 4, length);
+            position += 4 + length;
+        }
+        return (entries, data[position], position + 1);
+    }
+
+    /// <summary>
+    /// Calls <paramref name="mapEntry"/> once per distinct entry of a dictionary chunk, and writes each cell's mapped value
+    /// (<paramref name="missing"/> for a missing cell).
+    /// </summary>
+    internal static void DecodeDictionary<T>(byte[] data, int rows, Func<string, T> mapEntry, T missing, Span<T> destination)
+    {
+        var (entries, width, codesAt) = ReadDictionary(data);
+        var mapped = entries.Select(mapEntry).ToArray();
+        var body = data.AsSpan(codesAt);
+        for (int i = 0; i < rows; i++)
+        {
+            long code = ReadInteger(body, i, width);
+            destination[i] = code < 0 ? missing : mapped[code];
+        }
+    }
+
     /// <summary>Decodes a chunk as numbers; text cells are parsed (booleans read as 1/0, anything else NaN).</summary>
     public static void DecodeNumbers(short encoding, byte[] data, int rows, Span<double> destination)
     {
-        if (encoding == Float64)
+        switch (encoding)
         {
-            MemoryMarshal.Cast<byte, double>(data.AsSpan(0, rows * 8)).CopyTo(destination);
-            return;
+            case Float64:
+                MemoryMarshal.Cast<byte, double>(data.AsSpan(0, rows * 8)).CopyTo(destination);
+                return;
+            case ScaledInteger:
+            {
+                int width = data[0];
+                double factor = PowersOfTen[data[1]];
+                long missing = Missing(width);
+                var body = data.AsSpan(2);
+                for (int i = 0; i < rows; i++)
+                {
+                    long m = ReadInteger(body, i, width);
+                    destination[i] = m == missing ? double.NaN : m / factor;
+                }
+                return;
+            }
+            case Utf8Dictionary:
+                DecodeDictionary(data, rows, TextAsNumber, double.NaN, destination);
+                return;
         }
         int position = rows * 4;
         for (int i = 0; i < rows; i++)
@@ -58,13 +237,15 @@ public static class ChunkCodec
                 destination[i] = double.NaN;
                 continue;
             }
-            var cell = Encoding.UTF8.GetString(data, position, length);
+            destination[i] = TextAsNumber(Encoding.UTF8.GetString(data, position, length));
             position += length;
-            destination[i] = CellValues.TryNumber(cell, out double number) ? number
-                : CellValues.TryBoolean(cell, out bool flag) ? (flag ? 1 : 0)
-                : double.NaN;
         }
     }
+
+    private static double TextAsNumber(string cell) =>
+        CellValues.TryNumber(cell, out double number) ? number
+        : CellValues.TryBoolean(cell, out bool flag) ? (flag ? 1 : 0)
+        : double.NaN;
 }
 
 /// <summary>How cells are read: missing markers, numbers, booleans, dates, and the key a category is known by.</summary>
@@ -86,7 +267,46 @@ public static class CellValues
 
     /// <summary>A finite number in invariant culture (1.5, -2, 3e-4; no thousands separators).</summary>
     public static bool TryNumber(ReadOnlySpan<char> cell, out double value) =>
-        double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value);
+        TryPlainDecimal(cell, out value)
+        || (double.TryParse(cell, NumberStyles.Float, CultureInfo.InvariantCulture, out value) && double.IsFinite(value));
+
+    /// <summary>
+    /// The fast path for what most numeric CSV cells look like: an optional '-', digits, an optional '.' and digits,
+    /// 15 digits at most. Such a cell is m / 10^k with m &lt; 10^15 &lt; 2^53 and k ≤ 15, both exact doubles, so one
+    /// IEEE division rounds it correctly: the same double as <see cref="double.Parse(string)"/> (Clinger's fast path).
+    /// Anything else (exponents, '+', spaces, longer mantissas) returns false and goes to the full parser.
+    /// </summary>
+    internal static bool TryPlainDecimal(ReadOnlySpan<char> cell, out double value)
+    {
+        value = 0;
+        int start = cell.Length > 0 && cell[0] == '-' ? 1 : 0;
+        int digits = 0, point = -1;
+        long mantissa = 0;
+        for (int i = start; i < cell.Length; i++)
+        {
+            uint digit = (uint)(cell[i] - '0');
+            if (digit <= 9)
+            {
+                mantissa = mantissa * 10 + digit;
+                digits++;
+            }
+            else if (cell[i] == '.' && point < 0)
+            {
+                point = i;
+            }
+            else
+            {
+                return false;
+            }
+        }
+        if (digits is 0 or > 15)
+        {
+            return false;
+        }
+        double magnitude = mantissa / ChunkCodec.PowersOfTen[point < 0 ? 0 : cell.Length - point - 1];
+        value = start == 1 ? -magnitude : magnitude;
+        return true;
+    }
 
     public static bool TryBoolean(ReadOnlySpan<char> cell, out bool value)
     {
@@ -115,7 +335,7 @@ public static class CellValues
     public static string Key(string cell) => TryNumber(cell, out double number) ? Canonical(number) : cell;
 }
 
-/// <summary>Decoding of text chunks straight to category codes, without a string per cell.</summary>
+/// <summary>Decoding of chunks straight to category codes, without a string per cell.</summary>
 public static class CategoryDecoder
 {
     /// <summary>
@@ -126,21 +346,29 @@ public static class CategoryDecoder
     {
         var lookup = categories.GetAlternateLookup<ReadOnlySpan<char>>();
         var canonical = new char[32];
-        if (encoding == ChunkCodec.Float64)
+        switch (encoding)
         {
-            var values = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, double>(data.AsSpan(0, rows * 8));
-            for (int i = 0; i < rows; i++)
+            case ChunkCodec.Float64 or ChunkCodec.ScaledInteger:
             {
-                destination[i] = !double.IsNaN(values[i]) && values[i].TryFormat(canonical, out int written, "R", System.Globalization.CultureInfo.InvariantCulture)
-                    && lookup.TryGetValue(canonical[..written], out int index) ? index : -1;
+                var values = new double[rows];
+                ChunkCodec.DecodeNumbers(encoding, data, rows, values);
+                for (int i = 0; i < rows; i++)
+                {
+                    destination[i] = !double.IsNaN(values[i]) && values[i].TryFormat(canonical, out int written, "R", CultureInfo.InvariantCulture)
+                        && lookup.TryGetValue(canonical[..written], out int index) ? index : -1;
+                }
+                return;
             }
-            return;
+            case ChunkCodec.Utf8Dictionary:
+                ChunkCodec.DecodeDictionary(data, rows, entry => categories.TryGetValue(CellValues.Key(entry), out int index) ? index : -1, -1,
+                    destination);
+                return;
         }
         char[] buffer = new char[256];
         int position = rows * 4;
         for (int i = 0; i < rows; i++)
         {
-            int length = System.Buffers.Binary.BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(i * 4));
+            int length = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(i * 4));
             if (length < 0)
             {
                 destination[i] = -1;
@@ -150,10 +378,10 @@ public static class CategoryDecoder
             {
                 buffer = new char[length * 2];
             }
-            int chars = System.Text.Encoding.UTF8.GetChars(data.AsSpan(position, length), buffer);
+            int chars = Encoding.UTF8.GetChars(data.AsSpan(position, length), buffer);
             position += length;
             ReadOnlySpan<char> cell = buffer.AsSpan(0, chars);
-            if (CellValues.TryNumber(cell, out double number) && number.TryFormat(canonical, out int written, "R", System.Globalization.CultureInfo.InvariantCulture))
+            if (CellValues.TryNumber(cell, out double number) && number.TryFormat(canonical, out int written, "R", CultureInfo.InvariantCulture))
             {
                 cell = canonical.AsSpan(0, written);
             }

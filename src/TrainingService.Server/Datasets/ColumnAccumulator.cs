@@ -1,10 +1,13 @@
 using System.Globalization;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace TrainingService.Server.Datasets;
 
 /// <summary>
-/// One column during an import: buffers the current chunk's cells (as numbers while every cell is numeric, and as
-/// text), and keeps what type inference and statistics need over the whole file in bounded memory.
+/// One column during an import: buffers the current chunk's cells (as numbers while every cell is numeric; as text,
+/// and as dictionary codes while every text cell is a known category, once one is not), and keeps what type inference
+/// and statistics need over the whole file in bounded memory.
 /// </summary>
 internal sealed class ColumnAccumulator
 {
@@ -12,17 +15,20 @@ internal sealed class ColumnAccumulator
     private double[] _numbers;
     private int[] _starts;
     private int[] _lengths;
+    private int[] _codes;
     private char[] _text = new char[4096];
     private int _textLength;
     private bool _chunkNumeric = true;
+    private bool _chunkCoded = true; // every non-missing cell so far has a code (is text with an entry in _textById)
 
     private long _missing, _count;
     private bool _allNumeric = true, _allIntegral = true, _allBoolean = true, _allDates = true;
     private ShiftedMoments _moments;
     private double _min = double.PositiveInfinity, _max = double.NegativeInfinity;
     private readonly Dictionary<double, long> _numberCounts = [];
-    private readonly Dictionary<string, long> _textCounts = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, long>.AlternateLookup<ReadOnlySpan<char>> _textLookup;
+    private readonly Dictionary<string, TextTally> _textCounts = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, TextTally>.AlternateLookup<ReadOnlySpan<char>> _textLookup;
+    private readonly List<string> _textById = [];
     private bool _distinctCapped;
 
     public ColumnAccumulator(string name, int index, int chunkCapacity, int maxDistinct)
@@ -33,6 +39,7 @@ internal sealed class ColumnAccumulator
         _numbers = new double[chunkCapacity];
         _starts = new int[chunkCapacity];
         _lengths = new int[chunkCapacity];
+        _codes = new int[chunkCapacity];
         _textLookup = _textCounts.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
@@ -40,22 +47,20 @@ internal sealed class ColumnAccumulator
     public int Index { get; }
     public int Rows { get; private set; }
 
-    /// <summary>Adds one cell (already unquoted). A number already parsed by the reader can be passed in.</summary>
-    public void Add(ReadOnlySpan<char> cell, double? parsed = null)
+    /// <summary>Adds one cell (already unquoted).</summary>
+    public void Add(ReadOnlySpan<char> cell)
     {
         int row = Rows++;
-        if (CellValues.IsMissing(cell))
+        if (CellValues.TryNumber(cell, out double number))
         {
-            _missing++;
-            _numbers[row] = double.NaN;
-            _lengths[row] = -1;
-            return;
-        }
-        _count++;
-        AppendText(row, cell);
-        if (parsed is double number || CellValues.TryNumber(cell, out number))
-        {
+            // A chunk keeps no text while all its cells are numbers: BeginText writes it if a text cell turns up.
             _numbers[row] = number;
+            if (!_chunkNumeric)
+            {
+                AppendText(row, cell);
+            }
+            _chunkCoded = false;
+            _count++;
             if (_allNumeric)
             {
                 _moments.Add(number);
@@ -66,32 +71,75 @@ internal sealed class ColumnAccumulator
             Count(_numberCounts, number);
             return;
         }
-        _chunkNumeric = false;
+        _numbers[row] = double.NaN;
+        if (CellValues.IsMissing(cell))
+        {
+            _missing++;
+            _lengths[row] = -1;
+            _codes[row] = -1;
+            return;
+        }
+        if (_chunkNumeric)
+        {
+            BeginText(row);
+        }
+        AppendText(row, cell);
+        _count++;
         _allNumeric = false;
         _allBoolean &= CellValues.TryBoolean(cell, out _);
         _allDates &= CellValues.IsDate(cell);
+        _codes[row] = -1;
         if (!_distinctCapped)
         {
-            if (_textLookup.TryGetValue(cell, out long seen))
+            ref var tally = ref CollectionsMarshal.GetValueRefOrNullRef(_textLookup, cell);
+            if (!Unsafe.IsNullRef(ref tally))
             {
-                _textLookup[cell] = seen + 1;
+                tally.Count++;
+                _codes[row] = tally.Id;
             }
             else if (!Full())
             {
-                _textCounts[cell.ToString()] = 1;
+                string text = cell.ToString();
+                _codes[row] = _textById.Count;
+                _textCounts[text] = new TextTally { Count = 1, Id = _textById.Count };
+                _textById.Add(text);
+            }
+        }
+        _chunkCoded &= _codes[row] >= 0;
+    }
+
+    /// <summary>
+    /// The chunk's first text cell is at <paramref name="row"/>: writes the text of the rows before it, numbers in their
+    /// canonical form (the readers key numeric cells of a text chunk by that form, so nothing is lost) and missing as −1.
+    /// </summary>
+    private void BeginText(int row)
+    {
+        _chunkNumeric = false;
+        Span<char> buffer = stackalloc char[32];
+        for (int r = 0; r < row; r++)
+        {
+            if (double.IsNaN(_numbers[r]))
+            {
+                _lengths[r] = -1;
+            }
+            else
+            {
+                _numbers[r].TryFormat(buffer, out int written, "R", CultureInfo.InvariantCulture);
+                AppendText(r, buffer[..written]);
             }
         }
     }
 
-    /// <summary>Encodes and clears the current chunk.</summary>
+    /// <summary>Encodes and clears the current chunk, in the most compact of <see cref="ChunkCodec"/>'s forms that fits it.</summary>
     public (short Encoding, byte[] Data) Flush()
     {
-        var encoded = _chunkNumeric
-            ? (ChunkCodec.Float64, ChunkCodec.EncodeNumbers(_numbers.AsSpan(0, Rows)))
+        var encoded = _chunkNumeric ? ChunkCodec.EncodeNumbers(_numbers.AsSpan(0, Rows))
+            : _chunkCoded && _textById.Count <= Rows ? (ChunkCodec.Utf8Dictionary, ChunkCodec.EncodeDictionary(_textById, _codes.AsSpan(0, Rows)))
             : (ChunkCodec.Utf8Text, ChunkCodec.EncodeText(_text.AsSpan(0, _textLength), _starts.AsSpan(0, Rows), _lengths.AsSpan(0, Rows)));
         Rows = 0;
         _textLength = 0;
         _chunkNumeric = true;
+        _chunkCoded = true;
         return encoded;
     }
 
@@ -132,7 +180,7 @@ internal sealed class ColumnAccumulator
         if (!_distinctCapped)
         {
             var all = _numberCounts.OrderBy(p => p.Key).Select(p => new CategoryCount(CellValues.Canonical(p.Key), p.Value))
-                .Concat(_textCounts.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new CategoryCount(p.Key, p.Value)));
+                .Concat(_textCounts.OrderBy(p => p.Key, StringComparer.Ordinal).Select(p => new CategoryCount(p.Key, p.Value.Count)));
             values = all.OrderByDescending(v => v.Count).ToList();
         }
         return new ColumnSchema
@@ -159,9 +207,10 @@ internal sealed class ColumnAccumulator
         {
             return;
         }
-        if (counts.TryGetValue(number, out long seen))
+        ref long seen = ref CollectionsMarshal.GetValueRefOrNullRef(counts, number);
+        if (!Unsafe.IsNullRef(ref seen))
         {
-            counts[number] = seen + 1;
+            seen++;
         }
         else if (!Full())
         {
@@ -193,4 +242,11 @@ internal sealed class ColumnAccumulator
     }
 
     public override string ToString() => string.Create(CultureInfo.InvariantCulture, $"{Name} ({Rows} rows buffered)");
+}
+
+/// <summary>A distinct text value's count over the file and its code in the dictionary chunks.</summary>
+internal struct TextTally
+{
+    public long Count;
+    public int Id;
 }
