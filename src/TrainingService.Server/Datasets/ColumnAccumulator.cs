@@ -13,9 +13,9 @@ internal sealed class ColumnAccumulator
 {
     private readonly int _maxDistinct;
     private double[] _numbers;
-    private int[] _starts;
-    private int[] _lengths;
-    private int[] _codes;
+    // Per-row text positions and dictionary codes, allocated when the column's first text cell arrives: a numeric
+    // column never needs them.
+    private int[] _starts = [], _lengths = [], _codes = [];
     private char[] _text = new char[4096];
     private int _textLength;
     private bool _chunkNumeric = true;
@@ -37,9 +37,6 @@ internal sealed class ColumnAccumulator
         Index = index;
         _maxDistinct = maxDistinct;
         _numbers = new double[chunkCapacity];
-        _starts = new int[chunkCapacity];
-        _lengths = new int[chunkCapacity];
-        _codes = new int[chunkCapacity];
         _textLookup = _textCounts.GetAlternateLookup<ReadOnlySpan<char>>();
     }
 
@@ -75,8 +72,11 @@ internal sealed class ColumnAccumulator
         if (CellValues.IsMissing(cell))
         {
             _missing++;
-            _lengths[row] = -1;
-            _codes[row] = -1;
+            if (!_chunkNumeric)
+            {
+                _lengths[row] = -1;
+                _codes[row] = -1;
+            }
             return;
         }
         if (_chunkNumeric)
@@ -115,9 +115,16 @@ internal sealed class ColumnAccumulator
     private void BeginText(int row)
     {
         _chunkNumeric = false;
+        if (_lengths.Length == 0)
+        {
+            _starts = new int[_numbers.Length];
+            _lengths = new int[_numbers.Length];
+            _codes = new int[_numbers.Length];
+        }
         Span<char> buffer = stackalloc char[32];
         for (int r = 0; r < row; r++)
         {
+            _codes[r] = -1;
             if (double.IsNaN(_numbers[r]))
             {
                 _lengths[r] = -1;
