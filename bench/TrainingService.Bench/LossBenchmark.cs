@@ -9,9 +9,14 @@ namespace TrainingService.Bench;
 
 /// <summary>
 /// <c>losses</c>: loss + gradient throughput of every catalogue loss through the trainer's kernels
-/// (<see cref="LossTerm.Launch"/>), against a hand-written parallel C# version of the same math and a
-/// memory-copy floor, all on the same data in one run.
+/// (<see cref="LossTerm.Launch"/>), against a hand-written parallel C# version of the same math (SIMD where natural),
+/// the same C# without SIMD, and a memory-copy floor, all on the same data in one run.
 /// </summary>
+/// <remarks>
+/// The scalar column is there because ILGPU 1.5's CPU accelerator runs a kernel as ordinary scalar .NET code: a plain
+/// scalar loop over spans is about the best such code can do, so it shows how much of a gap is SIMD and how much is
+/// the kernel's own overhead.
+/// </remarks>
 /// <remarks>
 /// The memory-copy floor moves exactly the bytes the kernel must touch: per core chunk,
 /// <c>Span.CopyTo</c> (memmove) of the predictions into a gradient-sized destination, plus a SIMD
@@ -26,10 +31,10 @@ internal static class LossBenchmark
 
     /// <summary>One row of the catalogue as benchmarked: inputs valid for its domain and the C# baseline.</summary>
     private sealed record LossCase(string Label, string Name, bool IsRowLoss, Func<Random, float> Prediction,
-        Func<Random, float> Target, LossChunk Baseline, double Goal);
+        Func<Random, float> Target, LossChunk Baseline, double Goal, LossChunk? ScalarBaseline = null);
 
     private sealed record Measurement(LossCase Case, int Elements, double KernelSeconds, double BaselineSeconds,
-        double CopySeconds, double KernelLoss, double BaselineLoss, double GradientError)
+        double ScalarSeconds, double CopySeconds, double KernelLoss, double BaselineLoss, double GradientError)
     {
         public double LossError => Math.Abs(KernelLoss - BaselineLoss) / Math.Max(Math.Abs(BaselineLoss), double.Epsilon);
         public bool Matches => LossError <= Tolerance && GradientError <= Tolerance;
@@ -70,17 +75,17 @@ internal static class LossBenchmark
         // The bench binds every loss with its catalogue defaults; the baselines hard-code the same values.
         return
         [
-            Elementwise("mse", Real, Real, LossBaselines.Simd<LossBaselines.Mse>),
-            Elementwise("l1", Real, Real, LossBaselines.Simd<LossBaselines.L1>),
-            Elementwise("huber", Real, Real, LossBaselines.Simd<LossBaselines.Huber>),
-            Elementwise("smooth_l1", Real, Real, LossBaselines.Simd<LossBaselines.SmoothL1>),
+            Vectorised<LossBaselines.Mse>("mse", Real, Real),
+            Vectorised<LossBaselines.L1>("l1", Real, Real),
+            Vectorised<LossBaselines.Huber>("huber", Real, Real),
+            Vectorised<LossBaselines.SmoothL1>("smooth_l1", Real, Real),
             Elementwise("log_cosh", Real, Real, LossBaselines.Scalar<LossBaselines.LogCosh>),
             Elementwise("poisson_nll", LogRate, Count, LossBaselines.Scalar<LossBaselines.PoissonLogInput>),
-            Elementwise("gaussian_nll", Real, Real, LossBaselines.Simd<LossBaselines.GaussianFixedVariance>),
+            Vectorised<LossBaselines.GaussianFixedVariance>("gaussian_nll", Real, Real),
             Elementwise("bce", Probability, Label, LossBaselines.Scalar<LossBaselines.Bce>),
             Elementwise("bce_with_logits", Logit, Label, LossBaselines.Scalar<LossBaselines.BceWithLogits>),
-            Elementwise("hinge", Real, Label, LossBaselines.Simd<LossBaselines.Hinge>),
-            Elementwise("squared_hinge", Real, Label, LossBaselines.Simd<LossBaselines.SquaredHinge>),
+            Vectorised<LossBaselines.Hinge>("hinge", Real, Label),
+            Vectorised<LossBaselines.SquaredHinge>("squared_hinge", Real, Label),
             Elementwise("focal", Logit, Label, LossBaselines.Scalar<LossBaselines.SigmoidFocal>, "focal (binary)"),
             new("cross_entropy", "cross_entropy", true, Logit, classIndex,
                 (x, y, g, s) => LossBaselines.CrossEntropy(x, y, g, s, classes), CrossEntropyGoal),
@@ -96,6 +101,11 @@ internal static class LossBenchmark
     private static LossCase Elementwise(string name, Func<Random, float> prediction, Func<Random, float> target,
         LossChunk baseline, string? label = null) =>
         new(label ?? name, name, false, prediction, target, baseline, ElementwiseGoal);
+
+    /// <summary>An elementwise loss whose baseline is SIMD, timed also as scalar C#.</summary>
+    private static LossCase Vectorised<TLoss>(string name, Func<Random, float> prediction, Func<Random, float> target)
+        where TLoss : LossBaselines.IVectorLoss =>
+        new(name, name, false, prediction, target, LossBaselines.Simd<TLoss>, ElementwiseGoal, LossBaselines.Scalar<TLoss>);
 
     // Input generators, one per domain. Real and logit ranges cover both branches of every kinked loss.
     private static float Real(Random r) => Uniform(r, -2, 2);
@@ -124,39 +134,49 @@ internal static class LossBenchmark
         double baselineScale = 1.0 / items, baselineSum = 0.0;
 
         // Each workload takes the number of items (rows, or elements) to process from the start of the data.
-        var (kernel, baseline, copy) = Medians(repeats, items,
+        var workloads = new List<Action<int>>
+        {
             count =>
             {
                 term.Launch(device, workspace.Views(count * perItem, count), args, count);
                 device.Accelerator.Synchronize();
             },
             count => baselineSum = workspace.RunBaseline(lossCase.Baseline, count, perItem, baselineScale),
-            count => workspace.CopyFloor(count * perItem, count));
+            count => workspace.CopyFloor(count * perItem, count),
+        };
+        if (lossCase.ScalarBaseline is { } scalar)
+        {
+            // It writes the same gradient as the SIMD baseline, so the gradient check below is unaffected.
+            workloads.Add(count => workspace.RunBaseline(scalar, count, perItem, baselineScale));
+        }
+        double[] medians = Medians(repeats, items, workloads);
+        double kernel = medians[0], baseline = medians[1], copy = medians[2];
+        double scalarSeconds = medians.Length > 3 ? medians[3] : baseline; // the baseline is scalar already
 
         double kernelLoss = workspace.Partials.GetAsArray1D().Sum() * scale;
-        return new Measurement(lossCase, elements, kernel, baseline, copy, kernelLoss, baselineSum * baselineScale,
+        return new Measurement(lossCase, elements, kernel, baseline, scalarSeconds, copy, kernelLoss, baselineSum * baselineScale,
             workspace.GradientError(elements));
     }
 
     /// <summary>Median seconds of each workload over <paramref name="items"/>, after <see cref="WarmUp"/>; runs are interleaved.</summary>
-    private static (double, double, double) Medians(int repeats, int items, params Action<int>[] workloads)
+    private static double[] Medians(int repeats, int items, IReadOnlyList<Action<int>> workloads)
     {
         foreach (var workload in workloads)
         {
             WarmUp(workload, items);
         }
         var times = workloads.Select(_ => new double[repeats]).ToArray();
-        // Interleaved so that a slow spell of the VM hits all three alike.
+        // Interleaved so that a slow spell of the VM hits every workload alike.
         for (int i = 0; i < repeats; i++)
         {
-            for (int w = 0; w < workloads.Length; w++)
+            for (int w = 0; w < workloads.Count; w++)
             {
                 long start = Stopwatch.GetTimestamp();
                 workloads[w](items);
                 times[w][i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
             }
         }
-        return (Median(times[0]), Median(times[1]), Median(times[2]));
+        return times.Select(Median).ToArray();
     }
 
     /// <summary>
@@ -188,12 +208,13 @@ internal static class LossBenchmark
     private static void PrintTable(List<Measurement> results)
     {
         Console.WriteLine();
-        Console.WriteLine("| loss | N | kernel elements/s | C# baseline elements/s | memcpy elements/s | kernel/C# time ratio | kernel/memcpy time ratio | goal | loss check |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---|---|");
+        Console.WriteLine("| loss | N | kernel elements/s | C# baseline elements/s | scalar C# elements/s | memcpy elements/s | kernel/C# time ratio | scalar C#/C# time ratio | kernel/memcpy time ratio | goal | loss check |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var r in results)
         {
             Console.WriteLine($"| {r.Case.Label} | {r.Elements:N0} | {Rate(r.Elements, r.KernelSeconds)} | {Rate(r.Elements, r.BaselineSeconds)} | " +
-                $"{Rate(r.Elements, r.CopySeconds)} | {r.BaselineRatio:F2}x | {r.CopyRatio:F2}x | {Verdict(r)} | {(r.Matches ? "ok" : "MISMATCH")} |");
+                $"{Rate(r.Elements, r.ScalarSeconds)} | {Rate(r.Elements, r.CopySeconds)} | {r.BaselineRatio:F2}x | " +
+                $"{r.ScalarSeconds / r.BaselineSeconds:F2}x | {r.CopyRatio:F2}x | {Verdict(r)} | {(r.Matches ? "ok" : "MISMATCH")} |");
         }
     }
 

@@ -15,6 +15,11 @@ public struct LossLaunchArgs
     public int PartialOffset;
     /// <summary>Outputs per row (C) for row losses.</summary>
     public int Classes;
+    /// <summary>
+    /// <see cref="LossKernels.PointwiseBlocks{TLoss}"/>: consecutive blocks a thread takes per pass (see
+    /// <see cref="LossKernels.BlocksPerPass"/>).
+    /// </summary>
+    public int BlocksPerPass;
 }
 
 /// <summary>
@@ -62,6 +67,81 @@ public static class LossKernels
         }
     }
 
+    /// <summary>Elements per block of <see cref="PointwiseBlocks{TLoss}"/>.</summary>
+    public const int BlockSize = 8;
+
+    /// <summary>
+    /// Blocks per thread per pass of <see cref="PointwiseBlocks{TLoss}"/>. On the CPU each thread takes one contiguous
+    /// run, so no cache line is written by two cores; on a GPU one block per pass, so neighbouring threads read
+    /// neighbouring blocks.
+    /// </summary>
+    public static int BlocksPerPass(bool isCpu, int elements, int threads) =>
+        isCpu ? Math.Max(1, (elements / BlockSize + threads - 1) / threads) : 1;
+
+    /// <summary>
+    /// The common case of <see cref="Pointwise{TLoss}"/> (no weights, side input or per-element output), read and
+    /// written 8 floats at a time. On ILGPU's CPU accelerator a kernel runs as plain .NET code and every view access
+    /// pays ILGPU's range and buffer checks, so one access per 8 elements is 4–5× faster for cheap losses; a GPU
+    /// gets 32-byte accesses. Same values as <see cref="Pointwise{TLoss}"/>; the loss sum differs only in order.
+    /// The caller guarantees every view starts at a multiple of 8 elements (a cast view's start is rounded down on
+    /// the CPU).
+    /// </summary>
+    public static void PointwiseBlocks<TLoss>(ArrayView<float> x, ArrayView<float> y, ArrayView<float> grad,
+        ArrayView<double> partials, LossLaunchArgs args, TLoss loss)
+        where TLoss : struct, IPointwiseLoss
+    {
+        int threads = Grid.DimX * Group.DimX;
+        int n = x.IntLength, blocks = n / BlockSize, run = args.BlocksPerPass;
+        bool wantGrad = grad.Length > 0, accumulate = args.Accumulate != 0;
+        var xs = x.Cast<Float8>();
+        var ys = y.Cast<Float8>();
+        var gs = grad.Cast<Float8>();
+        double scale = args.Scale, sum = 0.0;
+        for (int first = Grid.GlobalIndex.X * run; first < blocks; first += threads * run)
+        {
+            int last = Math.Min(first + run, blocks);
+            for (int b = first; b < last; b++)
+            {
+                Float8 xb = xs[b], yb = ys[b];
+                // Pairwise, so the eight values are not one chain of dependent additions.
+                sum += ((loss.Value(xb.E0, yb.E0, double.NaN) + loss.Value(xb.E1, yb.E1, double.NaN))
+                        + (loss.Value(xb.E2, yb.E2, double.NaN) + loss.Value(xb.E3, yb.E3, double.NaN)))
+                    + ((loss.Value(xb.E4, yb.E4, double.NaN) + loss.Value(xb.E5, yb.E5, double.NaN))
+                        + (loss.Value(xb.E6, yb.E6, double.NaN) + loss.Value(xb.E7, yb.E7, double.NaN)));
+                if (!wantGrad)
+                {
+                    continue;
+                }
+                Float8 gb = accumulate ? gs[b] : default;
+                gb.E0 = (float)(gb.E0 + scale * loss.Derivative(xb.E0, yb.E0, double.NaN));
+                gb.E1 = (float)(gb.E1 + scale * loss.Derivative(xb.E1, yb.E1, double.NaN));
+                gb.E2 = (float)(gb.E2 + scale * loss.Derivative(xb.E2, yb.E2, double.NaN));
+                gb.E3 = (float)(gb.E3 + scale * loss.Derivative(xb.E3, yb.E3, double.NaN));
+                gb.E4 = (float)(gb.E4 + scale * loss.Derivative(xb.E4, yb.E4, double.NaN));
+                gb.E5 = (float)(gb.E5 + scale * loss.Derivative(xb.E5, yb.E5, double.NaN));
+                gb.E6 = (float)(gb.E6 + scale * loss.Derivative(xb.E6, yb.E6, double.NaN));
+                gb.E7 = (float)(gb.E7 + scale * loss.Derivative(xb.E7, yb.E7, double.NaN));
+                gs[b] = gb;
+            }
+        }
+        // The last n mod 8 elements, one per thread.
+        for (int i = blocks * BlockSize + Grid.GlobalIndex.X; i < n; i += threads)
+        {
+            double xi = x[i], yi = y[i];
+            sum += loss.Value(xi, yi, double.NaN);
+            if (wantGrad)
+            {
+                double g = scale * loss.Derivative(xi, yi, double.NaN);
+                grad[i] = accumulate ? (float)(grad[i] + g) : (float)g;
+            }
+        }
+        double groupSum = GroupExtensions.Reduce<double, AddDouble>(sum);
+        if (Group.IsFirstThread)
+        {
+            partials[args.PartialOffset + Grid.IdxX] = groupSum;
+        }
+    }
+
     /// <summary>
     /// Row loss over [rows × C] outputs: each thread takes whole rows; perRow_r = ℓ_r; grad rows (+)= scale·∂ℓ_r/∂x.
     /// </summary>
@@ -88,4 +168,10 @@ public static class LossKernels
             partials[args.PartialOffset + Grid.IdxX] = groupSum;
         }
     }
+}
+
+/// <summary>Eight consecutive floats: the unit <see cref="LossKernels.PointwiseBlocks{TLoss}"/> reads and writes.</summary>
+internal struct Float8
+{
+    public float E0, E1, E2, E3, E4, E5, E6, E7;
 }
