@@ -160,7 +160,7 @@ public static class LossCatalog
                 $"Unknown loss '{name}'. Known losses: {string.Join(", ", All.Select(d => d.Name))}.");
 
     private static LossTerm Elementwise<TLoss>(LossDefinition d, BindContext c, TLoss loss, Domain targets,
-        Domain predictions = Domain.Finite, bool blocks = true) where TLoss : struct, IPointwiseLoss
+        Domain predictions = Domain.Finite) where TLoss : struct, IPointwiseLoss
     {
         RequireLayout(d, c, TargetLayout.Elementwise);
         var classWeights = c.Binding.ClassWeights;
@@ -172,7 +172,6 @@ public static class LossCatalog
         return new PointwiseTerm<TLoss>(d, c.Weight, c.Resolved, loss, MeanDenominator.Elements, targets, predictions)
         {
             ClassWeights = classWeights,
-            Blocks = blocks,
         };
     }
 
@@ -210,7 +209,7 @@ public static class LossCatalog
                 throw new LossSpecException("loss.invalid_parameter", "loss.alpha",
                     "Binary focal loss takes one alpha (a number); per-class alphas need class-index targets.");
             }
-            return Elementwise(d, c, new SigmoidFocalLoss(alpha?[0] ?? 0.25, gamma), Domain.UnitInterval, blocks: false);
+            return Elementwise(d, c, new SigmoidFocalLoss(alpha?[0] ?? 0.25, gamma), Domain.UnitInterval);
         }
         if (alpha is null or [_])
         {

@@ -14,11 +14,11 @@ namespace TrainingService.Compute.Losses;
 /// </remarks>
 public interface IPointwiseLoss
 {
-    /// <summary>The unweighted, unreduced loss of one element.</summary>
-    double Value(double x, double y, double aux);
-
-    /// <summary>∂ℓ/∂x of one element, with the library's convention at kinks.</summary>
-    double Derivative(double x, double y, double aux);
+    /// <summary>
+    /// The unweighted, unreduced loss of one element, and in <paramref name="derivative"/> ∂ℓ/∂x with the library's
+    /// convention at kinks. One method, so what the two share (an exponential, a sigmoid) is computed once.
+    /// </summary>
+    double Evaluate(double x, double y, double aux, out double derivative);
 }
 
 /// <summary>

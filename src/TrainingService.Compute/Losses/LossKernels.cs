@@ -48,7 +48,7 @@ public static class LossKernels
         {
             double xi = x[i], yi = y[i], a = hasAux ? aux[i] : double.NaN;
             double w = weighted ? weights[i] : 1.0;
-            double value = w * loss.Value(xi, yi, a);
+            double value = w * loss.Evaluate(xi, yi, a, out double derivative);
             sum += value;
             if (keep)
             {
@@ -56,7 +56,7 @@ public static class LossKernels
             }
             if (wantGrad)
             {
-                double g = args.Scale * w * loss.Derivative(xi, yi, a);
+                double g = args.Scale * w * derivative;
                 grad[i] = accumulate ? (float)(grad[i] + g) : (float)g;
             }
         }
@@ -103,24 +103,29 @@ public static class LossKernels
             for (int b = first; b < last; b++)
             {
                 Float8 xb = xs[b], yb = ys[b];
+                double v0 = loss.Evaluate(xb.E0, yb.E0, double.NaN, out double d0);
+                double v1 = loss.Evaluate(xb.E1, yb.E1, double.NaN, out double d1);
+                double v2 = loss.Evaluate(xb.E2, yb.E2, double.NaN, out double d2);
+                double v3 = loss.Evaluate(xb.E3, yb.E3, double.NaN, out double d3);
+                double v4 = loss.Evaluate(xb.E4, yb.E4, double.NaN, out double d4);
+                double v5 = loss.Evaluate(xb.E5, yb.E5, double.NaN, out double d5);
+                double v6 = loss.Evaluate(xb.E6, yb.E6, double.NaN, out double d6);
+                double v7 = loss.Evaluate(xb.E7, yb.E7, double.NaN, out double d7);
                 // Pairwise, so the eight values are not one chain of dependent additions.
-                sum += ((loss.Value(xb.E0, yb.E0, double.NaN) + loss.Value(xb.E1, yb.E1, double.NaN))
-                        + (loss.Value(xb.E2, yb.E2, double.NaN) + loss.Value(xb.E3, yb.E3, double.NaN)))
-                    + ((loss.Value(xb.E4, yb.E4, double.NaN) + loss.Value(xb.E5, yb.E5, double.NaN))
-                        + (loss.Value(xb.E6, yb.E6, double.NaN) + loss.Value(xb.E7, yb.E7, double.NaN)));
+                sum += ((v0 + v1) + (v2 + v3)) + ((v4 + v5) + (v6 + v7));
                 if (!wantGrad)
                 {
                     continue;
                 }
                 Float8 gb = accumulate ? gs[b] : default;
-                gb.E0 = (float)(gb.E0 + scale * loss.Derivative(xb.E0, yb.E0, double.NaN));
-                gb.E1 = (float)(gb.E1 + scale * loss.Derivative(xb.E1, yb.E1, double.NaN));
-                gb.E2 = (float)(gb.E2 + scale * loss.Derivative(xb.E2, yb.E2, double.NaN));
-                gb.E3 = (float)(gb.E3 + scale * loss.Derivative(xb.E3, yb.E3, double.NaN));
-                gb.E4 = (float)(gb.E4 + scale * loss.Derivative(xb.E4, yb.E4, double.NaN));
-                gb.E5 = (float)(gb.E5 + scale * loss.Derivative(xb.E5, yb.E5, double.NaN));
-                gb.E6 = (float)(gb.E6 + scale * loss.Derivative(xb.E6, yb.E6, double.NaN));
-                gb.E7 = (float)(gb.E7 + scale * loss.Derivative(xb.E7, yb.E7, double.NaN));
+                gb.E0 = (float)(gb.E0 + scale * d0);
+                gb.E1 = (float)(gb.E1 + scale * d1);
+                gb.E2 = (float)(gb.E2 + scale * d2);
+                gb.E3 = (float)(gb.E3 + scale * d3);
+                gb.E4 = (float)(gb.E4 + scale * d4);
+                gb.E5 = (float)(gb.E5 + scale * d5);
+                gb.E6 = (float)(gb.E6 + scale * d6);
+                gb.E7 = (float)(gb.E7 + scale * d7);
                 gs[b] = gb;
             }
         }
@@ -128,10 +133,10 @@ public static class LossKernels
         for (int i = blocks * BlockSize + Grid.GlobalIndex.X; i < n; i += threads)
         {
             double xi = x[i], yi = y[i];
-            sum += loss.Value(xi, yi, double.NaN);
+            sum += loss.Evaluate(xi, yi, double.NaN, out double derivative);
             if (wantGrad)
             {
-                double g = scale * loss.Derivative(xi, yi, double.NaN);
+                double g = scale * derivative;
                 grad[i] = accumulate ? (float)(grad[i] + g) : (float)g;
             }
         }

@@ -250,16 +250,10 @@ internal sealed class PointwiseTerm<TLoss>(LossDefinition definition, double wei
 {
     public override bool IsRowLoss => false;
 
-    /// <summary>
-    /// Whether the 8-element block kernel may be used. Off for losses too large to inline sixteen times: the JIT then
-    /// calls them per element and recomputes what value and derivative share (sigmoid focal measured 27% slower).
-    /// </summary>
-    public bool Blocks { get; init; } = true;
-
     public override void Launch(ComputeDevice device, in LossViews views, LossLaunchArgs args, int rows)
     {
         var config = device.GridStride(views.Predictions.Length);
-        if (Blocks && views.Weights.Length == 0 && views.Aux.Length == 0 && views.PerItem.Length == 0
+        if (views.Weights.Length == 0 && views.Aux.Length == 0 && views.PerItem.Length == 0
             && StartsOnBlock(views.Predictions) && StartsOnBlock(views.Targets) && StartsOnBlock(views.Gradient))
         {
             var blocks = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<double>, LossLaunchArgs, TLoss>(

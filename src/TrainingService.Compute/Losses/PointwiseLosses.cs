@@ -9,20 +9,24 @@ namespace TrainingService.Compute.Losses;
 public readonly struct MseLoss : IPointwiseLoss
 {
     /// <inheritdoc />
-    public double Value(double x, double y, double aux) => (x - y) * (x - y);
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux) => 2.0 * (x - y);
+    public double Evaluate(double x, double y, double aux, out double derivative)
+    {
+        double r = x - y;
+        derivative = 2.0 * r;
+        return r * r;
+    }
 }
 
 /// <summary>Absolute error: ℓ = |r|, ∂ℓ/∂x = sgn(r), 0 at r = 0 (PyTorch <c>L1Loss</c>).</summary>
 public readonly struct L1Loss : IPointwiseLoss
 {
     /// <inheritdoc />
-    public double Value(double x, double y, double aux) => Math.Abs(x - y);
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux) => Sign(x - y);
+    public double Evaluate(double x, double y, double aux, out double derivative)
+    {
+        double r = x - y;
+        derivative = Sign(r);
+        return Math.Abs(r);
+    }
 
     internal static double Sign(double r) => (r > 0.0 ? 1 : 0) - (r < 0.0 ? 1 : 0);
 }
@@ -36,15 +40,13 @@ public readonly struct HuberLoss(double delta) : IPointwiseLoss
     public readonly double Delta = delta;
 
     /// <inheritdoc />
-    public double Value(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
         // With m = min(|r|, δ): m(|r| − ½m) is ½r² below δ and δ(|r| − ½δ) above it.
-        double z = Math.Abs(x - y), m = Math.Min(z, Delta);
+        double r = x - y, z = Math.Abs(r), m = Math.Min(z, Delta);
+        derivative = Math.Min(Math.Max(r, -Delta), Delta);
         return m * (z - 0.5 * m);
     }
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux) => Math.Min(Math.Max(x - y, -Delta), Delta);
 }
 
 /// <summary>
@@ -57,22 +59,17 @@ public readonly struct SmoothL1Loss(double beta) : IPointwiseLoss
     public readonly double Beta = beta;
 
     /// <inheritdoc />
-    public double Value(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
-        double z = Math.Abs(x - y);
+        double r = x - y, z = Math.Abs(r);
         if (Beta == 0.0)
         {
+            derivative = L1Loss.Sign(r);
             return z;
         }
         double m = Math.Min(z, Beta); // as for Huber(δ = β), then / β
+        derivative = Math.Min(Math.Max(r / Beta, -1.0), 1.0);
         return m * (z - 0.5 * m) / Beta;
-    }
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux)
-    {
-        double r = x - y;
-        return Beta == 0.0 ? L1Loss.Sign(r) : Math.Min(Math.Max(r / Beta, -1.0), 1.0);
     }
 }
 
@@ -83,14 +80,12 @@ public readonly struct SmoothL1Loss(double beta) : IPointwiseLoss
 public readonly struct LogCoshLoss : IPointwiseLoss
 {
     /// <inheritdoc />
-    public double Value(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
         double r = x - y;
+        derivative = Math.Tanh(r);
         return r + StableMath.Softplus(-2.0 * r) - StableMath.Ln2;
     }
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux) => Math.Tanh(x - y);
 }
 
 /// <summary>
@@ -114,19 +109,26 @@ public readonly struct PoissonNllLoss(bool logInput, bool full, double eps) : IP
     public bool Full => _full != 0;
 
     /// <inheritdoc />
-    public double Value(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
-        double loss = LogInput ? Math.Exp(x) - y * x : x - y * Math.Log(x + Eps);
+        double loss;
+        if (LogInput)
+        {
+            double rate = Math.Exp(x);
+            loss = rate - y * x;
+            derivative = rate - y;
+        }
+        else
+        {
+            loss = x - y * Math.Log(x + Eps);
+            derivative = 1.0 - y / (x + Eps);
+        }
         if (Full && y > 1.0)
         {
             loss += y * Math.Log(y) - y + 0.5 * Math.Log(2.0 * Math.PI * y);
         }
         return loss;
     }
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux) =>
-        LogInput ? Math.Exp(x) - y : 1.0 - y / (x + Eps);
 }
 
 /// <summary>
@@ -151,18 +153,15 @@ public readonly struct GaussianNllLoss(double variance, bool full, double eps) :
     public bool Full => _full != 0;
 
     /// <inheritdoc />
-    public double Value(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
         bool fixedVariance = double.IsNaN(aux);
         double v = Math.Max(fixedVariance ? Variance : aux, Eps);
         double r = x - y;
+        derivative = r / v;
         double loss = 0.5 * ((fixedVariance ? _logFixedVariance : Math.Log(v)) + r * r / v);
         return Full ? loss + 0.5 * Math.Log(2.0 * Math.PI) : loss;
     }
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux) =>
-        (x - y) / Math.Max(double.IsNaN(aux) ? Variance : aux, Eps);
 }
 
 /// <summary>
@@ -172,11 +171,11 @@ public readonly struct GaussianNllLoss(double variance, bool full, double eps) :
 public readonly struct BceLoss : IPointwiseLoss
 {
     /// <inheritdoc />
-    public double Value(double x, double y, double aux) =>
-        -(y * Math.Max(Math.Log(x), -100.0) + (1.0 - y) * Math.Max(StableMath.Log1p(-x), -100.0));
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux) => (x - y) / Math.Max(x * (1.0 - x), 1e-12);
+    public double Evaluate(double x, double y, double aux, out double derivative)
+    {
+        derivative = (x - y) / Math.Max(x * (1.0 - x), 1e-12);
+        return -(y * Math.Max(Math.Log(x), -100.0) + (1.0 - y) * Math.Max(StableMath.Log1p(-x), -100.0));
+    }
 }
 
 /// <summary>
@@ -189,12 +188,13 @@ public readonly struct BceWithLogitsLoss(double posWeight) : IPointwiseLoss
     public readonly double PosWeight = posWeight;
 
     /// <inheritdoc />
-    public double Value(double x, double y, double aux) =>
-        (1.0 - y) * x - (1.0 + (PosWeight - 1.0) * y) * StableMath.LogSigmoid(x);
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux) =>
-        (1.0 + (PosWeight - 1.0) * y) * StableMath.Sigmoid(x) - PosWeight * y;
+    public double Evaluate(double x, double y, double aux, out double derivative)
+    {
+        double sigmoid = StableMath.SigmoidWithLog(x, out double logSigmoid);
+        double l = 1.0 + (PosWeight - 1.0) * y;
+        derivative = l * sigmoid - PosWeight * y;
+        return (1.0 - y) * x - l * logSigmoid;
+    }
 }
 
 /// <summary>
@@ -204,14 +204,12 @@ public readonly struct BceWithLogitsLoss(double posWeight) : IPointwiseLoss
 public readonly struct HingeLoss : IPointwiseLoss
 {
     /// <inheritdoc />
-    public double Value(double x, double y, double aux) => Math.Max(0.0, 1.0 - SignedLabel(y) * x);
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
-        double s = SignedLabel(y);
+        double s = SignedLabel(y), margin = 1.0 - s * x;
         // + 0.0 turns the −0 of an inactive positive label into 0.
-        return -s * (1.0 - s * x > 0.0 ? 1 : 0) + 0.0;
+        derivative = -s * (margin > 0.0 ? 1 : 0) + 0.0;
+        return Math.Max(0.0, margin);
     }
 
     internal static double SignedLabel(double y) => 2 * (y > 0.0 ? 1 : 0) - 1;
@@ -221,17 +219,11 @@ public readonly struct HingeLoss : IPointwiseLoss
 public readonly struct SquaredHingeLoss : IPointwiseLoss
 {
     /// <inheritdoc />
-    public double Value(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
-        double m = Math.Max(0.0, 1.0 - HingeLoss.SignedLabel(y) * x);
+        double s = HingeLoss.SignedLabel(y), m = Math.Max(0.0, 1.0 - s * x);
+        derivative = -2.0 * s * m;
         return m * m;
-    }
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux)
-    {
-        double s = HingeLoss.SignedLabel(y);
-        return -2.0 * s * Math.Max(0.0, 1.0 - s * x);
     }
 }
 
@@ -248,28 +240,20 @@ public readonly struct SigmoidFocalLoss(double alpha, double gamma) : IPointwise
     public readonly double Gamma = gamma;
 
     /// <inheritdoc />
-    public double Value(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
-        double p = StableMath.Sigmoid(x);
+        double p = StableMath.SigmoidWithLog(x, out double logSigmoid);
         double oneMinusPt = 1.0 - (p * y + (1.0 - p) * (1.0 - y));
-        double ce = x - x * y - StableMath.LogSigmoid(x);
-        return AlphaT(y) * ce * StableMath.Pow(oneMinusPt, Gamma);
-    }
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux)
-    {
-        double p = StableMath.Sigmoid(x);
-        double oneMinusPt = 1.0 - (p * y + (1.0 - p) * (1.0 - y));
-        double ce = x - x * y - StableMath.LogSigmoid(x);
+        double ce = x - x * y - logSigmoid;
+        double alphaT = Alpha < 0.0 ? 1.0 : Alpha * y + (1.0 - Alpha) * (1.0 - y);
+        double modulator = StableMath.Pow(oneMinusPt, Gamma);
         // (1 − p_t)^(γ − 1) is infinite at p_t = 1 when γ < 1, but ce → 0 there and the product's limit is 0.
         double focusTerm = oneMinusPt > 0.0 && Gamma != 0.0
             ? Gamma * StableMath.Pow(oneMinusPt, Gamma - 1.0) * p * (1.0 - p) * (2.0 * y - 1.0) * ce
             : 0.0;
-        return AlphaT(y) * (StableMath.Pow(oneMinusPt, Gamma) * (p - y) - focusTerm);
+        derivative = alphaT * (modulator * (p - y) - focusTerm);
+        return alphaT * ce * modulator;
     }
-
-    private double AlphaT(double y) => Alpha < 0.0 ? 1.0 : Alpha * y + (1.0 - Alpha) * (1.0 - y);
 }
 
 /// <summary>
@@ -285,17 +269,17 @@ public readonly struct KlDivLoss(bool logTarget) : IPointwiseLoss
     public bool LogTarget => _logTarget != 0;
 
     /// <inheritdoc />
-    public double Value(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
         if (LogTarget)
         {
-            return Math.Exp(y) * (y - x);
+            double p = Math.Exp(y);
+            derivative = -p;
+            return p * (y - x);
         }
+        derivative = -y;
         return y > 0.0 ? y * (Math.Log(y) - x) : 0.0;
     }
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux) => LogTarget ? -Math.Exp(y) : -y;
 }
 
 /// <summary>
@@ -308,12 +292,11 @@ public readonly struct SigmoidInput<TLoss>(TLoss inner) : IPointwiseLoss where T
     public readonly TLoss Inner = inner;
 
     /// <inheritdoc />
-    public double Value(double x, double y, double aux) => Inner.Value(StableMath.Sigmoid(x), y, aux);
-
-    /// <inheritdoc />
-    public double Derivative(double x, double y, double aux)
+    public double Evaluate(double x, double y, double aux, out double derivative)
     {
         double p = StableMath.Sigmoid(x);
-        return Inner.Derivative(p, y, aux) * p * (1.0 - p);
+        double value = Inner.Evaluate(p, y, aux, out double innerDerivative);
+        derivative = innerDerivative * p * (1.0 - p);
+        return value;
     }
 }

@@ -17,8 +17,13 @@ public static class StableMath
         return e / (1.0 + e);
     }
 
-    /// <summary>log σ(x) = min(x, 0) − log1p(e^−|x|).</summary>
-    public static double LogSigmoid(double x) => Math.Min(x, 0.0) - Log1p(Math.Exp(-Math.Abs(x)));
+    /// <summary>σ(x), and log σ(x) = min(x, 0) − log1p(e^−|x|) in <paramref name="logSigmoid"/>, from one exponential.</summary>
+    public static double SigmoidWithLog(double x, out double logSigmoid)
+    {
+        double e = Math.Exp(-Math.Abs(x));
+        logSigmoid = Math.Min(x, 0.0) - Log1p(e);
+        return x >= 0.0 ? 1.0 / (1.0 + e) : e / (1.0 + e);
+    }
 
     /// <summary>softplus(x) = log(1 + eˣ) = max(x, 0) + log1p(e^−|x|).</summary>
     public static double Softplus(double x) => Math.Max(x, 0.0) + Log1p(Math.Exp(-Math.Abs(x)));
