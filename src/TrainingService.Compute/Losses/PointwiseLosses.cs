@@ -1,7 +1,7 @@
 namespace TrainingService.Compute.Losses;
 
 // Elementwise losses. Formulas, kink conventions and clamps follow PyTorch (see docs/losses.md);
-// each struct's summary gives ℓ and ∂ℓ/∂x with r = x − y. Kinks are written with Min/Max and 0/1 integer
+// each struct's summary gives ℓ and ∂ℓ/∂x with r = x − y. Kinks are written with Min, Max, Ceiling and 0/1 integer
 // selects rather than if/else: on the CPU accelerator a data-dependent branch mispredicts on about every other
 // element of real data and cost these cheap losses 4–5× their speed.
 
