@@ -5,14 +5,14 @@ using System.Runtime.InteropServices;
 namespace TrainingService.Server.Datasets;
 
 /// <summary>
-/// One column during an import: buffers the current chunk's cells (as numbers while every cell is numeric; as text,
-/// and as dictionary codes while every text cell is a known category, once one is not), and keeps what type inference
-/// and statistics need over the whole file in bounded memory.
+/// One column during an import: buffers the current chunk's cells (as numbers while every cell is numeric; from the
+/// first text cell on, also as text, and as dictionary codes while every cell is a known category), and keeps what
+/// type inference and statistics need over the whole file in bounded memory.
 /// </summary>
 internal sealed class ColumnAccumulator
 {
     private readonly int _maxDistinct;
-    private double[] _numbers;
+    private readonly double[] _numbers;
     // Per-row text positions and dictionary codes, allocated when the column's first text cell arrives: a numeric
     // column never needs them.
     private int[] _starts = [], _lengths = [], _codes = [];
