@@ -268,8 +268,9 @@ internal sealed class PointwiseTerm<TLoss>(LossDefinition definition, double wei
             args, loss);
     }
 
-    private static bool StartsOnBlock(ArrayView<float> view) =>
-        ((IContiguousArrayView)view).Index % LossKernels.BlockSize == 0;
+    // Generic so the interface call is constrained: no boxing on a path that runs every training step.
+    private static bool StartsOnBlock<TView>(TView view) where TView : struct, IContiguousArrayView =>
+        view.Index % LossKernels.BlockSize == 0;
 }
 
 /// <summary>A term evaluated by the row kernel.</summary>

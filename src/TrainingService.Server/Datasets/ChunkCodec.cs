@@ -331,6 +331,13 @@ public static class CellValues
     /// <summary>The round-trip text of a number: the key numeric cells of a categorical column are known by.</summary>
     public static string Canonical(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
+    /// <summary><see cref="Canonical(double)"/> written into <paramref name="buffer"/> (32 chars suffice), without a string.</summary>
+    public static ReadOnlySpan<char> Canonical(double value, Span<char> buffer)
+    {
+        value.TryFormat(buffer, out int written, "R", CultureInfo.InvariantCulture);
+        return buffer[..written];
+    }
+
     /// <summary>The category key of a cell: canonical if it is a number ("1.0" and "1" are one category), else as written.</summary>
     public static string Key(string cell) => TryNumber(cell, out double number) ? Canonical(number) : cell;
 }
@@ -354,8 +361,8 @@ public static class CategoryDecoder
                 ChunkCodec.DecodeNumbers(encoding, data, rows, values);
                 for (int i = 0; i < rows; i++)
                 {
-                    destination[i] = !double.IsNaN(values[i]) && values[i].TryFormat(canonical, out int written, "R", CultureInfo.InvariantCulture)
-                        && lookup.TryGetValue(canonical[..written], out int index) ? index : -1;
+                    destination[i] = !double.IsNaN(values[i]) && lookup.TryGetValue(CellValues.Canonical(values[i], canonical), out int index)
+                        ? index : -1;
                 }
                 return;
             }
@@ -381,9 +388,9 @@ public static class CategoryDecoder
             int chars = Encoding.UTF8.GetChars(data.AsSpan(position, length), buffer);
             position += length;
             ReadOnlySpan<char> cell = buffer.AsSpan(0, chars);
-            if (CellValues.TryNumber(cell, out double number) && number.TryFormat(canonical, out int written, "R", CultureInfo.InvariantCulture))
+            if (CellValues.TryNumber(cell, out double number))
             {
-                cell = canonical.AsSpan(0, written);
+                cell = CellValues.Canonical(number, canonical);
             }
             destination[i] = lookup.TryGetValue(cell, out int index) ? index : -1;
         }

@@ -131,8 +131,7 @@ internal sealed class ColumnAccumulator
             }
             else
             {
-                _numbers[r].TryFormat(buffer, out int written, "R", CultureInfo.InvariantCulture);
-                AppendText(r, buffer[..written]);
+                AppendText(r, CellValues.Canonical(_numbers[r], buffer));
             }
         }
     }
