@@ -191,10 +191,10 @@ public static class ChunkCodec
     /// Calls <paramref name="mapEntry"/> once per distinct entry of a dictionary chunk, and writes each cell's mapped value
     /// (<paramref name="missing"/> for a missing cell).
     /// </summary>
-    internal static void DecodeDictionary<T>(byte[] data, int rows, Func<string, T> mapEntry, T missing, Span<T> destination)
+    internal static void DecodeDictionary<T>(byte[] data, int rows, Func<ReadOnlySpan<char>, T> mapEntry, T missing, Span<T> destination)
     {
         var (entries, width, codesAt) = ReadDictionary(data);
-        var mapped = entries.Select(mapEntry).ToArray();
+        var mapped = entries.Select(entry => mapEntry(entry)).ToArray();
         var body = data.AsSpan(codesAt);
         for (int i = 0; i < rows; i++)
         {
@@ -227,22 +227,39 @@ public static class ChunkCodec
             case Utf8Dictionary:
                 DecodeDictionary(data, rows, TextAsNumber, double.NaN, destination);
                 return;
+            default:
+                DecodeText(data, rows, TextAsNumber, double.NaN, destination);
+                return;
         }
+    }
+
+    /// <summary>
+    /// Calls <paramref name="mapCell"/> on each cell of a <see cref="Utf8Text"/> chunk, decoded into one reused buffer,
+    /// and writes the result (<paramref name="missing"/> for a missing cell).
+    /// </summary>
+    internal static void DecodeText<T>(byte[] data, int rows, Func<ReadOnlySpan<char>, T> mapCell, T missing, Span<T> destination)
+    {
+        char[] buffer = new char[256];
         int position = rows * 4;
         for (int i = 0; i < rows; i++)
         {
             int length = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(i * 4));
             if (length < 0)
             {
-                destination[i] = double.NaN;
+                destination[i] = missing;
                 continue;
             }
-            destination[i] = TextAsNumber(Encoding.UTF8.GetString(data, position, length));
+            if (buffer.Length < length)
+            {
+                buffer = new char[length * 2]; // a UTF-8 byte never decodes to more than one char
+            }
+            int chars = Encoding.UTF8.GetChars(data.AsSpan(position, length), buffer);
             position += length;
+            destination[i] = mapCell(buffer.AsSpan(0, chars));
         }
     }
 
-    private static double TextAsNumber(string cell) =>
+    private static double TextAsNumber(ReadOnlySpan<char> cell) =>
         CellValues.TryNumber(cell, out double number) ? number
         : CellValues.TryBoolean(cell, out bool flag) ? (flag ? 1 : 0)
         : double.NaN;
@@ -353,6 +370,9 @@ public static class CategoryDecoder
     {
         var lookup = categories.GetAlternateLookup<ReadOnlySpan<char>>();
         var canonical = new char[32];
+        int Code(ReadOnlySpan<char> cell) =>
+            lookup.TryGetValue(CellValues.TryNumber(cell, out double number) ? CellValues.Canonical(number, canonical) : cell, out int index)
+                ? index : -1;
         switch (encoding)
         {
             case ChunkCodec.Float64 or ChunkCodec.ScaledInteger:
@@ -367,32 +387,11 @@ public static class CategoryDecoder
                 return;
             }
             case ChunkCodec.Utf8Dictionary:
-                ChunkCodec.DecodeDictionary(data, rows, entry => categories.TryGetValue(CellValues.Key(entry), out int index) ? index : -1, -1,
-                    destination);
+                ChunkCodec.DecodeDictionary(data, rows, Code, -1, destination);
                 return;
-        }
-        char[] buffer = new char[256];
-        int position = rows * 4;
-        for (int i = 0; i < rows; i++)
-        {
-            int length = BinaryPrimitives.ReadInt32LittleEndian(data.AsSpan(i * 4));
-            if (length < 0)
-            {
-                destination[i] = -1;
-                continue;
-            }
-            if (buffer.Length < length)
-            {
-                buffer = new char[length * 2];
-            }
-            int chars = Encoding.UTF8.GetChars(data.AsSpan(position, length), buffer);
-            position += length;
-            ReadOnlySpan<char> cell = buffer.AsSpan(0, chars);
-            if (CellValues.TryNumber(cell, out double number))
-            {
-                cell = CellValues.Canonical(number, canonical);
-            }
-            destination[i] = lookup.TryGetValue(cell, out int index) ? index : -1;
+            default:
+                ChunkCodec.DecodeText(data, rows, Code, -1, destination);
+                return;
         }
     }
 }
