@@ -57,12 +57,14 @@ public static class ChunkCodec
     {
         scale = 0;
         largest = 0;
+        double largestMagnitude = 0.0;
         foreach (double value in values)
         {
             if (double.IsNaN(value))
             {
                 continue;
             }
+            largestMagnitude = Math.Max(largestMagnitude, Math.Abs(value));
             while (!IsScaled(value, scale))
             {
                 if (++scale >= PowersOfTen.Length)
@@ -71,20 +73,14 @@ public static class ChunkCodec
                 }
             }
         }
-        // A value exact at k is exact at every larger k (m just gains zeros), but |m| grows: measure it at the final k.
-        double factor = PowersOfTen[scale];
-        foreach (double value in values)
+        // A value exact at k is exact at every larger k (m just gains zeros), but |m| grows; rounding is monotonic, so
+        // the largest |m| at the final k is that of the largest |value|.
+        double m = Math.Round(largestMagnitude * PowersOfTen[scale]);
+        if (m > int.MaxValue)
         {
-            if (!double.IsNaN(value))
-            {
-                double m = Math.Abs(Math.Round(value * factor));
-                if (m > int.MaxValue)
-                {
-                    return false;
-                }
-                largest = Math.Max(largest, (long)m);
-            }
+            return false;
         }
+        largest = (long)m;
         return true;
     }
 
