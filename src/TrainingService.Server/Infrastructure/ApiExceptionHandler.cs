@@ -13,14 +13,14 @@ internal sealed class ApiExceptionHandler(ILogger<ApiExceptionHandler> logger) :
     {
         var result = exception switch
         {
-            ApiProblemException problem => problem.ToResult(),
+            ApiProblemException problem => problem.Problem.ToResult(),
             TrainingService.Compute.Losses.LossSpecException loss => Problems.BadRequest(loss.Code, loss.Message, loss.Field),
             BadHttpRequestException { InnerException: JsonException json } => Problems.BadRequest("request.invalid_json",
                 $"The request body is not valid JSON for this endpoint: {json.Message}", json.Path,
                 new Dictionary<string, object?> { ["line"] = json.LineNumber + 1, ["column"] = json.BytePositionInLine + 1 }),
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => Problems.TooLarge("request.too_large",
                 "The request body is larger than this endpoint accepts."),
-            BadHttpRequestException bad => Problems.Create(bad.StatusCode, "Bad request", "request.invalid", bad.Message),
+            BadHttpRequestException bad => Problems.Create(bad.StatusCode, "request.invalid", bad.Message),
             OperationCanceledException when context.RequestAborted.IsCancellationRequested => null,
             _ => null,
         };
@@ -31,7 +31,7 @@ internal sealed class ApiExceptionHandler(ILogger<ApiExceptionHandler> logger) :
                 return true;
             }
             logger.LogError(exception, "Unhandled error on {Method} {Path}", context.Request.Method, context.Request.Path);
-            result = Problems.Create(StatusCodes.Status500InternalServerError, "Internal error", "internal_error",
+            result = Problems.Create(StatusCodes.Status500InternalServerError, "internal_error",
                 "The server failed to handle the request; the error is logged.");
         }
         if (context.Response.HasStarted)

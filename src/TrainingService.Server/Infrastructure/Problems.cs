@@ -3,60 +3,45 @@ using Microsoft.AspNetCore.Http.HttpResults;
 namespace TrainingService.Server.Infrastructure;
 
 /// <summary>
-/// Every error the API returns: RFC 9457 <c>application/problem+json</c> with a stable machine-readable <c>code</c>
-/// and, where one is at fault, the <c>field</c> (JSON path), <c>line</c>, <c>column</c> or byte <c>offset</c>.
+/// An expected failure of a request (a bad field, a missing resource, a conflict) as a value: validators, planners and
+/// importers return one, and the handler returns <see cref="ToResult"/>. See docs/decisions/007-problems-are-returned.md.
 /// </summary>
-public static class Problems
+public sealed record ApiProblem(int Status, string Code, string Detail, string? Field = null,
+    IReadOnlyDictionary<string, object?>? Extensions = null)
 {
-    public static ProblemHttpResult BadRequest(string code, string detail, string? field = null,
-        IReadOnlyDictionary<string, object?>? extensions = null) =>
-        Create(StatusCodes.Status400BadRequest, "Bad request", code, detail, field, extensions);
+    public static ApiProblem BadRequest(string code, string detail, string? field = null, IReadOnlyDictionary<string, object?>? extensions = null) =>
+        new(StatusCodes.Status400BadRequest, code, detail, field, extensions);
 
-    public static ProblemHttpResult NotFound(string code, string detail) =>
-        Create(StatusCodes.Status404NotFound, "Not found", code, detail);
+    public static ApiProblem NotFound(string code, string detail) => new(StatusCodes.Status404NotFound, code, detail);
 
-    public static ProblemHttpResult Conflict(string code, string detail, string? field = null) =>
-        Create(StatusCodes.Status409Conflict, "Conflict", code, detail, field);
+    public static ApiProblem Conflict(string code, string detail, string? field = null) =>
+        new(StatusCodes.Status409Conflict, code, detail, field);
 
-    public static ProblemHttpResult Unprocessable(string code, string detail, string? field = null,
-        IReadOnlyDictionary<string, object?>? extensions = null) =>
-        Create(StatusCodes.Status422UnprocessableEntity, "Unprocessable request", code, detail, field, extensions);
+    public static ApiProblem Unprocessable(string code, string detail, string? field = null, IReadOnlyDictionary<string, object?>? extensions = null) =>
+        new(StatusCodes.Status422UnprocessableEntity, code, detail, field, extensions);
 
-    public static ProblemHttpResult TooLarge(string code, string detail) =>
-        Create(StatusCodes.Status413PayloadTooLarge, "Payload too large", code, detail);
+    public static ApiProblem TooLarge(string code, string detail) => new(StatusCodes.Status413PayloadTooLarge, code, detail);
 
-    public static ProblemHttpResult UnsupportedMediaType(string code, string detail) =>
-        Create(StatusCodes.Status415UnsupportedMediaType, "Unsupported media type", code, detail);
+    public static ApiProblem UnsupportedMediaType(string code, string detail) => new(StatusCodes.Status415UnsupportedMediaType, code, detail);
 
-    public static ProblemHttpResult Create(int status, string title, string code, string detail, string? field = null,
-        IReadOnlyDictionary<string, object?>? extensions = null)
+    /// <summary>The RFC 9457 response: <c>application/problem+json</c> with <c>code</c> and, where known, <c>field</c>.</summary>
+    public ProblemHttpResult ToResult()
     {
-        var all = new Dictionary<string, object?> { ["code"] = code };
-        if (field is not null)
+        var all = new Dictionary<string, object?> { ["code"] = Code };
+        if (Field is not null)
         {
-            all["field"] = field;
+            all["field"] = Field;
         }
-        foreach (var (key, value) in extensions ?? new Dictionary<string, object?>())
+        foreach (var (key, value) in Extensions ?? new Dictionary<string, object?>())
         {
             all[key] = value;
         }
-        return TypedResults.Problem(detail, statusCode: status, title: title, type: $"https://trainingservice.dev/problems/{code}",
+        return TypedResults.Problem(Detail, statusCode: Status, title: Title(Status), type: $"https://trainingservice.dev/problems/{Code}",
             extensions: all);
     }
-}
 
-/// <summary>An expected failure deep in a handler (a bad upload, an invalid spec), turned into a problem response.</summary>
-public sealed class ApiProblemException(int status, string code, string detail, string? field = null,
-    IReadOnlyDictionary<string, object?>? extensions = null) : Exception(detail)
-{
-    public int Status { get; } = status;
-    public string Code { get; } = code;
-    public string? Field { get; } = field;
-    public IReadOnlyDictionary<string, object?>? Extensions { get; } = extensions;
-
-    public ProblemHttpResult ToResult() => Problems.Create(Status, Title(Status), Code, Message, Field, Extensions);
-
-    private static string Title(int status) => status switch
+    /// <summary>The one status → title table.</summary>
+    public static string Title(int status) => status switch
     {
         400 => "Bad request",
         404 => "Not found",
@@ -64,6 +49,44 @@ public sealed class ApiProblemException(int status, string code, string detail, 
         413 => "Payload too large",
         415 => "Unsupported media type",
         422 => "Unprocessable request",
+        500 => "Internal error",
+        503 => "Service unavailable",
         _ => "Error",
     };
+}
+
+/// <summary>
+/// Every error the API returns: RFC 9457 <c>application/problem+json</c> with a stable machine-readable <c>code</c>
+/// and, where one is at fault, the <c>field</c> (JSON path), <c>line</c>, <c>column</c> or byte <c>offset</c>.
+/// Shorthands for handlers that return a problem straight away.
+/// </summary>
+public static class Problems
+{
+    public static ProblemHttpResult BadRequest(string code, string detail, string? field = null,
+        IReadOnlyDictionary<string, object?>? extensions = null) => ApiProblem.BadRequest(code, detail, field, extensions).ToResult();
+
+    public static ProblemHttpResult NotFound(string code, string detail) => ApiProblem.NotFound(code, detail).ToResult();
+
+    public static ProblemHttpResult Conflict(string code, string detail, string? field = null) => ApiProblem.Conflict(code, detail, field).ToResult();
+
+    public static ProblemHttpResult Unprocessable(string code, string detail, string? field = null,
+        IReadOnlyDictionary<string, object?>? extensions = null) => ApiProblem.Unprocessable(code, detail, field, extensions).ToResult();
+
+    public static ProblemHttpResult TooLarge(string code, string detail) => ApiProblem.TooLarge(code, detail).ToResult();
+
+    public static ProblemHttpResult UnsupportedMediaType(string code, string detail) => ApiProblem.UnsupportedMediaType(code, detail).ToResult();
+
+    public static ProblemHttpResult Create(int status, string code, string detail, string? field = null,
+        IReadOnlyDictionary<string, object?>? extensions = null) => new ApiProblem(status, code, detail, field, extensions).ToResult();
+}
+
+/// <summary>Transitional: an expected failure thrown deep in a handler. Being replaced by returned <see cref="ApiProblem"/>s.</summary>
+public sealed class ApiProblemException(int status, string code, string detail, string? field = null,
+    IReadOnlyDictionary<string, object?>? extensions = null) : Exception(detail)
+{
+    public ApiProblem Problem { get; } = new(status, code, detail, field, extensions);
+    public int Status => Problem.Status;
+    public string Code => Problem.Code;
+    public string? Field => Problem.Field;
+    public IReadOnlyDictionary<string, object?>? Extensions => Problem.Extensions;
 }
