@@ -7,7 +7,6 @@ using Microsoft.Net.Http.Headers;
 using Npgsql;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Infrastructure;
-using TrainingService.Server.Jobs;
 
 namespace TrainingService.Server.Datasets;
 
@@ -165,7 +164,7 @@ public static class DatasetEndpoints
     }
 
     // Refused while a queued or running job needs the data; finished jobs keep their history and model.
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, NpgsqlDataSource dataSource, IDatasetReferences references, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -177,33 +176,11 @@ public static class DatasetEndpoints
                 return NotFound(id);
             }
         }
-        await using (var busy = new NpgsqlCommand(
-            "SELECT id FROM jobs WHERE dataset_id = @id AND status = ANY(@unfinished) LIMIT 1", connection, transaction))
+        if (await references.FindUnfinishedJobAsync(connection, transaction, id, cancellationToken) is Guid jobId)
         {
-            busy.Parameters.AddWithValue("id", id);
-            busy.Parameters.AddWithValue("unfinished", JobStatus.Unfinished);
-            if (await busy.ExecuteScalarAsync(cancellationToken) is Guid jobId)
-            {
-                return Problems.Conflict("dataset.in_use", $"Job {jobId} is queued or running on this dataset; cancel it or wait for it to finish.");
-            }
+            return Problems.Conflict("dataset.in_use", $"Job {jobId} is queued or running on this dataset; cancel it or wait for it to finish.");
         }
-        // Finished jobs lose their link to the data (ON DELETE SET NULL would do it silently): bump their versions and
-        // tell every process, so cached states and ETags move on.
-        var detached = new List<Guid>();
-        await using (var detach = new NpgsqlCommand(
-            "UPDATE jobs SET dataset_id = NULL, version = version + 1, updated_at = now() WHERE dataset_id = @id RETURNING id", connection, transaction))
-        {
-            detach.Parameters.AddWithValue("id", id);
-            await using var reader = await detach.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                detached.Add(reader.GetGuid(0));
-            }
-        }
-        foreach (var jobId in detached)
-        {
-            await JobStore.NotifyAsync(connection, transaction, new JobEvent(jobId, "dataset"), cancellationToken);
-        }
+        await references.DetachAsync(connection, transaction, id, cancellationToken);
         await using (var delete = new NpgsqlCommand("DELETE FROM datasets WHERE id = @id", connection, transaction))
         {
             delete.Parameters.AddWithValue("id", id);

@@ -1,21 +1,15 @@
 using System.Globalization;
-using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json;
 using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
-using Npgsql;
-using NpgsqlTypes;
 using TrainingService.Server.Configuration;
-using TrainingService.Server.Data;
-using TrainingService.Server.Data.Entities;
-using TrainingService.Server.Datasets;
 using TrainingService.Server.Infrastructure;
 
 namespace TrainingService.Server.Jobs;
 
+/// <summary>Submit, list, read, cancel and retry jobs. Each handler binds, calls one service, and maps the result.</summary>
 public static class JobEndpoints
 {
     public static IEndpointRouteBuilder MapJobEndpoints(this IEndpointRouteBuilder app)
@@ -49,105 +43,17 @@ public static class JobEndpoints
     }
 
     private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Submit(SubmitJobRequest request, HttpRequest http,
-        JobPlanner planner, DatasetStore datasets, NpgsqlDataSource dataSource, TrainingDbContext db, IBackgroundJobClient client,
-        JobStore store, IOptions<JobOptions> options, ILogger<SubmitJobRequest> logger, CancellationToken cancellationToken)
+        JobSubmitter submitter, CancellationToken cancellationToken)
     {
-        string? key = http.Headers["Idempotency-Key"].FirstOrDefault();
-        if (key is { Length: 0 or > 255 })
+        string? idempotencyKey = http.Headers["Idempotency-Key"].FirstOrDefault();
+        if (idempotencyKey is { Length: 0 or > 255 })
         {
             return Problems.BadRequest("job.invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.", "Idempotency-Key");
         }
-        return await CreateAsync(request, key, retryOf: null, planner, datasets, dataSource, db, client, store, options, logger, cancellationToken);
+        return Accepted(await submitter.SubmitAsync(request, idempotencyKey, retryOf: null, cancellationToken));
     }
 
-    /// <summary>Validates, stores and enqueues a job: a new submission, or a retry of <paramref name="retryOf"/>.</summary>
-    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> CreateAsync(SubmitJobRequest request, string? key, Guid? retryOf,
-        JobPlanner planner, DatasetStore datasets, NpgsqlDataSource dataSource, TrainingDbContext db, IBackgroundJobClient client,
-        JobStore store, IOptions<JobOptions> options, ILogger<SubmitJobRequest> logger, CancellationToken cancellationToken)
-    {
-        planner.ValidateShape(request);
-        var dataset = await datasets.FindAsync(request.DatasetId!.Value, cancellationToken);
-        if (dataset is null)
-        {
-            return Problems.Unprocessable("job.unknown_dataset", $"No dataset {request.DatasetId}; upload one with POST /api/datasets.", "datasetId");
-        }
-        var plan = planner.Plan(request, dataset.Id, dataset.Columns);
-        string requestHash = Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(request, ApiJson.Options)));
-
-        var id = Guid.CreateVersion7();
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        // FOR SHARE: a concurrent DELETE of the dataset waits for this job to exist, then refuses (409).
-        await using (var lockDataset = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id FOR SHARE", connection, transaction))
-        {
-            lockDataset.Parameters.AddWithValue("id", dataset.Id);
-            if (await lockDataset.ExecuteScalarAsync(cancellationToken) is null)
-            {
-                return Problems.Unprocessable("job.unknown_dataset", $"Dataset {dataset.Id} was just deleted.", "datasetId");
-            }
-        }
-        await using (var insert = new NpgsqlCommand("""
-            INSERT INTO jobs (id, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version, updated_at)
-            VALUES (@id, now(), @dataset, 'queued', @spec, @seed, @epochs,
-                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now())
-            """, connection, transaction))
-        {
-            insert.Parameters.AddWithValue("id", id);
-            insert.Parameters.AddWithValue("dataset", dataset.Id);
-            insert.Parameters.AddWithValue("spec", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options));
-            insert.Parameters.AddWithValue("seed", plan.Seed);
-            insert.Parameters.AddWithValue("epochs", plan.Epochs);
-            insert.Parameters.AddWithValue("retryOf", (object?)retryOf ?? DBNull.Value);
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-        }
-        if (key is not null)
-        {
-            // Concurrent requests with one key serialise on the key's row: the first commits, the rest find it.
-            await using var remember = new NpgsqlCommand("""
-                DELETE FROM idempotency_keys WHERE key = @key AND created_at < now() - @window;
-                INSERT INTO idempotency_keys (key, request_hash, job_id, created_at) VALUES (@key, @hash, @job, now())
-                ON CONFLICT (key) DO NOTHING;
-                """, connection, transaction);
-            remember.Parameters.AddWithValue("key", key);
-            remember.Parameters.AddWithValue("window", options.Value.IdempotencyWindow);
-            remember.Parameters.AddWithValue("hash", requestHash);
-            remember.Parameters.AddWithValue("job", id);
-            await remember.ExecuteNonQueryAsync(cancellationToken);
-            await using var owner = new NpgsqlCommand("SELECT request_hash, job_id FROM idempotency_keys WHERE key = @key", connection, transaction);
-            owner.Parameters.AddWithValue("key", key);
-            await using var reader = await owner.ExecuteReaderAsync(cancellationToken);
-            await reader.ReadAsync(cancellationToken);
-            string firstHash = reader.GetString(0);
-            Guid firstJob = reader.GetGuid(1);
-            await reader.DisposeAsync();
-            if (firstJob != id)
-            {
-                await transaction.RollbackAsync(cancellationToken);
-                if (firstHash != requestHash)
-                {
-                    return Problems.Unprocessable("job.idempotency_key_reused",
-                        $"Idempotency-Key '{key}' was used for a different request (job {firstJob}).", "Idempotency-Key");
-                }
-                var existing = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == firstJob, cancellationToken);
-                return TypedResults.Accepted($"/api/jobs/{firstJob}", existing.ToResponse());
-            }
-        }
-        await transaction.CommitAsync(cancellationToken);
-        // The response describes the job as accepted; a worker may start it the moment it is enqueued.
-        var job = await db.Jobs.AsNoTracking().FirstAsync(j => j.Id == id, cancellationToken);
-        try
-        {
-            await client.EnqueueAsync(store, id, cancellationToken);
-        }
-        catch (Exception e)
-        {
-            // Accepted is accepted: the job is committed, and JobRecovery enqueues it if this failed.
-            logger.LogWarning(e, "Enqueueing job {JobId} failed; recovery will enqueue it", id);
-        }
-        return TypedResults.Accepted($"/api/jobs/{id}", job.ToResponse());
-    }
-
-    private static async Task<IResult> Get(Guid id, HttpRequest http, HttpResponse response, JobStates states, TrainingDbContext db,
+    private static async Task<IResult> Get(Guid id, HttpRequest http, HttpResponse response, JobStates states, JobStore store,
         CancellationToken cancellationToken)
     {
         var state = await states.GetAsync(id, cancellationToken);
@@ -160,7 +66,7 @@ public static class JobEndpoints
         {
             return ETags.NotModified(response, etag);
         }
-        var job = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
+        var job = await store.FindAsync(id, cancellationToken);
         if (job is null)
         {
             return NotFound(id);
@@ -169,48 +75,68 @@ public static class JobEndpoints
         return TypedResults.Ok(job.ToResponse());
     }
 
-    private static async Task<Results<Ok<JobPage>, ProblemHttpResult>> List(TrainingDbContext db, IOptions<JobOptions> options,
-        string? status, Guid? datasetId, DateTimeOffset? createdAfter, int? limit, string? cursor, CancellationToken cancellationToken)
+    /// <summary>Query parameters of <c>GET /api/jobs</c>.</summary>
+    private sealed record ListQuery(string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter, int? Limit, string? Cursor);
+
+    private static async Task<Results<Ok<JobPage>, ProblemHttpResult>> List([AsParameters] ListQuery query, JobStore store,
+        IOptions<JobOptions> options, CancellationToken cancellationToken)
     {
         int max = options.Value.MaxListLimit;
-        int take = limit ?? Math.Min(20, max);
+        int take = query.Limit ?? Math.Min(20, max);
         if (take < 1 || take > max)
         {
             return Problems.BadRequest("job.invalid_limit", $"limit must be between 1 and {max} (Jobs:MaxListLimit).", "limit");
         }
-        if (status is not null && !JobStatus.All.Contains(status))
+        if (query.Status is not null && !JobStatus.All.Contains(query.Status))
         {
             return Problems.BadRequest("job.invalid_status", $"status must be one of {string.Join(", ", JobStatus.All)}.", "status");
         }
-        IQueryable<Job> query = db.Jobs.AsNoTracking();
-        if (status is not null)
+        (DateTimeOffset, Guid)? before = null;
+        if (query.Cursor is not null)
         {
-            query = query.Where(j => j.Status == status);
-        }
-        if (datasetId is not null)
-        {
-            query = query.Where(j => j.DatasetId == datasetId);
-        }
-        if (createdAfter is not null)
-        {
-            query = query.Where(j => j.CreatedAt > createdAfter);
-        }
-        if (cursor is not null)
-        {
-            if (!TryReadCursor(cursor, out var at, out var after))
+            if (!TryReadCursor(query.Cursor, out var at, out var after))
             {
                 return Problems.BadRequest("job.invalid_cursor", "cursor is not one this API returned.", "cursor");
             }
-            // Keyset pagination: stable when jobs are added while a client pages.
-            query = query.Where(j => j.CreatedAt < at || (j.CreatedAt == at && j.Id.CompareTo(after) < 0));
+            before = (at, after);
         }
-        var page = await query.OrderByDescending(j => j.CreatedAt).ThenByDescending(j => j.Id).Take(take + 1).ToListAsync(cancellationToken);
-        string? next = page.Count > take ? WriteCursor(page[take - 1]) : null;
+        var page = await store.ListAsync(new JobFilter(query.Status, query.DatasetId, query.CreatedAfter), before, take + 1, cancellationToken);
+        string? next = page.Count > take ? WriteCursor(page[take - 1].CreatedAt, page[take - 1].Id) : null;
         return TypedResults.Ok(new JobPage(page.Take(take).Select(j => j.ToResponse()).ToList(), next));
     }
 
-    private static string WriteCursor(Job job) =>
-        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{job.CreatedAt.UtcTicks}:{job.Id:N}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
+    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Cancel(Guid id, JobStore store, IBackgroundJobClient client,
+        CancellationToken cancellationToken)
+    {
+        var (job, problem) = await store.CancelAsync(id, cancellationToken);
+        if (problem is not null || job is null)
+        {
+            return problem?.ToResult() ?? NotFound(id);
+        }
+        if (job.Status == JobStatus.Cancelled && job.HangfireJobId is not null)
+        {
+            client.Delete(job.HangfireJobId); // never picked up; if a worker has it anyway, it sees the status and stops
+        }
+        return TypedResults.Accepted($"/api/jobs/{id}", job.ToResponse());
+    }
+
+    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Retry(Guid id, JobStore store, JobSubmitter submitter,
+        CancellationToken cancellationToken)
+    {
+        var original = await store.FindAsync(id, cancellationToken);
+        if (original is null)
+        {
+            return NotFound(id);
+        }
+        var spec = JsonSerializer.Deserialize<SubmitJobRequest>(original.Spec, ApiJson.Options)!;
+        return Accepted(await submitter.SubmitAsync(spec, idempotencyKey: null, retryOf: id, cancellationToken));
+    }
+
+    private static Results<Accepted<JobResponse>, ProblemHttpResult> Accepted((Data.Entities.Job? Job, ApiProblem? Problem) outcome) =>
+        outcome.Job is { } job ? TypedResults.Accepted($"/api/jobs/{job.Id}", job.ToResponse()) : outcome.Problem!.ToResult();
+
+    private static string WriteCursor(DateTimeOffset at, Guid id) =>
+        Convert.ToBase64String(Encoding.UTF8.GetBytes($"{at.UtcTicks}:{id:N}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');
 
     private static bool TryReadCursor(string cursor, out DateTimeOffset at, out Guid id)
     {
@@ -233,54 +159,6 @@ public static class JobEndpoints
         {
             return false;
         }
-    }
-
-    // queued → cancelled at once; running → cancelling (the worker stops at its next batch and confirms).
-    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Cancel(Guid id, TrainingDbContext db,
-        IBackgroundJobClient client, CancellationToken cancellationToken)
-    {
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        var job = await db.Jobs.FromSql($"SELECT * FROM jobs WHERE id = {id} FOR UPDATE").AsNoTracking().FirstOrDefaultAsync(cancellationToken);
-        if (job is null)
-        {
-            return NotFound(id);
-        }
-        if (JobStatus.IsTerminal(job.Status))
-        {
-            return Problems.Conflict("job.not_cancellable", $"Job {id} has already ended ({job.Status}).");
-        }
-        if (job.Status != JobStatus.Cancelling)
-        {
-            bool queued = job.Status == JobStatus.Queued;
-            string to = queued ? JobStatus.Cancelled : JobStatus.Cancelling;
-            string? stopReason = queued ? StopReasons.Cancelled : null;
-            job = (await db.Jobs.FromSql($"""
-                UPDATE jobs SET status = {to}, cancel_requested_at = now(), version = version + 1, updated_at = now(),
-                    finished_at = CASE WHEN {queued} THEN now() END, stop_reason = {stopReason},
-                    transitions = transitions || jsonb_build_array(jsonb_build_object('status', {to}::text, 'at', now(), 'note', 'cancel requested'))
-                WHERE id = {id} RETURNING *
-                """).AsNoTracking().ToListAsync(cancellationToken)).Single();
-            await db.Database.ExecuteSqlAsync($"SELECT pg_notify({JobEventHub.Channel}, {JobEventHub.Payload(new JobEvent(id, "cancel"))})", cancellationToken);
-        }
-        await transaction.CommitAsync(cancellationToken);
-        if (job.Status == JobStatus.Cancelled && job.HangfireJobId is not null)
-        {
-            client.Delete(job.HangfireJobId); // never picked up; if a worker has it anyway, it sees the status and stops
-        }
-        return TypedResults.Accepted($"/api/jobs/{id}", job.ToResponse());
-    }
-
-    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Retry(Guid id, TrainingDbContext db,
-        JobPlanner planner, DatasetStore datasets, NpgsqlDataSource dataSource, IBackgroundJobClient client, JobStore store,
-        IOptions<JobOptions> options, ILogger<SubmitJobRequest> logger, CancellationToken cancellationToken)
-    {
-        var original = await db.Jobs.AsNoTracking().FirstOrDefaultAsync(j => j.Id == id, cancellationToken);
-        if (original is null)
-        {
-            return NotFound(id);
-        }
-        var spec = JsonSerializer.Deserialize<SubmitJobRequest>(original.Spec, ApiJson.Options)!;
-        return await CreateAsync(spec, key: null, retryOf: id, planner, datasets, dataSource, db, client, store, options, logger, cancellationToken);
     }
 
     private static ProblemHttpResult NotFound(Guid id) => Problems.NotFound("job.not_found", $"No job {id}.");

@@ -4,35 +4,21 @@ using TrainingService.Compute.Optimizers;
 using TrainingService.Compute.Schedules;
 using TrainingService.Compute.Training;
 using TrainingService.Server.Datasets;
+using TrainingService.Server.Preprocessing;
 
 namespace TrainingService.Server.Jobs;
 
-/// <summary>How class weights were asked for.</summary>
-public enum ClassWeightMode
-{
-    None,
-    /// <summary>scikit-learn's n / (C · count_c), counted on the training split.</summary>
-    Balanced,
-    Explicit,
-}
-
-/// <summary>What the model predicts: the task, the target columns, and for classification the label order.</summary>
-/// <param name="Task">Regression, binary, multiclass or distribution.</param>
-/// <param name="Columns">Target column names.</param>
-/// <param name="Labels">Class labels in index order (sorted: numbers ascending, text ordinally, false before true).</param>
-/// <param name="Outputs">Model outputs.</param>
-public sealed record TargetInfo(LossTask Task, IReadOnlyList<string> Columns, IReadOnlyList<string>? Labels, int Outputs);
+/// <summary>A spec that passed <see cref="JobSpecValidator"/>: the request, its target names and its parsed loss.</summary>
+public sealed record ValidatedSpec(SubmitJobRequest Request, IReadOnlyList<string> TargetNames, IReadOnlyList<LossTermSpec> LossTerms);
 
 /// <summary>A validated spec, resolved against its dataset: everything the worker needs to train.</summary>
 public sealed record JobPlan
 {
+    /// <summary>The spec with every default filled in (the seed too): what is stored, and what a retry resubmits.</summary>
     public required SubmitJobRequest Normalized { get; init; }
-    public required Guid DatasetId { get; init; }
-    public required TargetInfo Target { get; init; }
-    public required IReadOnlyList<ColumnSchema> Features { get; init; }
+    public required PreprocessingSpec Data { get; init; }
+    public TargetInfo Target => Data.Target;
     public required IReadOnlyList<LossTermSpec> LossTerms { get; init; }
-    public required ClassWeightMode ClassWeightMode { get; init; }
-    public double[]? ExplicitClassWeights { get; init; }
     public required IReadOnlyList<int> HiddenLayers { get; init; }
     public required Activation Activation { get; init; }
     public required double Dropout { get; init; }
@@ -43,11 +29,12 @@ public sealed record JobPlan
     public required int Epochs { get; init; }
     public required int BatchSize { get; init; }
     public required int Seed { get; init; }
-    public required double ValidationFraction { get; init; }
-    public required bool Stratify { get; init; }
-    public required bool ImputeMissing { get; init; }
-    public required bool Standardize { get; init; }
     public required TimeSpan MaxRuntime { get; init; }
     public required OutputKind OutputKind { get; init; }
     public required OutputTransform OutputTransform { get; init; }
+
+    /// <summary>How the loss reads the model's outputs for this target; class weights are resolved by preprocessing.</summary>
+    public static LossBinding BindingFor(TargetInfo target, double[]? classWeights) => target.Task == LossTask.Multiclass
+        ? new LossBinding(TargetLayout.ClassIndex, target.Outputs, OnLogits: true, classWeights)
+        : new LossBinding(TargetLayout.Elementwise, target.Outputs, OnLogits: true, classWeights);
 }

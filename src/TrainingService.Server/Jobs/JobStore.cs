@@ -1,28 +1,281 @@
 using System.Text.Json;
 using Npgsql;
 using NpgsqlTypes;
-using TrainingService.Compute.Training;
+using TrainingService.Server.Datasets;
 using TrainingService.Server.Infrastructure;
+using TrainingService.Compute.Training;
+using TrainingService.Server.Data.Entities;
 
 namespace TrainingService.Server.Jobs;
 
 /// <summary>What the history endpoints say about their job.</summary>
 public sealed record JobState(long Version, string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure);
 
+/// <summary>A job to insert: the normalized spec, and the idempotency key it came with, if any.</summary>
+public sealed record NewJob(Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash);
+
+/// <summary>What a submit did: inserted a new job, or found the job an earlier request with the same key created.</summary>
+public sealed record JobCreation(Guid JobId, bool IsNew);
+
+/// <summary>Filters of a job listing; null means any.</summary>
+public sealed record JobFilter(string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter);
+
+/// <summary>What the worker reads to run a job.</summary>
+public sealed record JobRun(string Status, string Spec, Guid? DatasetId, DateTimeOffset? StartedAt);
+
 /// <summary>A job's failure as stored.</summary>
 public sealed record FailureInfo(string Code, string Message, int? Epoch = null);
 
 /// <summary>
-/// Writes to jobs and their histories. These are raw SQL rather than EF because each must be one atomic PostgreSQL
-/// statement or transaction with its NOTIFY: a guarded state transition (<c>UPDATE … WHERE status = ANY(…)</c>), an
-/// idempotent epoch upsert (<c>ON CONFLICT</c>) with the job's summary and version bump, a checkpoint replace.
-/// Every change bumps <c>jobs.version</c>, which ETags are made from, and sends a NOTIFY in the same transaction:
-/// <see cref="JobStates"/> relies on that.
+/// The one writer of job rows and their histories, checkpoints, models and idempotency keys: submit, cancel, start,
+/// epochs, finish, and the unlinking of a deleted dataset. Raw SQL rather than EF because each write is one atomic
+/// PostgreSQL statement or transaction with its NOTIFY: a guarded state transition (<c>UPDATE … WHERE status = ANY(…)</c>),
+/// an idempotent epoch upsert (<c>ON CONFLICT</c>) with the job's summary and version bump, a checkpoint replace.
+/// Every change bumps <c>jobs.version</c>, which ETags are made from, and sends a NOTIFY in the same transaction
+/// (<see cref="NotifyAsync"/>, called from this class only): <see cref="JobStates"/> relies on that.
 /// </summary>
-public sealed class JobStore(NpgsqlDataSource dataSource)
+public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
 {
     private const string AppendTransition =
         "transitions = transitions || jsonb_build_array(jsonb_build_object('status', @to::text, 'at', now(), 'note', @note::text))";
+
+    /// <summary>
+    /// Inserts a queued job, holding its dataset (a concurrent delete waits, then refuses with 409). With an idempotency
+    /// key, concurrent requests serialise on the key's row: the first commits, the rest find its job, or a 422 problem
+    /// when their body differs.
+    /// </summary>
+    public async Task<(JobCreation? Job, ApiProblem? Problem)> CreateAsync(NewJob job, TimeSpan idempotencyWindow, CancellationToken cancellationToken)
+    {
+        var id = Guid.CreateVersion7();
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var lockDataset = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id FOR SHARE", connection, transaction))
+        {
+            lockDataset.Parameters.AddWithValue("id", job.DatasetId);
+            if (await lockDataset.ExecuteScalarAsync(cancellationToken) is null)
+            {
+                return (null, ApiProblem.Unprocessable("job.unknown_dataset", $"Dataset {job.DatasetId} was just deleted.", "datasetId"));
+            }
+        }
+        await using (var insert = new NpgsqlCommand("""
+            INSERT INTO jobs (id, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version, updated_at)
+            VALUES (@id, now(), @dataset, 'queued', @spec, @seed, @epochs,
+                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now())
+            """, connection, transaction))
+        {
+            insert.Parameters.AddWithValue("id", id);
+            insert.Parameters.AddWithValue("dataset", job.DatasetId);
+            insert.Parameters.AddWithValue("spec", NpgsqlDbType.Jsonb, job.Spec);
+            insert.Parameters.AddWithValue("seed", job.Seed);
+            insert.Parameters.AddWithValue("epochs", job.TotalEpochs);
+            insert.Parameters.AddWithValue("retryOf", (object?)job.RetryOf ?? DBNull.Value);
+            await insert.ExecuteNonQueryAsync(cancellationToken);
+        }
+        if (job.IdempotencyKey is { } key)
+        {
+            var (firstHash, firstJob) = await RememberKeyAsync(connection, transaction, key, job.RequestHash, id, idempotencyWindow, cancellationToken);
+            if (firstJob != id)
+            {
+                await transaction.RollbackAsync(cancellationToken);
+                return firstHash == job.RequestHash ? (new JobCreation(firstJob, IsNew: false), null)
+                    : (null, ApiProblem.Unprocessable("job.idempotency_key_reused",
+                        $"Idempotency-Key '{key}' was used for a different request (job {firstJob}).", "Idempotency-Key"));
+            }
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return (new JobCreation(id, IsNew: true), null);
+    }
+
+    /// <summary>Claims <paramref name="key"/> for <paramref name="job"/> unless a live claim exists; returns the claim that holds.</summary>
+    private static async Task<(string RequestHash, Guid JobId)> RememberKeyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
+        string key, string requestHash, Guid job, TimeSpan window, CancellationToken cancellationToken)
+    {
+        await using (var remember = new NpgsqlCommand("""
+            DELETE FROM idempotency_keys WHERE key = @key AND created_at < now() - @window;
+            INSERT INTO idempotency_keys (key, request_hash, job_id, created_at) VALUES (@key, @hash, @job, now())
+            ON CONFLICT (key) DO NOTHING;
+            """, connection, transaction))
+        {
+            remember.Parameters.AddWithValue("key", key);
+            remember.Parameters.AddWithValue("window", window);
+            remember.Parameters.AddWithValue("hash", requestHash);
+            remember.Parameters.AddWithValue("job", job);
+            await remember.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await using var owner = new NpgsqlCommand("SELECT request_hash, job_id FROM idempotency_keys WHERE key = @key", connection, transaction);
+        owner.Parameters.AddWithValue("key", key);
+        await using var reader = await owner.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return (reader.GetString(0), reader.GetGuid(1));
+    }
+
+    /// <summary>
+    /// queued → cancelled at once; running → cancelling (the worker stops at its next batch and confirms); cancelling
+    /// stays. Returns the job as the cancel left it, null when there is no such job, or a 409 problem for a job that has ended.
+    /// </summary>
+    public async Task<(Job? Job, ApiProblem? Problem)> CancelAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        Job? job;
+        await using (var read = new NpgsqlCommand($"SELECT {JobColumns} FROM jobs WHERE id = @id FOR UPDATE", connection, transaction))
+        {
+            read.Parameters.AddWithValue("id", id);
+            job = await ReadJobAsync(read, cancellationToken);
+        }
+        if (job is null || JobStatus.IsTerminal(job.Status))
+        {
+            return (job, job is null ? null : ApiProblem.Conflict("job.not_cancellable", $"Job {id} has already ended ({job.Status})."));
+        }
+        if (job.Status != JobStatus.Cancelling)
+        {
+            bool queued = job.Status == JobStatus.Queued;
+            await using var update = new NpgsqlCommand($"""
+                UPDATE jobs SET status = @to, {AppendTransition}, cancel_requested_at = now(), version = version + 1, updated_at = now(),
+                    finished_at = CASE WHEN @queued THEN now() END, stop_reason = @reason
+                WHERE id = @id RETURNING {JobColumns}
+                """, connection, transaction);
+            update.Parameters.AddWithValue("id", id);
+            update.Parameters.AddWithValue("to", queued ? JobStatus.Cancelled : JobStatus.Cancelling);
+            update.Parameters.AddWithValue("note", "cancel requested");
+            update.Parameters.AddWithValue("queued", queued);
+            update.Parameters.AddWithValue("reason", NpgsqlDbType.Text, queued ? (object)StopReasons.Cancelled : DBNull.Value);
+            job = await ReadJobAsync(update, cancellationToken);
+            await NotifyAsync(connection, transaction, new JobEvent(id, "cancel"), cancellationToken);
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return (job, null);
+    }
+
+    /// <summary>A whole job row, or null.</summary>
+    public async Task<Job?> FindAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand($"SELECT {JobColumns} FROM jobs WHERE id = @id");
+        command.Parameters.AddWithValue("id", id);
+        return await ReadJobAsync(command, cancellationToken);
+    }
+
+    /// <summary>
+    /// Jobs newest first, filtered; <paramref name="before"/> is a keyset cursor (created_at, id), stable while jobs are added.
+    /// </summary>
+    public async Task<List<Job>> ListAsync(JobFilter filter, (DateTimeOffset At, Guid Id)? before, int take, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand();
+        var conditions = new List<string>();
+        void Where(string condition, string name, object value)
+        {
+            conditions.Add(condition);
+            command.Parameters.AddWithValue(name, value);
+        }
+        if (filter.Status is not null)
+        {
+            Where("status = @status", "status", filter.Status);
+        }
+        if (filter.DatasetId is not null)
+        {
+            Where("dataset_id = @dataset", "dataset", filter.DatasetId.Value);
+        }
+        if (filter.CreatedAfter is not null)
+        {
+            Where("created_at > @after", "after", filter.CreatedAfter.Value.ToUniversalTime()); // Npgsql takes UTC only
+        }
+        if (before is { } cursor)
+        {
+            Where("(created_at, id) < (@cursorAt, @cursorId)", "cursorAt", cursor.At);
+            command.Parameters.AddWithValue("cursorId", cursor.Id);
+        }
+        command.CommandText = $"SELECT {JobColumns} FROM jobs {(conditions.Count > 0 ? "WHERE " + string.Join(" AND ", conditions) : "")} " +
+            "ORDER BY created_at DESC, id DESC LIMIT @take";
+        command.Parameters.AddWithValue("take", take);
+        var jobs = new List<Job>(take);
+        await ReadJobAsync(command, cancellationToken, jobs);
+        return jobs;
+    }
+
+    /// <summary>The columns <see cref="ReadJobAsync"/> reads, in its order.</summary>
+    private const string JobColumns = """
+        id, created_at, dataset_id, status, spec, seed, total_epochs, started_at, finished_at, transitions, stop_reason, failure_code,
+        failure_message, failure_epoch, epochs_completed, last_train_loss, last_val_loss, best_val_loss, best_val_loss_epoch, best_epoch,
+        data_summary, retry_of, hangfire_job_id, device, version
+        """;
+
+    /// <summary>Reads the command's first row, or every row into <paramref name="all"/> (returning the last).</summary>
+    private static async Task<Job?> ReadJobAsync(NpgsqlCommand command, CancellationToken cancellationToken, List<Job>? all = null)
+    {
+        await using var r = await command.ExecuteReaderAsync(cancellationToken);
+        Job? job = null;
+        while (await r.ReadAsync(cancellationToken))
+        {
+            job = Read(r);
+            if (all is null)
+            {
+                break;
+            }
+            all.Add(job);
+        }
+        return job;
+    }
+
+    private static Job Read(NpgsqlDataReader r)
+    {
+        T? Get<T>(int i) where T : struct => r.IsDBNull(i) ? null : r.GetFieldValue<T>(i);
+        string? Text(int i) => r.IsDBNull(i) ? null : r.GetString(i);
+        return new Job
+        {
+            Id = r.GetGuid(0), CreatedAt = r.GetFieldValue<DateTimeOffset>(1), DatasetId = Get<Guid>(2), Status = r.GetString(3),
+            Spec = r.GetString(4), Seed = r.GetInt32(5), TotalEpochs = r.GetInt32(6), StartedAt = Get<DateTimeOffset>(7),
+            FinishedAt = Get<DateTimeOffset>(8), Transitions = r.GetString(9), StopReason = Text(10), FailureCode = Text(11),
+            FailureMessage = Text(12), FailureEpoch = Get<int>(13), EpochsCompleted = r.GetInt32(14), LastTrainLoss = Get<double>(15),
+            LastValLoss = Get<double>(16), BestValLoss = Get<double>(17), BestValLossEpoch = Get<int>(18), BestEpoch = Get<int>(19),
+            DataSummary = Text(20), RetryOf = Get<Guid>(21), HangfireJobId = Text(22), Device = Text(23), Version = r.GetInt64(24),
+        };
+    }
+
+    /// <summary>What the worker needs to run a job, or null if it does not exist.</summary>
+    public async Task<JobRun?> LoadRunAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT status, spec, dataset_id, started_at FROM jobs WHERE id = @id");
+        command.Parameters.AddWithValue("id", id);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+        return new JobRun(reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetGuid(2),
+            reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3));
+    }
+
+    public async Task<Guid?> FindUnfinishedJobAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid datasetId,
+        CancellationToken cancellationToken)
+    {
+        await using var busy = new NpgsqlCommand("SELECT id FROM jobs WHERE dataset_id = @id AND status = ANY(@unfinished) LIMIT 1", connection, transaction);
+        busy.Parameters.AddWithValue("id", datasetId);
+        busy.Parameters.AddWithValue("unfinished", JobStatus.Unfinished);
+        return await busy.ExecuteScalarAsync(cancellationToken) as Guid?;
+    }
+
+    /// <summary>
+    /// Finished jobs lose their link to a deleted dataset (ON DELETE SET NULL would do it silently): their versions move on
+    /// and every process hears of it, so cached states and ETags follow.
+    /// </summary>
+    public async Task DetachAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid datasetId, CancellationToken cancellationToken)
+    {
+        var detached = new List<Guid>();
+        await using (var detach = new NpgsqlCommand(
+            "UPDATE jobs SET dataset_id = NULL, version = version + 1, updated_at = now() WHERE dataset_id = @id RETURNING id", connection, transaction))
+        {
+            detach.Parameters.AddWithValue("id", datasetId);
+            await using var reader = await detach.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                detached.Add(reader.GetGuid(0));
+            }
+        }
+        foreach (var jobId in detached)
+        {
+            await NotifyAsync(connection, transaction, new JobEvent(jobId, "dataset"), cancellationToken);
+        }
+    }
 
     /// <summary>queued → running, stamping the start time and the device; false if the job was no longer queued.</summary>
     public async Task<bool> StartAsync(Guid id, string device, CancellationToken cancellationToken)
@@ -231,7 +484,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource)
         await command.ExecuteNonQueryAsync(cancellationToken);
     }
 
-    public static async Task NotifyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, JobEvent e, CancellationToken cancellationToken)
+    private static async Task NotifyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, JobEvent e, CancellationToken cancellationToken)
     {
         await using var notify = new NpgsqlCommand(JobEventHub.NotifySql, connection, transaction);
         notify.Parameters.AddWithValue("event", JobEventHub.Payload(e));

@@ -50,39 +50,33 @@ public sealed class TrainingJob(
             logger.LogInformation("Job {JobId} is already being trained by another worker", jobId);
             return;
         }
-        var job = await LoadJobAsync(jobId, shutdown);
-        if (job is null || JobStatus.IsTerminal(job.Value.Status))
+        var job = await store.LoadRunAsync(jobId, shutdown);
+        if (job is null || JobStatus.IsTerminal(job.Status))
         {
             return;
         }
-        if (job.Value.Status == JobStatus.Cancelling)
+        if (job.Status == JobStatus.Cancelling)
         {
             await store.FinishAsync(jobId, JobStatus.Cancelled, StopReasons.Cancelled, null, null, null, CancellationToken.None);
             return;
         }
-        bool resuming = job.Value.Status == JobStatus.Running;
+        bool resuming = job.Status == JobStatus.Running;
         if (!resuming && !await store.StartAsync(jobId, device.Description, shutdown))
         {
             return; // cancelled between the read and the start
         }
         try
         {
-            await TrainAsync(jobId, job.Value.Spec, job.Value.DatasetId, job.Value.StartedAt ?? DateTimeOffset.UtcNow, resuming, shutdown);
+            await TrainAsync(jobId, job, resuming, shutdown);
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
         {
             logger.LogWarning("Worker stopping: job {JobId} stays running and will resume from its last checkpoint", jobId);
             throw;
         }
-        catch (Exception e) when (e is TrainingDataException or LossSpecException or ApiProblemException)
+        catch (Exception e) when (e is TrainingDataException or LossSpecException)
         {
-            var (code, message) = e switch
-            {
-                TrainingDataException data => (data.Code, data.Message),
-                LossSpecException loss => (loss.Code, loss.Message),
-                ApiProblemException problem => (problem.Code, problem.Message),
-                _ => ("training.error", e.Message),
-            };
+            var (code, message) = e is TrainingDataException data ? (data.Code, data.Message) : (((LossSpecException)e).Code, e.Message);
             logger.LogWarning("Job {JobId} failed: {Code}: {Message}", jobId, code, message);
             await store.FinishAsync(jobId, JobStatus.Failed, StopReasons.Error, new FailureInfo(code, message), null, null, CancellationToken.None);
         }
@@ -94,7 +88,7 @@ public sealed class TrainingJob(
         }
     }
 
-    private async Task TrainAsync(Guid jobId, string specJson, Guid? datasetId, DateTimeOffset startedAt, bool resuming, CancellationToken shutdown)
+    private async Task TrainAsync(Guid jobId, JobRun job, bool resuming, CancellationToken shutdown)
     {
         var clock = Stopwatch.StartNew();
         // Listen for a cancel before the (possibly long) data load, and look once for one sent before listening.
@@ -116,7 +110,8 @@ public sealed class TrainingJob(
         var poll = PollForCancelAsync(jobId, cancel, pollStop.Token);
         try
         {
-            await LoadAndTrainAsync(jobId, specJson, datasetId, startedAt, resuming, clock, cancel, timeout, stop.Token, shutdown);
+            var run = new Run(jobId, resuming, clock, cancel, timeout, stop.Token, shutdown);
+            await LoadAndTrainAsync(run, job, job.StartedAt ?? DateTimeOffset.UtcNow);
         }
         catch (OperationCanceledException) when (!shutdown.IsCancellationRequested && stop.IsCancellationRequested)
         {
@@ -131,24 +126,51 @@ public sealed class TrainingJob(
         }
     }
 
-    private async Task LoadAndTrainAsync(Guid jobId, string specJson, Guid? datasetId, DateTimeOffset startedAt, bool resuming, Stopwatch clock,
-        CancellationTokenSource cancel, CancellationTokenSource timeout, CancellationToken stop, CancellationToken shutdown)
+    /// <summary>One run of a job: its stop signals (user cancel, timeout, worker shutdown) and its clock.</summary>
+    private sealed record Run(Guid JobId, bool Resuming, Stopwatch Clock, CancellationTokenSource Cancel, CancellationTokenSource Timeout,
+        CancellationToken Stop, CancellationToken Shutdown);
+
+    private async Task LoadAndTrainAsync(Run run, JobRun job, DateTimeOffset startedAt)
     {
-        var spec = JsonSerializer.Deserialize<SubmitJobRequest>(specJson, ApiJson.Options)!;
-        var dataset = datasetId is Guid id ? await datasets.FindAsync(id, stop) : null;
+        var spec = JsonSerializer.Deserialize<SubmitJobRequest>(job.Spec, ApiJson.Options)!;
+        var dataset = job.DatasetId is Guid id ? await datasets.FindAsync(id, run.Stop) : null;
         if (dataset is null)
         {
             throw new TrainingDataException("data.dataset_deleted", "The job's dataset was deleted before the job ran.");
         }
-        var plan = planner.Plan(spec, dataset.Id, dataset.Columns);
+        if (!planner.TryPlan(spec, dataset.Columns, out var plan, out var problem))
+        {
+            throw new TrainingDataException(problem.Code, problem.Detail);
+        }
         var remaining = plan.MaxRuntime - (DateTimeOffset.UtcNow - startedAt);
-        timeout.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
-        var loaded = await datasets.LoadColumnsAsync(dataset, plan.Features.Concat(plan.Target.Columns.Select(c => dataset.Columns.First(d => d.Name == c))), stop);
-        stop.ThrowIfCancellationRequested();
-        var prepared = Preprocessor.Prepare(plan, loaded, dataset.RowCount);
-        await store.SetDataSummaryAsync(jobId, JsonSerializer.Serialize(prepared.Summary, ApiJson.Options), stop);
+        run.Timeout.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
+        var loaded = await datasets.LoadColumnsAsync(dataset, plan.Data.Features.Concat(plan.Target.Columns.Select(c => dataset.Columns.First(d => d.Name == c))), run.Stop);
+        run.Stop.ThrowIfCancellationRequested();
+        var prepared = Preprocessor.Prepare(plan.Data, loaded, dataset.RowCount);
+        await store.SetDataSummaryAsync(run.JobId, JsonSerializer.Serialize(prepared.Summary, ApiJson.Options), run.Stop);
 
-        var loss = CombinedLoss.Bind(plan.LossTerms, JobPlanner.BindingFor(plan.Target, prepared.ClassWeights));
+        var (trainerSpec, layout) = TrainerSpecFor(plan, prepared);
+        var checkpoint = run.Resuming ? await store.LoadCheckpointAsync(run.JobId, run.Shutdown) : null;
+        await store.TruncateHistoryAsync(run.JobId, checkpoint?.Epoch ?? 0, run.Shutdown);
+        if (run.Resuming)
+        {
+            logger.LogInformation("Resuming job {JobId} after epoch {Epoch}", run.JobId, checkpoint?.Epoch ?? 0);
+        }
+
+        TrainingOutcome outcome;
+        using (var trainer = new Trainer(device, trainerSpec, prepared.Train, prepared.Validation))
+        {
+            outcome = await trainer.RunAsync(new EpochWriter(store, run.JobId), checkpoint, run.Stop);
+        }
+        logger.LogInformation("Job {JobId} ended {StopReason} after {Epochs} epochs in {Seconds:F1} s", run.JobId, outcome.StopReason,
+            outcome.EpochsCompleted, run.Clock.Elapsed.TotalSeconds);
+        await FinishAsync(run, outcome, ModelDocument.Create(run.JobId, plan, prepared.Pipeline, layout, outcome).Serialize());
+    }
+
+    /// <summary>The trainer's spec: the network for the prepared inputs, and a loss bound to the resolved class weights.</summary>
+    private (TrainerSpec Spec, NetworkLayout Layout) TrainerSpecFor(JobPlan plan, PreparedData prepared)
+    {
+        var loss = CombinedLoss.Bind(plan.LossTerms, JobPlan.BindingFor(plan.Target, prepared.ClassWeights));
         foreach (var term in loss.Terms)
         {
             // Targets must lie in each loss's domain (e.g. poisson_nll counts ≥ 0); the trainer does not re-check.
@@ -159,47 +181,37 @@ public sealed class TrainingJob(
             }
         }
         var layout = new NetworkLayout(prepared.Pipeline.Width, plan.HiddenLayers, plan.Target.Outputs, plan.Activation, plan.Dropout);
-        var trainerSpec = new TrainerSpec(layout, loss, plan.Optimizer, plan.Epochs, plan.BatchSize, plan.Seed, plan.OutputKind, plan.OutputTransform)
+        var spec = new TrainerSpec(layout, loss, plan.Optimizer, plan.Epochs, plan.BatchSize, plan.Seed, plan.OutputKind, plan.OutputTransform)
         {
             Regularization = plan.Regularization,
             Schedule = plan.Schedule,
             EarlyStopping = plan.EarlyStopping,
             CheckpointEvery = jobOptions.Value.CheckpointEvery,
         };
-        var checkpoint = resuming ? await store.LoadCheckpointAsync(jobId, shutdown) : null;
-        await store.TruncateHistoryAsync(jobId, checkpoint?.Epoch ?? 0, shutdown);
-        if (resuming)
-        {
-            logger.LogInformation("Resuming job {JobId} after epoch {Epoch}", jobId, checkpoint?.Epoch ?? 0);
-        }
+        return (spec, layout);
+    }
 
-        TrainingOutcome outcome;
-        using (var trainer = new Trainer(device, trainerSpec, prepared.Train, prepared.Validation))
-        {
-            outcome = await trainer.RunAsync(new EpochWriter(store, jobId), checkpoint, stop);
-        }
-        logger.LogInformation("Job {JobId} ended {StopReason} after {Epochs} epochs in {Seconds:F1} s", jobId, outcome.StopReason,
-            outcome.EpochsCompleted, clock.Elapsed.TotalSeconds);
-
-        var model = ModelDocument.Create(jobId, plan, prepared.Pipeline, layout, outcome).Serialize();
+    /// <summary>Records how training ended; a worker shutdown rethrows so Hangfire requeues the job.</summary>
+    private async Task FinishAsync(Run run, TrainingOutcome outcome, (string Json, string ETag) model)
+    {
         switch (outcome.StopReason)
         {
-            case StopReason.Cancelled when cancel.IsCancellationRequested:
-                await store.FinishAsync(jobId, JobStatus.Cancelled, StopReasons.Cancelled, null, outcome.BestEpoch, model, CancellationToken.None);
+            case StopReason.Cancelled when run.Cancel.IsCancellationRequested:
+                await store.FinishAsync(run.JobId, JobStatus.Cancelled, StopReasons.Cancelled, null, outcome.BestEpoch, model, CancellationToken.None);
                 break;
-            case StopReason.Cancelled when timeout.IsCancellationRequested:
-                await store.FinishAsync(jobId, JobStatus.Cancelled, StopReasons.Timeout, null, outcome.BestEpoch, model, CancellationToken.None);
+            case StopReason.Cancelled when run.Timeout.IsCancellationRequested:
+                await store.FinishAsync(run.JobId, JobStatus.Cancelled, StopReasons.Timeout, null, outcome.BestEpoch, model, CancellationToken.None);
                 break;
             case StopReason.Cancelled:
-                throw new OperationCanceledException(shutdown);
+                throw new OperationCanceledException(run.Shutdown);
             case StopReason.Diverged:
-                await store.FinishAsync(jobId, JobStatus.Failed, StopReasons.Diverged,
+                await store.FinishAsync(run.JobId, JobStatus.Failed, StopReasons.Diverged,
                     new FailureInfo("training.diverged", $"The loss or gradient became NaN or infinite in epoch {outcome.EpochsCompleted}; " +
                         "lower the learning rate, or clip gradients (optimizer.gradientClipNorm).", outcome.EpochsCompleted),
                     null, null, CancellationToken.None);
                 break;
             default:
-                await store.FinishAsync(jobId, JobStatus.Succeeded,
+                await store.FinishAsync(run.JobId, JobStatus.Succeeded,
                     outcome.StopReason == StopReason.EarlyStopped ? StopReasons.EarlyStopped : StopReasons.Completed,
                     null, outcome.BestEpoch, model, CancellationToken.None);
                 break;
@@ -228,19 +240,6 @@ public sealed class TrainingJob(
         {
             logger.LogWarning(e, "Cancel polling for job {JobId} stopped", jobId);
         }
-    }
-
-    private async Task<(string Status, string Spec, Guid? DatasetId, DateTimeOffset? StartedAt)?> LoadJobAsync(Guid jobId, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("SELECT status, spec, dataset_id, started_at FROM jobs WHERE id = @id");
-        command.Parameters.AddWithValue("id", jobId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-        {
-            return null;
-        }
-        return (reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetGuid(2),
-            reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3));
     }
 
     /// <summary>Stores each epoch (and its checkpoint) as the trainer reports it.</summary>

@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
@@ -6,7 +7,6 @@ using TrainingService.Server.Configuration;
 using TrainingService.Compute.Devices;
 using TrainingService.Compute.Losses;
 using TrainingService.Server.Infrastructure;
-using TrainingService.Server.Jobs;
 
 namespace TrainingService.Server.Losses;
 
@@ -89,106 +89,176 @@ public static class LossEndpoints
         {
             return Problems.BadRequest("loss.missing_name", "loss is required: a name, {\"name\": …} or {\"terms\": […]}.", "loss");
         }
-        var terms = JobPlanner.ParseLoss(lossJson).ToList();
-        if (request.Params is { Count: > 0 } extra)
+        if (!TryReadTerms(lossJson, request.Params, out var terms, out var problem)
+            || !TryReadInput(request, out var input, out problem)
+            || !TryReadReduction(request.Reduction, out var requested, out problem))
         {
-            if (terms.Count != 1)
-            {
-                return Problems.BadRequest("loss.invalid_parameter", "params applies to a single loss; give each term its own parameters.", "params");
-            }
-            var merged = new Dictionary<string, object?>(terms[0].Parameters ?? new Dictionary<string, object?>());
-            foreach (var (name, value) in extra)
-            {
-                merged[name] = JobPlanner.ParameterValue(value, $"params.{name}");
-            }
-            terms[0] = terms[0] with { Parameters = merged };
+            return problem.ToResult();
         }
-        var (predictions, rows, classes) = Matrix(request.Predictions, "predictions");
-        var (targets, targetRows, targetWidth) = Matrix(request.Targets, "targets");
-        if (targetRows != rows)
-        {
-            return Problems.BadRequest("loss.shape_mismatch", $"targets has {targetRows} rows; predictions have {rows}.", "targets");
-        }
-        bool classIndices = classes > 1 && targetWidth == 1 && IsFlat(request.Targets!.Value);
-        var binding = new LossBinding(classIndices ? TargetLayout.ClassIndex : TargetLayout.Elementwise, classes,
+        bool classIndices = input.Classes > 1 && IsFlat(request.Targets!.Value);
+        var binding = new LossBinding(classIndices ? TargetLayout.ClassIndex : TargetLayout.Elementwise, input.Classes,
             OnLogits: request.FromLogits ?? false, request.ClassWeights?.ToArray());
-        var loss = CombinedLoss.Bind(terms, binding, "loss");
-        Reduction? requested = request.Reduction switch
+        try
         {
-            null => null,
-            _ when ReductionNames.FirstOrDefault(p => p.Value == request.Reduction).Value is not null =>
-                ReductionNames.First(p => p.Value == request.Reduction).Key,
-            _ => throw new ApiProblemException(400, "loss.invalid_reduction", "reduction must be mean, sum, none or batchmean.", "reduction"),
-        };
-        loss.ResolveReduction(requested);
-        var input = new LossInput(predictions, targets, rows, classes,
-            request.Weights is { } w ? Matrix(w, "weights").Values : null,
-            request.Variance is { } v ? Matrix(v, "variance").Values : null);
-        var result = await LossEvaluator.EvaluateAsync(device, loss, input, requested, cancellationToken);
-        var gradient = IsFlat(request.Predictions!.Value)
-            ? JsonSerializer.SerializeToElement(result.Gradient, ApiJson.Options)
-            : JsonSerializer.SerializeToElement(Enumerable.Range(0, rows).Select(r => result.Gradient.AsSpan(r * classes, classes).ToArray()), ApiJson.Options);
-        // Without an explicit reduction each term uses its own default (kl_div: batchmean, the rest: mean).
-        var applied = loss.Terms.Select(t => ReductionNames[CombinedLoss.TermReduction(t, requested)]).Distinct().ToList();
-        return TypedResults.Ok(new EvaluateLossResponse(result.Loss, gradient, result.PerItem, string.Join("+", applied)));
+            var loss = CombinedLoss.Bind(terms, binding, "loss");
+            loss.ResolveReduction(requested);
+            var result = await LossEvaluator.EvaluateAsync(device, loss, input, requested, cancellationToken);
+            var gradient = IsFlat(request.Predictions!.Value)
+                ? JsonSerializer.SerializeToElement(result.Gradient, ApiJson.Options)
+                : JsonSerializer.SerializeToElement(Enumerable.Range(0, input.Rows).Select(r => result.Gradient.AsSpan(r * input.Classes, input.Classes).ToArray()), ApiJson.Options);
+            // Without an explicit reduction each term uses its own default (kl_div: batchmean, the rest: mean).
+            var applied = loss.Terms.Select(t => ReductionNames[CombinedLoss.TermReduction(t, requested)]).Distinct().ToList();
+            return TypedResults.Ok(new EvaluateLossResponse(result.Loss, gradient, result.PerItem, string.Join("+", applied)));
+        }
+        catch (LossSpecException e)
+        {
+            return LossSpecs.Problem(e).ToResult();
+        }
     }
 
-    /// <summary>A number array (rows of one) or an array of equal-length number rows, flattened row-major.</summary>
-    private static (float[] Values, int Rows, int Width) Matrix(JsonElement? element, string field)
+    /// <summary>The loss's terms, with <c>params</c> merged into a single named loss.</summary>
+    private static bool TryReadTerms(JsonElement lossJson, Dictionary<string, JsonElement>? extra, [NotNullWhen(true)] out List<LossTermSpec>? terms,
+        [NotNullWhen(false)] out ApiProblem? problem)
     {
+        terms = null;
+        if (!LossSpecs.TryParse(lossJson, "loss", out var parsed, out problem))
+        {
+            return false;
+        }
+        terms = parsed.ToList();
+        if (extra is not { Count: > 0 })
+        {
+            return true;
+        }
+        if (terms.Count != 1)
+        {
+            problem = ApiProblem.BadRequest("loss.invalid_parameter", "params applies to a single loss; give each term its own parameters.", "params");
+            return false;
+        }
+        var merged = new Dictionary<string, object?>(terms[0].Parameters ?? new Dictionary<string, object?>());
+        foreach (var (name, value) in extra)
+        {
+            if (!LossSpecs.TryParameterValue(value, $"params.{name}", out var parameter, out problem))
+            {
+                return false;
+            }
+            merged[name] = parameter;
+        }
+        terms[0] = terms[0] with { Parameters = merged };
+        return true;
+    }
+
+    /// <summary>Predictions, targets, weights and variance as matrices of matching rows.</summary>
+    private static bool TryReadInput(EvaluateLossRequest request, [NotNullWhen(true)] out LossInput? input, [NotNullWhen(false)] out ApiProblem? problem)
+    {
+        input = null;
+        if (!TryMatrix(request.Predictions, "predictions", out var predictions, out problem)
+            || !TryMatrix(request.Targets, "targets", out var targets, out problem))
+        {
+            return false;
+        }
+        if (targets.Rows != predictions.Rows)
+        {
+            problem = ApiProblem.BadRequest("loss.shape_mismatch", $"targets has {targets.Rows} rows; predictions have {predictions.Rows}.", "targets");
+            return false;
+        }
+        Matrix? weights = null, variance = null;
+        if ((request.Weights is { } w && !TryMatrix(w, "weights", out weights, out problem))
+            || (request.Variance is { } v && !TryMatrix(v, "variance", out variance, out problem)))
+        {
+            return false;
+        }
+        input = new LossInput(predictions.Values, targets.Values, predictions.Rows, predictions.Width, weights?.Values, variance?.Values);
+        return true;
+    }
+
+    private static bool TryReadReduction(string? name, out Reduction? reduction, [NotNullWhen(false)] out ApiProblem? problem)
+    {
+        problem = null;
+        reduction = null;
+        if (name is null)
+        {
+            return true;
+        }
+        foreach (var (value, text) in ReductionNames)
+        {
+            if (text == name)
+            {
+                reduction = value;
+                return true;
+            }
+        }
+        problem = ApiProblem.BadRequest("loss.invalid_reduction", "reduction must be mean, sum, none or batchmean.", "reduction");
+        return false;
+    }
+
+    private sealed record Matrix(float[] Values, int Rows, int Width);
+
+    /// <summary>A number array (rows of one) or an array of equal-length number rows, flattened row-major.</summary>
+    private static bool TryMatrix(JsonElement? element, string field, [NotNullWhen(true)] out Matrix? matrix, [NotNullWhen(false)] out ApiProblem? problem)
+    {
+        matrix = null;
         if (element is not { ValueKind: JsonValueKind.Array } array)
         {
-            throw new ApiProblemException(400, "loss.missing_input", $"{field} must be an array of numbers or of rows.", field);
+            problem = ApiProblem.BadRequest("loss.missing_input", $"{field} must be an array of numbers or of rows.", field);
+            return false;
         }
         int rows = array.GetArrayLength();
         if (rows == 0)
         {
-            throw new ApiProblemException(400, "loss.empty_input", $"{field} is empty.", field);
+            problem = ApiProblem.BadRequest("loss.empty_input", $"{field} is empty.", field);
+            return false;
         }
-        if (IsFlat(array))
-        {
-            var values = new float[rows];
-            int i = 0;
-            foreach (var item in array.EnumerateArray())
-            {
-                values[i] = Number(item, $"{field}[{i}]");
-                i++;
-            }
-            return (values, rows, 1);
-        }
-        int width = -1, r = 0;
-        var flat = new List<float>();
+        var values = new List<float>(rows);
+        int width = IsFlat(array) ? 1 : -1;
+        problem = width == 1 ? ReadRow(array, field, values) : ReadRows(array, field, values, out width);
+        matrix = problem is null ? new Matrix(values.ToArray(), rows, width) : null;
+        return problem is null;
+    }
+
+    private static ApiProblem? ReadRows(JsonElement array, string field, List<float> values, out int width)
+    {
+        width = -1;
+        int r = 0;
         foreach (var row in array.EnumerateArray())
         {
             if (row.ValueKind != JsonValueKind.Array || (width >= 0 && row.GetArrayLength() != width) || row.GetArrayLength() == 0)
             {
-                throw new ApiProblemException(400, "loss.shape_mismatch", $"{field}[{r}] must be a row as long as the first.", $"{field}[{r}]");
+                return ApiProblem.BadRequest("loss.shape_mismatch", $"{field}[{r}] must be a row as long as the first.", $"{field}[{r}]");
             }
             width = row.GetArrayLength();
-            int c = 0;
-            foreach (var item in row.EnumerateArray())
+            if (ReadRow(row, $"{field}[{r}]", values) is { } problem)
             {
-                flat.Add(Number(item, $"{field}[{r}][{c++}]"));
+                return problem;
             }
             r++;
         }
-        return (flat.ToArray(), rows, width);
+        return null;
+    }
+
+    private static ApiProblem? ReadRow(JsonElement row, string field, List<float> values)
+    {
+        int i = 0;
+        foreach (var item in row.EnumerateArray())
+        {
+            if (item.ValueKind == JsonValueKind.Number && item.TryGetDouble(out double value))
+            {
+                values.Add((float)value);
+            }
+            else if (item.ValueKind == JsonValueKind.String && item.GetString() is "NaN" or "Infinity" or "-Infinity")
+            {
+                return ApiProblem.BadRequest("loss.non_finite_input", $"{field}[{i}] is not a finite number.", $"{field}[{i}]");
+            }
+            else
+            {
+                return ApiProblem.BadRequest("loss.invalid_input", $"{field}[{i}] must be a number.", $"{field}[{i}]");
+            }
+            i++;
+        }
+        return null;
     }
 
     private static bool IsFlat(JsonElement array) => array.GetArrayLength() == 0 || array[0].ValueKind != JsonValueKind.Array;
-
-    private static float Number(JsonElement item, string field)
-    {
-        if (item.ValueKind == JsonValueKind.Number && item.TryGetDouble(out double value))
-        {
-            return (float)value;
-        }
-        if (item.ValueKind == JsonValueKind.String && item.GetString() is "NaN" or "Infinity" or "-Infinity")
-        {
-            throw new ApiProblemException(400, "loss.non_finite_input", $"{field} is not a finite number.", field);
-        }
-        throw new ApiProblemException(400, "loss.invalid_input", $"{field} must be a number.", field);
-    }
 
     private static readonly Dictionary<Reduction, string> ReductionNames = new()
     {

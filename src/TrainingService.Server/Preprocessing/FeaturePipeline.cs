@@ -28,7 +28,7 @@ public sealed record FeatureEncoder
     public int Width => Categories?.Count ?? 1;
 
     /// <summary>A numeric or boolean value as the model sees it.</summary>
-    public float Standardise(double value) => (float)((value - Mean) / Scale);
+    public float Standardize(double value) => (float)((value - Mean) / Scale);
 }
 
 /// <summary>The fitted input encoding of a model: used for training, stored with the model, and applied by predict.</summary>
@@ -59,7 +59,7 @@ public sealed record FeaturePipeline(IReadOnlyList<FeatureEncoder> Encoders)
             else
             {
                 double value = columns[i].Numbers![row];
-                destination[position++] = encoder.Standardise(double.IsNaN(value) ? encoder.Impute : value);
+                destination[position++] = encoder.Standardize(double.IsNaN(value) ? encoder.Impute : value);
             }
         }
     }
@@ -109,7 +109,7 @@ public sealed record FeaturePipeline(IReadOnlyList<FeatureEncoder> Encoders)
             {
                 number = Number(encoder, value);
             }
-            destination[position++] = encoder.Standardise(number);
+            destination[position++] = encoder.Standardize(number);
         }
     }
 

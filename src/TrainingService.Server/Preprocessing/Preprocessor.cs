@@ -1,8 +1,6 @@
 using TrainingService.Compute.Losses;
 using TrainingService.Compute.Training;
 using TrainingService.Server.Datasets;
-using TrainingService.Server.Infrastructure;
-using TrainingService.Server.Jobs;
 
 namespace TrainingService.Server.Preprocessing;
 
@@ -23,34 +21,62 @@ public sealed record DataSummary
     public required IReadOnlyList<string> Metrics { get; init; }
 }
 
+/// <summary>How class weights were asked for.</summary>
+public enum ClassWeightMode
+{
+    None,
+    /// <summary>scikit-learn's n / (C · count_c), counted on the training split.</summary>
+    Balanced,
+    Explicit,
+}
+
+/// <summary>What to prepare: columns, target, the split, missing values, scaling and class weights.</summary>
+public sealed record PreprocessingSpec
+{
+    public required IReadOnlyList<ColumnSchema> Features { get; init; }
+    public required TargetInfo Target { get; init; }
+    /// <summary>Impute missing feature values (fitted on the training split) rather than drop their rows.</summary>
+    public required bool ImputeMissing { get; init; }
+    public required bool Standardize { get; init; }
+    /// <summary>Share of rows held out for validation; 0 for none.</summary>
+    public required double ValidationFraction { get; init; }
+    public required bool Stratify { get; init; }
+    /// <summary>Seeds the validation split.</summary>
+    public required int Seed { get; init; }
+    public required ClassWeightMode ClassWeightMode { get; init; }
+    public double[]? ExplicitClassWeights { get; init; }
+    /// <summary>The metrics each history row will carry, reported in the summary.</summary>
+    public required IReadOnlyList<string> Metrics { get; init; }
+}
+
 /// <summary>Training and validation matrices, the fitted pipeline, and the resolved class weights.</summary>
 public sealed record PreparedData(TrainingSet Train, TrainingSet? Validation, FeaturePipeline Pipeline, DataSummary Summary, double[]? ClassWeights);
 
 /// <summary>
 /// Turns loaded columns into training matrices: drops rows whose target is missing (always) or whose features are
 /// missing (drop_rows), splits off the validation rows (seeded, stratified for classification), fits imputation and
-/// standardisation on the training rows only, and encodes both splits with that fit.
+/// standardization on the training rows only, and encodes both splits with that fit.
 /// </summary>
 public static class Preprocessor
 {
-    public static PreparedData Prepare(JobPlan plan, IReadOnlyDictionary<string, LoadedColumn> loaded, long rowCount)
+    public static PreparedData Prepare(PreprocessingSpec spec, IReadOnlyDictionary<string, LoadedColumn> loaded, long rowCount)
     {
         int rows = checked((int)rowCount);
-        var features = plan.Features.Select(f => loaded[f.Name]).ToList();
-        var targets = plan.Target.Columns.Select(c => loaded[c]).ToList();
-        var targetWidth = plan.Target.Task == LossTask.Multiclass ? 1 : plan.Target.Outputs;
+        var features = spec.Features.Select(f => loaded[f.Name]).ToList();
+        var targets = spec.Target.Columns.Select(c => loaded[c]).ToList();
+        var targetWidth = spec.Target.Task == LossTask.Multiclass ? 1 : spec.Target.Outputs;
         var targetValues = new float[(long)rows * targetWidth];
 
         var kept = new List<int>(rows);
         long missingTarget = 0, missingFeatures = 0;
         for (int r = 0; r < rows; r++)
         {
-            if (!ReadTarget(plan, targets, r, targetValues.AsSpan(r * targetWidth, targetWidth)))
+            if (!ReadTarget(spec, targets, r, targetValues.AsSpan(r * targetWidth, targetWidth)))
             {
                 missingTarget++;
                 continue;
             }
-            if (!plan.ImputeMissing && features.Any(f => IsMissing(f, r)))
+            if (!spec.ImputeMissing && features.Any(f => IsMissing(f, r)))
             {
                 missingFeatures++;
                 continue;
@@ -62,17 +88,17 @@ public static class Preprocessor
             throw new TrainingDataException("data.too_few_rows",
                 $"Only {kept.Count} rows remain after dropping {missingTarget} with a missing target and {missingFeatures} with missing features.");
         }
-        if (plan.Target.Task == LossTask.Distribution)
+        if (spec.Target.Task == LossTask.Distribution)
         {
             CheckDistributions(kept, targetValues, targetWidth);
         }
 
-        var (trainRows, validationRows) = Split(plan, kept, targetValues, targetWidth);
-        var pipeline = Fit(plan, features, trainRows);
-        var classWeights = plan.ClassWeightMode switch
+        var (trainRows, validationRows) = Split(spec, kept, targetValues, targetWidth);
+        var pipeline = Fit(spec, features, trainRows);
+        var classWeights = spec.ClassWeightMode switch
         {
-            ClassWeightMode.Explicit => plan.ExplicitClassWeights,
-            ClassWeightMode.Balanced => Balanced(trainRows, targetValues, plan.Target.Labels!.Count),
+            ClassWeightMode.Explicit => spec.ExplicitClassWeights,
+            ClassWeightMode.Balanced => Balanced(trainRows, targetValues, spec.Target.Labels!.Count),
             _ => null,
         };
         var train = Encode(pipeline, features, trainRows, targetValues, targetWidth);
@@ -84,20 +110,20 @@ public static class Preprocessor
             RowsDroppedMissingFeatures = missingFeatures,
             TrainRows = trainRows.Count,
             ValidationRows = validationRows.Count,
-            Features = plan.Features.Select(f => f.Name).ToList(),
+            Features = spec.Features.Select(f => f.Name).ToList(),
             Inputs = pipeline.InputNames,
-            TargetColumns = plan.Target.Columns,
-            Labels = plan.Target.Labels,
+            TargetColumns = spec.Target.Columns,
+            Labels = spec.Target.Labels,
             ClassWeights = classWeights,
-            Metrics = TrainingService.Compute.Training.Metrics.Names(plan.OutputKind),
+            Metrics = spec.Metrics,
         };
         return new PreparedData(train, validation, pipeline, summary, classWeights);
     }
 
-    /// <summary>Reads a row's target(s); false when missing. Class labels become indices in the plan's label order.</summary>
-    private static bool ReadTarget(JobPlan plan, List<LoadedColumn> targets, int row, Span<float> destination)
+    /// <summary>Reads a row's target(s); false when missing. Class labels become indices in the spec's label order.</summary>
+    private static bool ReadTarget(PreprocessingSpec spec, List<LoadedColumn> targets, int row, Span<float> destination)
     {
-        if (plan.Target.Labels is { } labels)
+        if (spec.Target.Labels is { } labels)
         {
             var column = targets[0];
             int index;
@@ -112,7 +138,7 @@ public static class Preprocessor
                 {
                     return false;
                 }
-                index = column.Schema.Type == ColumnType.Boolean ? (int)value : JobPlanner.IndexOf(labels, CellValues.Canonical(value));
+                index = column.Schema.Type == ColumnType.Boolean ? (int)value : ColumnResolver.LabelIndex(labels, CellValues.Canonical(value));
             }
             if (index < 0)
             {
@@ -154,14 +180,14 @@ public static class Preprocessor
     }
 
     /// <summary>A seeded shuffle, then the validation share taken per class (stratified) or overall.</summary>
-    private static (List<int> Train, List<int> Validation) Split(JobPlan plan, List<int> kept, float[] targets, int width)
+    private static (List<int> Train, List<int> Validation) Split(PreprocessingSpec spec, List<int> kept, float[] targets, int width)
     {
-        if (plan.ValidationFraction <= 0)
+        if (spec.ValidationFraction <= 0)
         {
             return (kept, []);
         }
-        var random = new Random(plan.Seed ^ 0x5EED);
-        var groups = plan.Stratify && plan.Target.Labels is not null
+        var random = new Random(spec.Seed ^ 0x5EED);
+        var groups = spec.Stratify && spec.Target.Labels is not null
             ? kept.GroupBy(r => (int)targets[r * width]).OrderBy(g => g.Key).Select(g => g.ToList()).ToList()
             : [kept.ToList()];
         var train = new List<int>();
@@ -169,7 +195,7 @@ public static class Preprocessor
         foreach (var group in groups)
         {
             Shuffle(group, random);
-            int take = (int)Math.Round(group.Count * plan.ValidationFraction, MidpointRounding.AwayFromZero);
+            int take = (int)Math.Round(group.Count * spec.ValidationFraction, MidpointRounding.AwayFromZero);
             take = Math.Min(take, group.Count - 1);
             validation.AddRange(group.Take(take));
             train.AddRange(group.Skip(take));
@@ -184,7 +210,7 @@ public static class Preprocessor
         return (train, validation);
     }
 
-    private static FeaturePipeline Fit(JobPlan plan, List<LoadedColumn> features, List<int> trainRows)
+    private static FeaturePipeline Fit(PreprocessingSpec spec, List<LoadedColumn> features, List<int> trainRows)
     {
         var encoders = new List<FeatureEncoder>(features.Count);
         foreach (var column in features)
@@ -223,7 +249,7 @@ public static class Preprocessor
             double mean = moments.Mean;
             double std = Math.Sqrt(moments.PopulationVariance);
             bool boolean = column.Schema.Type == ColumnType.Boolean;
-            bool scale = plan.Standardize && !boolean;
+            bool scale = spec.Standardize && !boolean;
             encoders.Add(new FeatureEncoder
             {
                 Column = column.Schema.Name,

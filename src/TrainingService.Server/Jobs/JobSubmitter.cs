@@ -1,0 +1,65 @@
+using System.Security.Cryptography;
+using System.Text.Json;
+using Hangfire;
+using Microsoft.Extensions.Options;
+using TrainingService.Server.Configuration;
+using TrainingService.Server.Data.Entities;
+using TrainingService.Server.Datasets;
+using TrainingService.Server.Infrastructure;
+
+namespace TrainingService.Server.Jobs;
+
+/// <summary>
+/// Accepts a job: validates the spec once, plans it against its dataset, stores it with <see cref="JobStore"/> and puts it
+/// on the queue. Serves new submissions and retries alike.
+/// </summary>
+public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner, DatasetStore datasets, JobStore store,
+    IBackgroundJobClient client, IOptions<JobOptions> options, ILogger<JobSubmitter> logger)
+{
+    /// <summary>The accepted job as stored (an earlier one for a repeated idempotency key), or the problem that refused it.</summary>
+    public async Task<(Job? Job, ApiProblem? Problem)> SubmitAsync(SubmitJobRequest request, string? idempotencyKey, Guid? retryOf,
+        CancellationToken cancellationToken)
+    {
+        if (!validator.TryValidate(request, out var spec, out var problem))
+        {
+            return (null, problem);
+        }
+        var dataset = await datasets.FindAsync(request.DatasetId!.Value, cancellationToken);
+        if (dataset is null)
+        {
+            return (null, ApiProblem.Unprocessable("job.unknown_dataset", $"No dataset {request.DatasetId}; upload one with POST /api/datasets.", "datasetId"));
+        }
+        if (!planner.TryPlan(spec, dataset.Columns, out var plan, out problem))
+        {
+            return (null, problem);
+        }
+        string requestHash = Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(request, ApiJson.Options)));
+        var job = new NewJob(dataset.Id, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options), plan.Seed, plan.Epochs, retryOf,
+            idempotencyKey, requestHash);
+        var (created, refused) = await store.CreateAsync(job, options.Value.IdempotencyWindow, cancellationToken);
+        if (created is null)
+        {
+            return (null, refused);
+        }
+        // The response describes the job as accepted; a worker may start it the moment it is enqueued.
+        var accepted = await store.FindAsync(created.JobId, cancellationToken);
+        if (created.IsNew)
+        {
+            await EnqueueAsync(created.JobId, cancellationToken);
+        }
+        return (accepted, null);
+    }
+
+    private async Task EnqueueAsync(Guid id, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await client.EnqueueAsync(store, id, cancellationToken);
+        }
+        catch (Exception e)
+        {
+            // Accepted is accepted: the job is committed, and JobRecovery enqueues it if this failed.
+            logger.LogWarning(e, "Enqueueing job {JobId} failed; recovery will enqueue it", id);
+        }
+    }
+}
