@@ -111,7 +111,7 @@ internal static class TrainBenchmark
         return new TfjsRun(backend, results);
     }
 
-    internal static string? FindUp(string relative)
+    private static string? FindUp(string relative)
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {
