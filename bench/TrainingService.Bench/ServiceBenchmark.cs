@@ -18,7 +18,7 @@ internal static partial class ServiceBenchmark
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        int duration = TrainBenchmark.Option(args, "--duration", 30), connections = TrainBenchmark.Option(args, "--connections", 64);
+        int duration = CommandLine.Option(args, "--duration", 30), connections = CommandLine.Option(args, "--connections", 64);
         string postgres = BenchService.Postgres();
         await using var api = await BenchService.StartAsync("api", postgres);
         await using var worker = await BenchService.StartAsync("worker", postgres);

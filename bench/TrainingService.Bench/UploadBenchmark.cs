@@ -19,7 +19,7 @@ internal static class UploadBenchmark
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int megabytes = TrainBenchmark.Option(args, "--size-mb", 500);
+        int megabytes = CommandLine.Option(args, "--size-mb", 500);
         string directory = Path.Combine(Path.GetTempPath(), "trainingservice-bench");
         Directory.CreateDirectory(directory);
         var files = new[]
