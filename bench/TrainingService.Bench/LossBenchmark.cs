@@ -44,8 +44,8 @@ internal static class LossBenchmark
 
     public static int Run(string[] args)
     {
-        int[] sizes = Sizes(args, "--sizes", [1_000_000, 10_000_000]);
-        int classes = Option(args, "--classes", 10), repeats = Option(args, "--repeats", 5);
+        int[] sizes = CommandLine.Options(args, "--sizes", [1_000_000, 10_000_000]);
+        int classes = CommandLine.Option(args, "--classes", 10), repeats = CommandLine.Option(args, "--repeats", 5);
         using var device = ComputeDevice.Create(DeviceKind.Auto);
         Console.WriteLine($"device: {device.Description}; C# baseline and memcpy: Parallel.For, {Environment.ProcessorCount} chunks, Vector<float>.Count = {Vector<float>.Count}");
         Console.WriteLine($"goals (issue): every elementwise loss within {ElementwiseGoal}x of the C# baseline, cross-entropy within {CrossEntropyGoal}x");
@@ -176,7 +176,7 @@ internal static class LossBenchmark
                 times[w][i] = Stopwatch.GetElapsedTime(start).TotalSeconds;
             }
         }
-        return times.Select(Median).ToArray();
+        return times.Select(Statistics.Median).ToArray();
     }
 
     /// <summary>
@@ -196,13 +196,6 @@ internal static class LossBenchmark
         Thread.Sleep(WarmUpPause);
         workload(items);
         workload(items);
-    }
-
-    private static double Median(double[] values)
-    {
-        Array.Sort(values);
-        int mid = values.Length / 2;
-        return values.Length % 2 == 1 ? values[mid] : (values[mid - 1] + values[mid]) / 2;
     }
 
     private static void PrintTable(List<Measurement> results)
@@ -237,18 +230,6 @@ internal static class LossBenchmark
                 $"(relative {r.LossError:E2}); max gradient difference {r.GradientError:E2} of the largest gradient");
         }
         return mismatches.Count > 0;
-    }
-
-    private static int Option(string[] args, string name, int fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1]) : fallback;
-    }
-
-    private static int[] Sizes(string[] args, string name, int[] fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? args[i + 1].Split(',').Select(int.Parse).ToArray() : fallback;
     }
 
     /// <summary>

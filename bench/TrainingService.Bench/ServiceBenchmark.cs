@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using TrainingService.ProcessHarness;
 
 namespace TrainingService.Bench;
 
@@ -17,10 +18,10 @@ internal static partial class ServiceBenchmark
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        int duration = TrainBenchmark.Option(args, "--duration", 30), connections = TrainBenchmark.Option(args, "--connections", 64);
-        string postgres = ServiceProcess.Postgres();
-        await using var api = await ServiceProcess.StartAsync("api", postgres);
-        var worker = await ServiceProcess.StartAsync("worker", postgres);
+        int duration = CommandLine.Option(args, "--duration", 30), connections = CommandLine.Option(args, "--connections", 64);
+        string postgres = BenchService.Postgres();
+        await using var api = await BenchService.StartAsync("api", postgres);
+        await using var worker = await BenchService.StartAsync("worker", postgres);
         var client = api.Client;
         Console.WriteLine($"API pid {api.Pid}, worker pid {worker.Pid}, {Environment.ProcessorCount} cores");
 

@@ -18,8 +18,8 @@ internal static class TrainBenchmark
 {
     public static async Task<int> RunAsync(string[] args)
     {
-        int epochs = Option(args, "--epochs", 3), rows = Option(args, "--rows", 100_000);
-        int? cpuGroups = args.Contains("--cpu-groups") ? Option(args, "--cpu-groups", 2) : null;
+        int epochs = CommandLine.Option(args, "--epochs", 3), rows = CommandLine.Option(args, "--rows", 100_000);
+        int? cpuGroups = args.Contains("--cpu-groups") ? CommandLine.Option(args, "--cpu-groups", 2) : null;
         const int features = 64, classes = 10;
         var random = new Random(42);
         var x = new float[rows * features];
@@ -60,8 +60,8 @@ internal static class TrainBenchmark
             Console.WriteLine($"  epoch {epoch}: {ms,7:F0} ms, {rows / ms * 1000,9:N0} samples/s, loss {loss_:F4}");
         }
         // The first epoch of each includes compilation (ILGPU kernels and .NET tiering; WebAssembly); compare the rest.
-        double ourTime = Median(ours.Skip(1).Select(r => r.DurationMs).DefaultIfEmpty(ours[0].DurationMs));
-        double theirTime = Median(tfjs.Value.Epochs.Skip(1).Select(e => e.Ms).DefaultIfEmpty(tfjs.Value.Epochs[0].Ms));
+        double ourTime = Statistics.Median(ours.Skip(1).Select(r => r.DurationMs).DefaultIfEmpty(ours[0].DurationMs));
+        double theirTime = Statistics.Median(tfjs.Value.Epochs.Skip(1).Select(e => e.Ms).DefaultIfEmpty(tfjs.Value.Epochs[0].Ms));
         Console.WriteLine();
         Console.WriteLine("| | epoch time (median after the first) | samples/s |");
         Console.WriteLine("|---|---:|---:|");
@@ -111,7 +111,7 @@ internal static class TrainBenchmark
         return new TfjsRun(backend, results);
     }
 
-    internal static string? FindUp(string relative)
+    private static string? FindUp(string relative)
     {
         for (var directory = new DirectoryInfo(AppContext.BaseDirectory); directory is not null; directory = directory.Parent)
         {
@@ -124,15 +124,4 @@ internal static class TrainBenchmark
         return null;
     }
 
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Order().ToList();
-        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
-    }
-
-    internal static int Option(string[] args, string name, int fallback)
-    {
-        int i = Array.IndexOf(args, name);
-        return i >= 0 && i + 1 < args.Length ? int.Parse(args[i + 1], CultureInfo.InvariantCulture) : fallback;
-    }
 }

@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text;
 using nietras.SeparatedValues;
+using TrainingService.ProcessHarness;
 
 namespace TrainingService.Bench;
 
@@ -18,7 +19,7 @@ internal static class UploadBenchmark
 
     public static async Task<int> RunAsync(string[] args)
     {
-        int megabytes = TrainBenchmark.Option(args, "--size-mb", 500);
+        int megabytes = CommandLine.Option(args, "--size-mb", 500);
         string directory = Path.Combine(Path.GetTempPath(), "trainingservice-bench");
         Directory.CreateDirectory(directory);
         var files = new[]
@@ -26,7 +27,7 @@ internal static class UploadBenchmark
             ("numeric", Generate(Path.Combine(directory, $"numeric-{megabytes}mb.csv"), megabytes, mixed: false)),
             ("mixed", Generate(Path.Combine(directory, $"mixed-{megabytes}mb.csv"), megabytes, mixed: true)),
         };
-        await using var api = await ServiceProcess.StartAsync("api", ServiceProcess.Postgres(), new Dictionary<string, string>
+        await using var api = await BenchService.StartAsync("api", BenchService.Postgres(), new Dictionary<string, string>
         {
             ["Datasets:MaxUploadBytes"] = (4L << 30).ToString(CultureInfo.InvariantCulture),
         });

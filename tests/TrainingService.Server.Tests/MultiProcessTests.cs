@@ -19,7 +19,7 @@ public sealed class MultiProcessTests
     public async Task An_api_process_streams_epochs_that_a_separate_worker_process_writes()
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var api = ServerProcess.Start("api", database.ConnectionString);
+        await using var api = ServiceFixture.StartProcess("api", database.ConnectionString);
         await api.WaitReadyAsync(Startup);
         var dataset = await api.Client.UploadAsync(TestData.Linear(2000, seed: 51));
         var job = await api.Client.SubmitAsync(TestData.LinearSpec(dataset.Id(), epochs: 6, batchSize: 8, learningRate: 0.001));
@@ -29,7 +29,7 @@ public sealed class MultiProcessTests
         Assert.Equal("queued", (string?)(await api.Client.GetJsonAsync($"/api/jobs/{job.Id()}"))["status"]);
 
         var stream = SseClient.ReadAsync(api.Client, $"/api/jobs/{job.Id()}/history/stream", null, e => e.Event == "end", TimeSpan.FromSeconds(120));
-        await using var worker = ServerProcess.Start("worker", database.ConnectionString);
+        await using var worker = ServiceFixture.StartProcess("worker", database.ConnectionString);
         var (events, _) = await stream;
 
         Assert.Equal(Enumerable.Range(1, 6), events.Where(e => e.Event == "epoch").Select(e => int.Parse(e.Id!)));
@@ -43,7 +43,7 @@ public sealed class MultiProcessTests
     public async Task A_job_whose_worker_dies_is_resumed_by_another_and_ends_as_if_uninterrupted()
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var api = ServerProcess.Start("api", database.ConnectionString);
+        await using var api = ServiceFixture.StartProcess("api", database.ConnectionString);
         await api.WaitReadyAsync(Startup);
         var dataset = await api.Client.UploadAsync(TestData.Blobs(3000, seed: 52));
         object Spec() => new
@@ -54,11 +54,11 @@ public sealed class MultiProcessTests
         };
 
         var interrupted = await api.Client.SubmitAsync(Spec());
-        var first = ServerProcess.Start("worker", database.ConnectionString);
+        var first = ServiceFixture.StartProcess("worker", database.ConnectionString);
         await WaitForEpochAsync(api.Client, interrupted.Id(), 3);
         first.Kill();
         await first.DisposeAsync();
-        await using var second = ServerProcess.Start("worker", database.ConnectionString);
+        await using var second = ServiceFixture.StartProcess("worker", database.ConnectionString);
         var resumed = await api.Client.WaitForEndAsync(interrupted.Id(), 240);
 
         var reference = await api.Client.SubmitAsync(Spec());
@@ -81,7 +81,7 @@ public sealed class MultiProcessTests
     {
         // Through a real server, since only Kestrel enforces request body limits (its default, 30 MB, is too small).
         await using var database = await TestDatabase.CreateAsync();
-        await using var api = ServerProcess.Start("api", database.ConnectionString);
+        await using var api = ServiceFixture.StartProcess("api", database.ConnectionString);
         await api.WaitReadyAsync(Startup);
         const int n = 1_000_000;
         var random = new Random(8);
@@ -106,7 +106,7 @@ public sealed class MultiProcessTests
     public async Task A_body_over_the_evaluate_limit_is_a_413_problem_with_a_code()
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var api = ServerProcess.Start("api", database.ConnectionString,
+        await using var api = ServiceFixture.StartProcess("api", database.ConnectionString,
             new Dictionary<string, string> { ["Losses:MaxRequestBytes"] = "1000000" });
         await api.WaitReadyAsync(Startup);
         string numbers = string.Join(',', Enumerable.Repeat("0.123456789", 100_000));
@@ -124,7 +124,7 @@ public sealed class MultiProcessTests
         string setting, string value, string named)
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var server = ServerProcess.Start("worker", database.ConnectionString, new Dictionary<string, string> { [setting] = value });
+        await using var server = ServiceFixture.StartProcess("worker", database.ConnectionString, new Dictionary<string, string> { [setting] = value });
 
         int exit = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
 
@@ -137,7 +137,7 @@ public sealed class MultiProcessTests
     public async Task An_unknown_role_stops_the_process_at_start()
     {
         await using var database = await TestDatabase.CreateAsync();
-        await using var server = ServerProcess.Start("janitor", database.ConnectionString);
+        await using var server = ServiceFixture.StartProcess("janitor", database.ConnectionString);
 
         int exit = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
 

@@ -70,7 +70,7 @@ public sealed class ProblemCodeTests(ServiceFixture service)
         // runs against the real executable. A chunked body has no Content-Length to check up front, and a non-file part is
         // not counted by the upload itself: the body limit is what stops it.
         await using var database = await TestDatabase.CreateAsync();
-        await using var api = ServerProcess.Start("api", database.ConnectionString,
+        await using var api = ServiceFixture.StartProcess("api", database.ConnectionString,
             new Dictionary<string, string> { ["Datasets:MaxUploadBytes"] = "1000" });
         await api.WaitReadyAsync(Startup);
         using var form = new MultipartFormDataContent();
@@ -91,7 +91,7 @@ public sealed class ProblemCodeTests(ServiceFixture service)
         // The CSV reader gives up on a row past 16 Mi characters. The in-process service caps uploads at 16 MB, below
         // that, so this runs against the real executable with a cap above it (the default cap is 1 GiB).
         await using var database = await TestDatabase.CreateAsync();
-        await using var api = ServerProcess.Start("api", database.ConnectionString,
+        await using var api = ServiceFixture.StartProcess("api", database.ConnectionString,
             new Dictionary<string, string> { ["Datasets:MaxUploadBytes"] = "18000000" });
         await api.WaitReadyAsync(Startup);
         var header = new byte[17_000_000];

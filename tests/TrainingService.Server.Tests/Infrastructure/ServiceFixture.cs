@@ -1,12 +1,13 @@
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
+using TrainingService.ProcessHarness;
 
 namespace TrainingService.Server.Tests.Infrastructure;
 
 /// <summary>
 /// One in-process service (API and worker) on a fresh PostgreSQL database, shared by every test in the "Service"
 /// collection. Hangfire keeps static state, so the test process hosts only this one; tests that need other processes
-/// start the real executable (see <see cref="ServerProcess"/>).
+/// start the real executable (see <see cref="StartProcess"/>).
 /// </summary>
 public sealed class ServiceFixture : IAsyncLifetime
 {
@@ -37,6 +38,21 @@ public sealed class ServiceFixture : IAsyncLifetime
         ["Logging:LogLevel:Default"] = "Warning",
         ["Logging:LogLevel:TrainingService"] = "Information",
     };
+
+    /// <summary>
+    /// The real executable in its own process with <see cref="Settings"/> and <paramref name="overrides"/>, for tests about
+    /// several processes sharing one database. It is not ready until <see cref="ServiceProcess.WaitReadyAsync"/> returns.
+    /// </summary>
+    public static ServiceProcess StartProcess(string role, string connectionString, IReadOnlyDictionary<string, string>? overrides = null)
+    {
+        var settings = Settings(connectionString);
+        foreach (var (key, value) in overrides ?? new Dictionary<string, string>())
+        {
+            settings[key] = value;
+        }
+        settings["Logging:Console:FormatterName"] = "simple";
+        return ServiceProcess.Start(role, connectionString, new ServiceProcessOptions { Settings = settings, ClientTimeout = TimeSpan.FromMinutes(2) });
+    }
 
     public async Task InitializeAsync()
     {
