@@ -49,56 +49,78 @@ public static class DatasetEndpoints
         {
             sizeFeature.MaxRequestBodySize = limit;
         }
-        char? separator = delimiter switch
+        if (!TryParseDelimiter(delimiter, out char? separator))
         {
-            null or "" => null,
-            "," or ";" or "|" => delimiter[0],
-            "\t" or "tab" or "\\t" => '\t',
-            _ => throw new ApiProblemException(400, "dataset.invalid_delimiter", "delimiter must be ',', ';', '|' or 'tab'.", "delimiter"),
-        };
-
+            return Problems.BadRequest("dataset.invalid_delimiter", "delimiter must be ',', ';', '|' or 'tab'.", "delimiter");
+        }
         ImportResult result;
         if (MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType) && mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
         {
-            var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
-            if (string.IsNullOrEmpty(boundary))
-            {
-                return Problems.BadRequest("dataset.invalid_multipart", "The multipart body has no boundary.");
-            }
-            var reader = new MultipartReader(boundary, request.Body);
-            try
-            {
-                MultipartSection? section;
-                while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
-                {
-                    if (ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) && disposition.Name.Value == "file")
-                    {
-                        string fileName = disposition.FileName.Value ?? disposition.FileNameStar.Value ?? "";
-                        result = await importer.ImportAsync(section.Body, name ?? DefaultName(Path.GetFileNameWithoutExtension(fileName)), separator, cancellationToken);
-                        return await Respond(result, store, settings, cancellationToken);
-                    }
-                }
-            }
-            catch (Exception e) when (e is InvalidDataException
-                || (e is IOException and not BadHttpRequestException && !cancellationToken.IsCancellationRequested))
-            {
-                // A cut-off body, a part with no closing boundary, or part headers over the reader's limits.
-                return Problems.BadRequest("dataset.invalid_multipart", $"The multipart body is malformed: {e.Message}");
-            }
-            return Problems.BadRequest("dataset.missing_file", "The multipart body has no part named 'file'.", "file");
+            result = await ImportMultipartAsync(request.Body, mediaType, importer, name, separator, cancellationToken);
         }
-        if (request.ContentType is not null && !CsvTypes.Contains(mediaType?.MediaType.Value?.ToLowerInvariant()))
+        else if (request.ContentType is not null && !CsvTypes.Contains(mediaType?.MediaType.Value?.ToLowerInvariant()))
         {
             return Problems.UnsupportedMediaType("dataset.unsupported_media_type",
                 $"Send the CSV as text/csv (or multipart/form-data with a 'file' part), not {request.ContentType}.");
         }
-        result = await importer.ImportAsync(request.Body, name ?? DefaultName(null), separator, cancellationToken);
+        else
+        {
+            result = await importer.ImportAsync(request.Body, name ?? DefaultName(null), separator, cancellationToken);
+        }
         return await Respond(result, store, settings, cancellationToken);
+    }
+
+    private static bool TryParseDelimiter(string? delimiter, out char? separator)
+    {
+        separator = delimiter switch
+        {
+            null or "" => null,
+            "," or ";" or "|" => delimiter[0],
+            "\t" or "tab" or "\\t" => '\t',
+            _ => null,
+        };
+        return separator is not null || string.IsNullOrEmpty(delimiter);
+    }
+
+    /// <summary>Imports the multipart body's 'file' part; a body that is not well-formed multipart is refused like a bad file.</summary>
+    private static async Task<ImportResult> ImportMultipartAsync(Stream body, MediaTypeHeaderValue mediaType,
+        CsvImporter importer, string? name, char? separator, CancellationToken cancellationToken)
+    {
+        var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
+        if (string.IsNullOrEmpty(boundary))
+        {
+            return ImportResult.Refused(ApiProblem.BadRequest("dataset.invalid_multipart", "The multipart body has no boundary."));
+        }
+        var reader = new MultipartReader(boundary, body);
+        try
+        {
+            MultipartSection? section;
+            while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
+            {
+                if (ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) && disposition.Name.Value == "file")
+                {
+                    string fileName = disposition.FileName.Value ?? disposition.FileNameStar.Value ?? "";
+                    string datasetName = name ?? DefaultName(Path.GetFileNameWithoutExtension(fileName));
+                    return await importer.ImportAsync(section.Body, datasetName, separator, cancellationToken);
+                }
+            }
+        }
+        catch (Exception e) when (e is InvalidDataException
+            || (e is IOException and not BadHttpRequestException && !cancellationToken.IsCancellationRequested))
+        {
+            // A cut-off body, a part with no closing boundary, or part headers over the reader's limits.
+            return ImportResult.Refused(ApiProblem.BadRequest("dataset.invalid_multipart", $"The multipart body is malformed: {e.Message}"));
+        }
+        return ImportResult.Refused(ApiProblem.BadRequest("dataset.missing_file", "The multipart body has no part named 'file'.", "file"));
     }
 
     private static async Task<Results<Created<DatasetResponse>, Ok<DatasetResponse>, ProblemHttpResult>> Respond(ImportResult result,
         DatasetStore store, DatasetOptions settings, CancellationToken cancellationToken)
     {
+        if (result.Problem is { } problem)
+        {
+            return problem.ToResult();
+        }
         if (await store.FindAsync(result.DatasetId, cancellationToken) is not { } found)
         {
             return Problems.Conflict("dataset.conflict", "The dataset was deleted while this upload was being answered; send it again.");
