@@ -1,4 +1,3 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
@@ -136,54 +135,30 @@ public static class DatasetEndpoints
         IOptions<DatasetOptions> options, CancellationToken cancellationToken) =>
         await store.FindAsync(id, cancellationToken) is { } dataset
             ? TypedResults.Ok(DatasetResponse.From(dataset, options.Value.TopCategories))
-            : NotFound(id);
+            : DatasetStore.NotFound(id).ToResult();
 
-    private static async Task<Results<Ok<DatasetPage>, ProblemHttpResult>> List(NpgsqlDataSource dataSource,
+    private static async Task<Results<Ok<DatasetPage>, ProblemHttpResult>> List(DatasetStore store,
         IOptions<DatasetOptions> options, CancellationToken cancellationToken, int offset = 0, int limit = 20)
     {
         if (offset < 0 || limit is < 1 or > 100)
         {
             return Problems.BadRequest("dataset.invalid_page", "offset must be ≥ 0 and limit between 1 and 100.", offset < 0 ? "offset" : "limit");
         }
-        await using var command = dataSource.CreateCommand("""
-            SELECT id, name, created_at, size_bytes, row_count, sha256, delimiter, columns, count(*) OVER ()
-            FROM datasets ORDER BY created_at DESC, id DESC OFFSET @offset LIMIT @limit
-            """);
-        command.Parameters.AddWithValue("offset", offset);
-        command.Parameters.AddWithValue("limit", limit);
-        var items = new List<DatasetResponse>();
-        long total = 0;
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            items.Add(DatasetResponse.From(DatasetStore.Read(reader), options.Value.TopCategories));
-            total = reader.GetInt64(8);
-        }
-        if (items.Count == 0 && offset > 0)
-        {
-            await using var count = dataSource.CreateCommand("SELECT count(*) FROM datasets");
-            total = (long)(await count.ExecuteScalarAsync(cancellationToken))!;
-        }
-        return TypedResults.Ok(new DatasetPage(items, offset, limit, total));
+        var (items, total) = await store.ListAsync(offset, limit, cancellationToken);
+        var page = items.Select(d => DatasetResponse.From(d, options.Value.TopCategories)).ToList();
+        return TypedResults.Ok(new DatasetPage(page, offset, limit, total));
     }
 
-    private static async Task<Results<Ok<DatasetPreview>, ProblemHttpResult>> Preview(Guid id, NpgsqlDataSource dataSource,
+    private static async Task<Results<Ok<DatasetPreview>, ProblemHttpResult>> Preview(Guid id, DatasetStore store,
         IOptions<DatasetOptions> options, CancellationToken cancellationToken, int rows = 20)
     {
         if (rows < 1 || rows > options.Value.PreviewRows)
         {
             return Problems.BadRequest("dataset.invalid_preview_rows", $"rows must be between 1 and {options.Value.PreviewRows}.", "rows");
         }
-        await using var command = dataSource.CreateCommand("SELECT columns, preview FROM datasets WHERE id = @id");
-        command.Parameters.AddWithValue("id", id);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-        {
-            return NotFound(id);
-        }
-        var columns = JsonSerializer.Deserialize<List<ColumnSchema>>(reader.GetString(0), ApiJson.Options)!;
-        var preview = JsonSerializer.Deserialize<List<string?[]>>(reader.GetString(1), ApiJson.Options)!;
-        return TypedResults.Ok(new DatasetPreview(id, columns.Select(c => c.Name).ToList(), preview.Take(rows).ToList()));
+        return await store.FindPreviewAsync(id, rows, cancellationToken) is { } preview
+            ? TypedResults.Ok(preview)
+            : DatasetStore.NotFound(id).ToResult();
     }
 
     // Refused while a queued or running job needs the data; finished jobs keep their history and model.
@@ -196,7 +171,7 @@ public static class DatasetEndpoints
             lockRow.Parameters.AddWithValue("id", id);
             if (await lockRow.ExecuteScalarAsync(cancellationToken) is null)
             {
-                return NotFound(id);
+                return DatasetStore.NotFound(id).ToResult();
             }
         }
         await using (var busy = new NpgsqlCommand(
@@ -234,6 +209,4 @@ public static class DatasetEndpoints
         await transaction.CommitAsync(cancellationToken);
         return TypedResults.NoContent();
     }
-
-    private static ProblemHttpResult NotFound(Guid id) => Problems.NotFound("dataset.not_found", $"No dataset {id}.");
 }
