@@ -3,10 +3,8 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
-using Npgsql;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Infrastructure;
-using TrainingService.Server.Jobs;
 
 namespace TrainingService.Server.Datasets;
 
@@ -14,8 +12,10 @@ public static class DatasetEndpoints
 {
     private static readonly string[] CsvTypes = ["text/csv", "application/csv", "text/plain", "text/tab-separated-values", "application/octet-stream"];
 
+    // JobDatasetReferences is registered here until the Jobs folder registers its own IDatasetReferences.
     public static IServiceCollection AddDatasets(this IServiceCollection services) =>
-        services.AddSingleton<CsvImporter>().AddSingleton<DatasetStore>();
+        services.AddSingleton<CsvImporter>().AddSingleton<DatasetStore>()
+            .AddSingleton<IDatasetReferences, Jobs.JobDatasetReferences>();
 
     public static IEndpointRouteBuilder MapDatasetEndpoints(this IEndpointRouteBuilder app)
     {
@@ -162,51 +162,6 @@ public static class DatasetEndpoints
     }
 
     // Refused while a queued or running job needs the data; finished jobs keep their history and model.
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, NpgsqlDataSource dataSource, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id FOR UPDATE", connection, transaction))
-        {
-            lockRow.Parameters.AddWithValue("id", id);
-            if (await lockRow.ExecuteScalarAsync(cancellationToken) is null)
-            {
-                return DatasetStore.NotFound(id).ToResult();
-            }
-        }
-        await using (var busy = new NpgsqlCommand(
-            "SELECT id FROM jobs WHERE dataset_id = @id AND status = ANY(@unfinished) LIMIT 1", connection, transaction))
-        {
-            busy.Parameters.AddWithValue("id", id);
-            busy.Parameters.AddWithValue("unfinished", JobStatus.Unfinished);
-            if (await busy.ExecuteScalarAsync(cancellationToken) is Guid jobId)
-            {
-                return Problems.Conflict("dataset.in_use", $"Job {jobId} is queued or running on this dataset; cancel it or wait for it to finish.");
-            }
-        }
-        // Finished jobs lose their link to the data (ON DELETE SET NULL would do it silently): bump their versions and
-        // tell every process, so cached states and ETags move on.
-        var detached = new List<Guid>();
-        await using (var detach = new NpgsqlCommand(
-            "UPDATE jobs SET dataset_id = NULL, version = version + 1, updated_at = now() WHERE dataset_id = @id RETURNING id", connection, transaction))
-        {
-            detach.Parameters.AddWithValue("id", id);
-            await using var reader = await detach.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                detached.Add(reader.GetGuid(0));
-            }
-        }
-        foreach (var jobId in detached)
-        {
-            await JobStore.NotifyAsync(connection, transaction, new JobEvent(jobId, "dataset"), cancellationToken);
-        }
-        await using (var delete = new NpgsqlCommand("DELETE FROM datasets WHERE id = @id", connection, transaction))
-        {
-            delete.Parameters.AddWithValue("id", id);
-            await delete.ExecuteNonQueryAsync(cancellationToken);
-        }
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.NoContent();
-    }
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, DatasetStore store, CancellationToken cancellationToken) =>
+        await store.DeleteAsync(id, cancellationToken) is { } problem ? problem.ToResult() : TypedResults.NoContent();
 }

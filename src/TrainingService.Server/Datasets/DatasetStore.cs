@@ -19,10 +19,10 @@ public sealed class LoadedColumn
 }
 
 /// <summary>
-/// The datasets in PostgreSQL: what the API lists and shows, and what a worker on any machine reads back,
+/// The datasets in PostgreSQL: what the API lists, shows and deletes, and what a worker on any machine reads back,
 /// never the API's disk. Rows are written by <see cref="CsvImporter"/>.
 /// </summary>
-public sealed class DatasetStore(NpgsqlDataSource dataSource)
+public sealed class DatasetStore(NpgsqlDataSource dataSource, IDatasetReferences references)
 {
     /// <summary>The problem every dataset endpoint answers for an unknown id.</summary>
     public static ApiProblem NotFound(Guid id) => ApiProblem.NotFound("dataset.not_found", $"No dataset {id}.");
@@ -77,6 +77,37 @@ public sealed class DatasetStore(NpgsqlDataSource dataSource)
         var columns = JsonSerializer.Deserialize<List<ColumnSchema>>(reader.GetString(0), ApiJson.Options)!;
         var preview = JsonSerializer.Deserialize<List<string?[]>>(reader.GetString(1), ApiJson.Options)!;
         return new DatasetPreview(id, columns.Select(c => c.Name).ToList(), preview.Take(rows).ToList());
+    }
+
+    /// <summary>
+    /// Deletes a dataset unless a queued or running job needs its data (409 <c>dataset.in_use</c>); finished jobs keep
+    /// their history and model and are detached. Null when deleted, else the problem.
+    /// </summary>
+    public async Task<ApiProblem?> DeleteAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // The lock keeps a job from being submitted on the dataset between the check and the delete.
+        await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id FOR UPDATE", connection, transaction))
+        {
+            lockRow.Parameters.AddWithValue("id", id);
+            if (await lockRow.ExecuteScalarAsync(cancellationToken) is null)
+            {
+                return NotFound(id);
+            }
+        }
+        if (await references.FindUnfinishedJobAsync(connection, transaction, id, cancellationToken) is Guid jobId)
+        {
+            return ApiProblem.Conflict("dataset.in_use", $"Job {jobId} is queued or running on this dataset; cancel it or wait for it to finish.");
+        }
+        await references.DetachAsync(connection, transaction, id, cancellationToken);
+        await using (var delete = new NpgsqlCommand("DELETE FROM datasets WHERE id = @id", connection, transaction))
+        {
+            delete.Parameters.AddWithValue("id", id);
+            await delete.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await transaction.CommitAsync(cancellationToken);
+        return null;
     }
 
     private static DatasetInfo Read(NpgsqlDataReader reader) => new(
