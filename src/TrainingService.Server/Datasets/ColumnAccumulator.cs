@@ -97,15 +97,30 @@ internal sealed class ColumnAccumulator
                 tally.Count++;
                 _codes[row] = tally.Id;
             }
-            else if (!Full())
+            else
             {
-                string text = cell.ToString();
-                _codes[row] = _textById.Count;
-                _textCounts[text] = new TextTally { Count = 1, Id = _textById.Count };
-                _textById.Add(text);
+                _codes[row] = AddCategory(cell);
             }
         }
         _chunkCoded &= _codes[row] >= 0;
+    }
+
+    /// <summary>
+    /// A text value not seen before: its code, or −1 once the distinct bound is reached. Runs at most once per distinct
+    /// value, so it is kept out of line: the per-cell <see cref="Add"/> stays small for the JIT.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private int AddCategory(ReadOnlySpan<char> cell)
+    {
+        if (Full())
+        {
+            return -1;
+        }
+        string text = cell.ToString();
+        int id = _textById.Count;
+        _textCounts[text] = new TextTally { Count = 1, Id = id };
+        _textById.Add(text);
+        return id;
     }
 
     /// <summary>

@@ -11,8 +11,14 @@ using TrainingService.Server.Infrastructure;
 
 namespace TrainingService.Server.Datasets;
 
-/// <summary>The outcome of an import: a new dataset, or the one that already had these exact bytes.</summary>
-public sealed record ImportResult(Guid DatasetId, bool Created);
+/// <summary>
+/// The outcome of an import: a new dataset, the one that already had these exact bytes, or the problem that refused
+/// the file (then nothing is stored and <see cref="DatasetId"/> is empty).
+/// </summary>
+public sealed record ImportResult(Guid DatasetId, bool Created, ApiProblem? Problem = null)
+{
+    internal static ImportResult Refused(ApiProblem problem) => new(Guid.Empty, Created: false, problem);
+}
 
 /// <summary>
 /// Streams a CSV into PostgreSQL: Sep tokenises it, each row is checked (field count, RFC 4180 quoting), cells go to
@@ -30,110 +36,139 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     private const int ReadBufferBytes = 1 << 20;
     private static readonly Encoding Utf8WithoutBom = new UTF8Encoding(encoderShouldEmitUTF8Identifier: false);
 
+    private static readonly ApiProblem EmptyFile = ApiProblem.BadRequest("dataset.empty", "The file is empty: a header row is required.");
+
+    /// <summary>Imports the CSV in <paramref name="body"/>; a refused file comes back as the result's problem, never thrown.</summary>
     public async Task<ImportResult> ImportAsync(Stream body, string name, char? delimiter, CancellationToken cancellationToken)
     {
-        var settings = options.Value;
         var clock = Stopwatch.StartNew();
-        await using var upload = new UploadStream(body, settings.MaxUploadBytes);
+        await using var upload = new UploadStream(body, options.Value.MaxUploadBytes);
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        // Leaving without a commit rolls the transaction back, COPY included: a refused file stores nothing.
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-
-        using var reader = await OpenReaderAsync(upload, delimiter, cancellationToken);
-        // The header is read as a row (HasHeader = false) so duplicate and empty names get our own, precise errors.
-        if (!await NextRowAsync(reader, 0, cancellationToken))
+        try
         {
-            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.empty", "The file is empty: a header row is required.");
+            var (reader, problem) = await OpenReaderAsync(upload, delimiter, cancellationToken);
+            if (reader is null)
+            {
+                return ImportResult.Refused(problem!);
+            }
+            using (reader)
+            {
+                (var dataset, problem) = await CopyAsync(reader, upload, name, connection, cancellationToken);
+                if (dataset is null)
+                {
+                    return ImportResult.Refused(problem!);
+                }
+                var result = await StoreAsync(connection, transaction, dataset, cancellationToken);
+                if (result.Created)
+                {
+                    logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s",
+                        dataset.Id, name, dataset.Rows, dataset.Columns.Count, dataset.SizeBytes, clock.Elapsed.TotalSeconds);
+                }
+                return result;
+            }
         }
-        var names = ReadHeader(reader.Current, settings);
+        catch (UploadRefusedException e)
+        {
+            return ImportResult.Refused(e.Problem); // thrown by the upload stream from inside Sep's reads
+        }
+    }
+
+    /// <summary>A parsed upload, ready for its row in <c>datasets</c>; its chunks are already in the COPY.</summary>
+    private sealed record NewDataset(Guid Id, string Name, long SizeBytes, long Rows, string Sha256, string Delimiter, int ChunkRows,
+        List<ColumnSchema> Columns, List<string?[]> Preview);
+
+    /// <summary>What the row pass found: the row count and preview, or the problem that stopped it.</summary>
+    private sealed record ParsedRows(long Rows, List<string?[]> Preview, ApiProblem? Problem = null);
+
+    /// <summary>Reads the header, then copies every row into <c>dataset_chunks</c> column by column.</summary>
+    private async Task<(NewDataset? Dataset, ApiProblem? Problem)> CopyAsync(SepReader reader, UploadStream upload, string name,
+        NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var settings = options.Value;
+        // The header is read as a row (HasHeader = false) so duplicate and empty names get our own, precise errors.
+        var header = await NextRowAsync(reader, 0, cancellationToken);
+        string[] names = [];
+        var problem = header.HasRow ? ReadHeader(reader.Current, settings, out names) : header.Problem ?? EmptyFile;
+        if (problem is not null)
+        {
+            return (null, problem);
+        }
         int chunkRows = Math.Clamp(CellBudget / names.Length, 16, settings.ChunkRows);
         var columns = names.Select((n, i) => new ColumnAccumulator(n, i, chunkRows, settings.MaxCategories)).ToArray();
         var datasetId = Guid.CreateVersion7();
-        (long Rows, List<string?[]> Preview) parsed;
-
+        ParsedRows parsed;
         await using (var copy = await connection.BeginBinaryImportAsync(
             "COPY dataset_chunks (dataset_id, column_index, chunk_index, row_count, encoding, data) FROM STDIN (FORMAT BINARY)",
             cancellationToken))
         {
-            // Parsing and writing overlap: full chunks go through a short queue to a task that streams them to COPY,
-            // so PostgreSQL ingests one chunk while the next is parsed. The queue bounds memory to a few chunks.
-            var queue = Channel.CreateBounded<EncodedChunk[]>(new BoundedChannelOptions(2) { SingleReader = true, SingleWriter = true });
-            var writer = WriteChunksAsync(copy, datasetId, queue, cancellationToken);
-            try
-            {
-                parsed = await ParseRowsAsync(reader, columns, chunkRows, settings.PreviewRows, queue.Writer, cancellationToken);
-            }
-            catch (ChannelClosedException) when (writer.IsFaulted)
-            {
-                await writer; // rethrows the write failure, which closed the queue
-                throw;
-            }
-            catch
-            {
-                queue.Writer.TryComplete();
-                await writer.ContinueWith(_ => { }, TaskScheduler.Default); // the parse error is the one to report
-                throw;
-            }
-            queue.Writer.TryComplete();
-            await writer;
-            await copy.CompleteAsync(cancellationToken);
+            parsed = await CopyRowsAsync(copy, datasetId, reader, columns, chunkRows, cancellationToken);
         }
-
-        string sha = upload.FinishHash();
-        string separator = reader.Spec.Sep.Separator.ToString();
-        if (await FindExisting(connection, sha, separator, cancellationToken) is Guid existing)
+        if (parsed.Problem is not null)
         {
-            await transaction.RollbackAsync(cancellationToken);
-            return new ImportResult(existing, Created: false);
+            return (null, parsed.Problem);
         }
-        var schema = columns.Select(c => c.Finish()).ToList();
-        long rowCount = parsed.Rows;
-        var preview = parsed.Preview;
+        return (new NewDataset(datasetId, name, upload.Length64, parsed.Rows, upload.FinishHash(), reader.Spec.Sep.Separator.ToString(),
+            chunkRows, columns.Select(c => c.Finish()).ToList(), parsed.Preview), null);
+    }
+
+    /// <summary>
+    /// Parsing and writing overlap: full chunks go through a short queue to a task that streams them to COPY, so
+    /// PostgreSQL ingests one chunk while the next is parsed. The queue bounds memory to a few chunks. The COPY is
+    /// completed only when every row was accepted; otherwise disposing it cancels it.
+    /// </summary>
+    private async Task<ParsedRows> CopyRowsAsync(NpgsqlBinaryImporter copy, Guid datasetId, SepReader reader, ColumnAccumulator[] columns,
+        int chunkRows, CancellationToken cancellationToken)
+    {
+        var queue = Channel.CreateBounded<EncodedChunk[]>(new BoundedChannelOptions(2) { SingleReader = true, SingleWriter = true });
+        var writer = WriteChunksAsync(copy, datasetId, queue, cancellationToken);
+        ParsedRows parsed;
         try
         {
-            await using var insert = new NpgsqlCommand("""
-                INSERT INTO datasets (id, name, created_at, size_bytes, row_count, sha256, delimiter, chunk_rows, columns, preview)
-                VALUES (@id, @name, now(), @size, @rows, @sha, @delimiter, @chunkRows, @columns, @preview)
-                """, connection, transaction);
-            insert.Parameters.AddWithValue("id", datasetId);
-            insert.Parameters.AddWithValue("name", name);
-            insert.Parameters.AddWithValue("size", upload.Length64);
-            insert.Parameters.AddWithValue("rows", rowCount);
-            insert.Parameters.AddWithValue("sha", sha);
-            insert.Parameters.AddWithValue("delimiter", separator);
-            insert.Parameters.AddWithValue("chunkRows", chunkRows);
-            insert.Parameters.AddWithValue("columns", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(schema, ApiJson.Options));
-            insert.Parameters.AddWithValue("preview", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(preview, ApiJson.Options));
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
+            parsed = await ParseRowsAsync(reader, columns, chunkRows, queue.Writer, cancellationToken);
         }
-        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        catch (ChannelClosedException) when (writer.IsFaulted)
         {
-            // The same bytes were committed by a concurrent upload a moment ago.
-            await transaction.RollbackAsync(CancellationToken.None);
-            await using var lookup = await dataSource.OpenConnectionAsync(cancellationToken);
-            return await FindExisting(lookup, sha, separator, cancellationToken) is Guid winner
-                ? new ImportResult(winner, Created: false)
-                : throw new ApiProblemException(StatusCodes.Status409Conflict, "dataset.conflict",
-                    "An identical upload was stored and deleted while this one was being read; send it again.");
+            await writer; // rethrows the write failure, which closed the queue
+            throw;
         }
-        logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s",
-            datasetId, name, rowCount, columns.Length, upload.Length64, clock.Elapsed.TotalSeconds);
-        return new ImportResult(datasetId, Created: true);
+        catch
+        {
+            await StopWriterAsync(queue, writer);
+            throw;
+        }
+        if (parsed.Problem is not null)
+        {
+            await StopWriterAsync(queue, writer);
+            return parsed;
+        }
+        queue.Writer.TryComplete();
+        await writer;
+        await copy.CompleteAsync(cancellationToken);
+        return parsed;
+    }
+
+    private static async Task StopWriterAsync(Channel<EncodedChunk[]> queue, Task writer)
+    {
+        queue.Writer.TryComplete();
+        await writer.ContinueWith(_ => { }, TaskScheduler.Default); // the parse error is the one to report
     }
 
     /// <summary>
     /// Reads every data row into the accumulators, checking field counts and quoting, and queues each full chunk.
-    /// Returns the number of rows and the preview rows.
+    /// Returns the number of rows and the preview rows, or the first problem.
     /// </summary>
-    private static async Task<(long Rows, List<string?[]> Preview)> ParseRowsAsync(SepReader reader, ColumnAccumulator[] columns,
-        int chunkRows, int previewRows, ChannelWriter<EncodedChunk[]> queue, CancellationToken cancellationToken)
+    private async Task<ParsedRows> ParseRowsAsync(SepReader reader, ColumnAccumulator[] columns, int chunkRows,
+        ChannelWriter<EncodedChunk[]> queue, CancellationToken cancellationToken)
     {
+        int previewRows = options.Value.PreviewRows;
         var preview = new List<string?[]>();
         var cell = new StringBuilder();
         long rows = 0, bufferedChars = 0;
-        int chunks = 0;
-        int lastLine = 1;
-        while (await NextRowAsync(reader, lastLine, cancellationToken))
+        int chunks = 0, lastLine = 1;
+        (bool HasRow, ApiProblem? Problem) next;
+        while ((next = await NextRowAsync(reader, lastLine, cancellationToken)).HasRow)
         {
             var row = reader.Current;
             lastLine = row.LineNumberToExcl - 1;
@@ -141,36 +176,10 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             {
                 continue; // a blank line is not a record
             }
-            if (row.ColCount != columns.Length)
-            {
-                // A stray or unclosed quote swallows separators; report the cause, not the symptom.
-                for (int c = 0; c < row.ColCount; c++)
-                {
-                    if (row[c].Span.Contains('"'))
-                    {
-                        Unquote(row[c].Span, cell, row.LineNumberFrom, c);
-                    }
-                }
-                throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.ragged_row",
-                    $"Line {row.LineNumberFrom} has {row.ColCount} fields; the header has {columns.Length}.", null,
-                    new Dictionary<string, object?> { ["line"] = row.LineNumberFrom, ["expected"] = columns.Length, ["actual"] = row.ColCount });
-            }
             string?[]? previewRow = preview.Count < previewRows ? new string?[columns.Length] : null;
-            bool quoted = row.Span.Contains('"'); // one vectorised scan per row instead of one per cell
-            for (int c = 0; c < columns.Length; c++)
+            if (AddRow(row, columns, cell, previewRow) is { } problem)
             {
-                var raw = row[c].Span;
-                if (quoted && raw.Contains('"'))
-                {
-                    var text = Unquote(raw, cell, row.LineNumberFrom, c);
-                    columns[c].Add(text);
-                    previewRow?[c] = text.ToString();
-                }
-                else
-                {
-                    columns[c].Add(raw);
-                    previewRow?[c] = raw.ToString();
-                }
+                return new ParsedRows(rows, preview, problem);
             }
             if (previewRow is not null)
             {
@@ -184,57 +193,146 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
                 bufferedChars = 0;
             }
         }
-        if (rows == 0)
+        if (next.Problem is not null || rows == 0)
         {
-            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.no_rows", "The file has a header but no data rows.");
+            return new ParsedRows(rows, preview, next.Problem ?? ApiProblem.BadRequest("dataset.no_rows", "The file has a header but no data rows."));
         }
         if (columns[0].Rows > 0)
         {
             await queue.WriteAsync(Encode(chunks, columns), cancellationToken);
         }
-        return (rows, preview);
+        return new ParsedRows(rows, preview);
+    }
+
+    /// <summary>Checks one record's field count and quoting and adds its cells (and preview text); the problem if it is refused.</summary>
+    private static ApiProblem? AddRow(SepReader.Row row, ColumnAccumulator[] columns, StringBuilder cell, string?[]? previewRow)
+    {
+        if (row.ColCount != columns.Length)
+        {
+            return RaggedRow(row, columns.Length, cell);
+        }
+        bool quoted = row.Span.Contains('"'); // one vectorised scan per row instead of one per cell
+        for (int c = 0; c < columns.Length; c++)
+        {
+            var raw = row[c].Span;
+            if (quoted && raw.Contains('"'))
+            {
+                if (Unquote(raw, cell, row.LineNumberFrom, c, out string text) is { } problem)
+                {
+                    return problem;
+                }
+                columns[c].Add(text);
+                previewRow?[c] = text;
+            }
+            else
+            {
+                columns[c].Add(raw);
+                previewRow?[c] = raw.ToString();
+            }
+        }
+        return null;
+    }
+
+    /// <summary>A record with the wrong number of fields. A stray or unclosed quote swallows separators: report the cause, not the symptom.</summary>
+    private static ApiProblem RaggedRow(SepReader.Row row, int expected, StringBuilder buffer)
+    {
+        for (int c = 0; c < row.ColCount; c++)
+        {
+            if (row[c].Span.Contains('"') && Unquote(row[c].Span, buffer, row.LineNumberFrom, c, out _) is { } quote)
+            {
+                return quote;
+            }
+        }
+        return ApiProblem.BadRequest("dataset.ragged_row", $"Line {row.LineNumberFrom} has {row.ColCount} fields; the header has {expected}.", null,
+            new Dictionary<string, object?> { ["line"] = row.LineNumberFrom, ["expected"] = expected, ["actual"] = row.ColCount });
+    }
+
+    /// <summary>Commits the dataset's row, unless these bytes are already stored: then the existing dataset is the answer.</summary>
+    private async Task<ImportResult> StoreAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, NewDataset dataset,
+        CancellationToken cancellationToken)
+    {
+        if (await FindExisting(connection, dataset.Sha256, dataset.Delimiter, cancellationToken) is Guid existing)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return new ImportResult(existing, Created: false);
+        }
+        try
+        {
+            await InsertAsync(connection, transaction, dataset, cancellationToken);
+            await transaction.CommitAsync(cancellationToken);
+            return new ImportResult(dataset.Id, Created: true);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            // The same bytes were committed by a concurrent upload a moment ago.
+            await transaction.RollbackAsync(CancellationToken.None);
+            await using var lookup = await dataSource.OpenConnectionAsync(cancellationToken);
+            return await FindExisting(lookup, dataset.Sha256, dataset.Delimiter, cancellationToken) is Guid winner
+                ? new ImportResult(winner, Created: false)
+                : ImportResult.Refused(ApiProblem.Conflict("dataset.conflict",
+                    "An identical upload was stored and deleted while this one was being read; send it again."));
+        }
+    }
+
+    private static async Task InsertAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, NewDataset dataset,
+        CancellationToken cancellationToken)
+    {
+        await using var insert = new NpgsqlCommand("""
+            INSERT INTO datasets (id, name, created_at, size_bytes, row_count, sha256, delimiter, chunk_rows, columns, preview)
+            VALUES (@id, @name, now(), @size, @rows, @sha, @delimiter, @chunkRows, @columns, @preview)
+            """, connection, transaction);
+        insert.Parameters.AddWithValue("id", dataset.Id);
+        insert.Parameters.AddWithValue("name", dataset.Name);
+        insert.Parameters.AddWithValue("size", dataset.SizeBytes);
+        insert.Parameters.AddWithValue("rows", dataset.Rows);
+        insert.Parameters.AddWithValue("sha", dataset.Sha256);
+        insert.Parameters.AddWithValue("delimiter", dataset.Delimiter);
+        insert.Parameters.AddWithValue("chunkRows", dataset.ChunkRows);
+        insert.Parameters.AddWithValue("columns", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(dataset.Columns, ApiJson.Options));
+        insert.Parameters.AddWithValue("preview", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(dataset.Preview, ApiJson.Options));
+        await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>Sep's MoveNextAsync, with its one failure on bad input (a record past its 16 M-character limit) as a problem.</summary>
-    private static async ValueTask<bool> NextRowAsync(SepReader reader, int lastLine, CancellationToken cancellationToken)
+    private static async ValueTask<(bool HasRow, ApiProblem? Problem)> NextRowAsync(SepReader reader, int lastLine,
+        CancellationToken cancellationToken)
     {
         try
         {
-            return await reader.MoveNextAsync(cancellationToken);
+            return (await reader.MoveNextAsync(cancellationToken), null);
         }
         catch (NotSupportedException e)
         {
-            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.row_too_long",
+            return (false, ApiProblem.BadRequest("dataset.row_too_long",
                 $"The record after line {lastLine} runs on for more than Sep's limit ({e.Message}); usually a quoted field is never closed.",
-                null, new Dictionary<string, object?> { ["line"] = lastLine + 1 });
+                null, new Dictionary<string, object?> { ["line"] = lastLine + 1 }));
         }
     }
 
-    private static async Task<SepReader> OpenReaderAsync(Stream upload, char? delimiter, CancellationToken cancellationToken)
+    private static async Task<(SepReader? Reader, ApiProblem? Problem)> OpenReaderAsync(Stream upload, char? delimiter,
+        CancellationToken cancellationToken)
     {
         try
         {
-            return await Sep.Reader(o => o with
+            return (await Sep.Reader(o => o with
             {
                 Sep = delimiter is char d ? new Sep(d) : null,
-                HasHeader = false,           // read as a row, see ImportAsync
+                HasHeader = false,           // read as a row, see CopyAsync
                 DisableColCountCheck = true, // checked per row, with the line number
                 Unescape = false,            // quoting is validated and undone here
             }).FromAsync("upload", _ => new StreamReader(upload, Utf8WithoutBom, detectEncodingFromByteOrderMarks: true,
-                ReadBufferBytes, leaveOpen: true), cancellationToken); // leaveOpen: the upload stream still has the hash to give
-        }
-        catch (ApiProblemException)
-        {
-            throw;
+                ReadBufferBytes, leaveOpen: true), cancellationToken), null); // leaveOpen: the upload stream still has the hash to give
         }
         catch (Exception e) when (e is InvalidDataException or ArgumentException or NotSupportedException)
         {
-            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.unreadable", $"The file could not be read as CSV: {e.Message}");
+            return (null, ApiProblem.BadRequest("dataset.unreadable", $"The file could not be read as CSV: {e.Message}"));
         }
     }
 
-    private static string[] ReadHeader(SepReader.Row header, DatasetOptions settings)
+    /// <summary>The column names from the header row, or the problem that refuses them.</summary>
+    private static ApiProblem? ReadHeader(SepReader.Row header, DatasetOptions settings, out string[] names)
     {
+        names = [];
         var raw = new List<string>(header.ColCount);
         for (int i = 0; i < header.ColCount; i++)
         {
@@ -242,42 +340,48 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         }
         if (raw.Count == 0 || (raw.Count == 1 && raw[0].Length == 0))
         {
-            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.empty", "The file is empty: a header row is required.");
+            return EmptyFile;
         }
         if (raw.Count > settings.MaxColumns)
         {
-            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.too_many_columns",
+            return ApiProblem.BadRequest("dataset.too_many_columns",
                 $"The file has {raw.Count} columns; at most {settings.MaxColumns} are accepted (Datasets:MaxColumns).");
         }
-        var names = new string[raw.Count];
+        var read = new string[raw.Count];
         var seen = new Dictionary<string, int>(StringComparer.Ordinal);
         var buffer = new StringBuilder();
         for (int i = 0; i < raw.Count; i++)
         {
-            string name = raw[i].Contains('"') ? Unquote(raw[i], buffer, 1, i).ToString() : raw[i];
+            string name = raw[i];
+            if (name.Contains('"') && Unquote(raw[i], buffer, 1, i, out name) is { } quote)
+            {
+                return quote;
+            }
             if (string.IsNullOrWhiteSpace(name))
             {
-                throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.empty_column_name",
+                return ApiProblem.BadRequest("dataset.empty_column_name",
                     $"Column {i + 1} of the header has no name.", null, new Dictionary<string, object?> { ["line"] = 1, ["column"] = i + 1 });
             }
             if (seen.TryGetValue(name, out int first))
             {
-                throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.duplicate_column",
+                return ApiProblem.BadRequest("dataset.duplicate_column",
                     $"Column name '{name}' appears twice (columns {first + 1} and {i + 1}).", name,
                     new Dictionary<string, object?> { ["line"] = 1, ["column"] = i + 1 });
             }
             seen[name] = i;
-            names[i] = name;
+            read[i] = name;
         }
-        return names;
+        names = read;
+        return null;
     }
 
-    /// <summary>RFC 4180: a field with quotes must be wholly quoted, with inner quotes doubled.</summary>
-    private static ReadOnlySpan<char> Unquote(ReadOnlySpan<char> raw, StringBuilder buffer, int line, int column)
+    /// <summary>RFC 4180: a field with quotes must be wholly quoted, with inner quotes doubled. The problem, or null and the text.</summary>
+    private static ApiProblem? Unquote(ReadOnlySpan<char> raw, StringBuilder buffer, int line, int column, out string text)
     {
+        text = "";
         if (raw.Length == 0 || raw[0] != '"')
         {
-            throw QuoteProblem("dataset.malformed_quote",
+            return QuoteProblem("dataset.malformed_quote",
                 $"Line {line}, column {column + 1}: a quote may only appear inside a field that is quoted as a whole.", line, column);
         }
         buffer.Clear();
@@ -296,17 +400,18 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             }
             if (i == raw.Length - 1)
             {
-                return buffer.ToString(); // the closing quote ends the field
+                text = buffer.ToString(); // the closing quote ends the field
+                return null;
             }
-            throw QuoteProblem("dataset.malformed_quote",
+            return QuoteProblem("dataset.malformed_quote",
                 $"Line {line}, column {column + 1}: a quote inside a quoted field must be doubled (\"\").", line, column);
         }
-        throw QuoteProblem("dataset.unterminated_quote",
+        return QuoteProblem("dataset.unterminated_quote",
             $"The quoted field starting on line {line} (column {column + 1}) is never closed.", line, column);
     }
 
-    private static ApiProblemException QuoteProblem(string code, string detail, int line, int column) =>
-        new(StatusCodes.Status400BadRequest, code, detail, null, new Dictionary<string, object?> { ["line"] = line, ["column"] = column + 1 });
+    private static ApiProblem QuoteProblem(string code, string detail, int line, int column) =>
+        ApiProblem.BadRequest(code, detail, null, new Dictionary<string, object?> { ["line"] = line, ["column"] = column + 1 });
 
     /// <summary>One column's values for one chunk, encoded and ready for COPY.</summary>
     private sealed record EncodedChunk(int Chunk, int Column, int Rows, short Encoding, byte[] Data);

@@ -1,10 +1,8 @@
-using System.Text.Json;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
-using Npgsql;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Infrastructure;
 
@@ -48,56 +46,78 @@ public static class DatasetEndpoints
         {
             sizeFeature.MaxRequestBodySize = limit;
         }
-        char? separator = delimiter switch
+        if (!TryParseDelimiter(delimiter, out char? separator))
         {
-            null or "" => null,
-            "," or ";" or "|" => delimiter[0],
-            "\t" or "tab" or "\\t" => '\t',
-            _ => throw new ApiProblemException(400, "dataset.invalid_delimiter", "delimiter must be ',', ';', '|' or 'tab'.", "delimiter"),
-        };
-
+            return Problems.BadRequest("dataset.invalid_delimiter", "delimiter must be ',', ';', '|' or 'tab'.", "delimiter");
+        }
         ImportResult result;
         if (MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType) && mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
         {
-            var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
-            if (string.IsNullOrEmpty(boundary))
-            {
-                return Problems.BadRequest("dataset.invalid_multipart", "The multipart body has no boundary.");
-            }
-            var reader = new MultipartReader(boundary, request.Body);
-            try
-            {
-                MultipartSection? section;
-                while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
-                {
-                    if (ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) && disposition.Name.Value == "file")
-                    {
-                        string fileName = disposition.FileName.Value ?? disposition.FileNameStar.Value ?? "";
-                        result = await importer.ImportAsync(section.Body, name ?? DefaultName(Path.GetFileNameWithoutExtension(fileName)), separator, cancellationToken);
-                        return await Respond(result, store, settings, cancellationToken);
-                    }
-                }
-            }
-            catch (Exception e) when (e is InvalidDataException
-                || (e is IOException and not BadHttpRequestException && !cancellationToken.IsCancellationRequested))
-            {
-                // A cut-off body, a part with no closing boundary, or part headers over the reader's limits.
-                return Problems.BadRequest("dataset.invalid_multipart", $"The multipart body is malformed: {e.Message}");
-            }
-            return Problems.BadRequest("dataset.missing_file", "The multipart body has no part named 'file'.", "file");
+            result = await ImportMultipartAsync(request.Body, mediaType, importer, name, separator, cancellationToken);
         }
-        if (request.ContentType is not null && !CsvTypes.Contains(mediaType?.MediaType.Value?.ToLowerInvariant()))
+        else if (request.ContentType is not null && !CsvTypes.Contains(mediaType?.MediaType.Value?.ToLowerInvariant()))
         {
             return Problems.UnsupportedMediaType("dataset.unsupported_media_type",
                 $"Send the CSV as text/csv (or multipart/form-data with a 'file' part), not {request.ContentType}.");
         }
-        result = await importer.ImportAsync(request.Body, name ?? DefaultName(null), separator, cancellationToken);
+        else
+        {
+            result = await importer.ImportAsync(request.Body, name ?? DefaultName(null), separator, cancellationToken);
+        }
         return await Respond(result, store, settings, cancellationToken);
+    }
+
+    private static bool TryParseDelimiter(string? delimiter, out char? separator)
+    {
+        separator = delimiter switch
+        {
+            null or "" => null,
+            "," or ";" or "|" => delimiter[0],
+            "\t" or "tab" or "\\t" => '\t',
+            _ => null,
+        };
+        return separator is not null || string.IsNullOrEmpty(delimiter);
+    }
+
+    /// <summary>Imports the multipart body's 'file' part; a body that is not well-formed multipart is refused like a bad file.</summary>
+    private static async Task<ImportResult> ImportMultipartAsync(Stream body, MediaTypeHeaderValue mediaType,
+        CsvImporter importer, string? name, char? separator, CancellationToken cancellationToken)
+    {
+        var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
+        if (string.IsNullOrEmpty(boundary))
+        {
+            return ImportResult.Refused(ApiProblem.BadRequest("dataset.invalid_multipart", "The multipart body has no boundary."));
+        }
+        var reader = new MultipartReader(boundary, body);
+        try
+        {
+            MultipartSection? section;
+            while ((section = await reader.ReadNextSectionAsync(cancellationToken)) is not null)
+            {
+                if (ContentDispositionHeaderValue.TryParse(section.ContentDisposition, out var disposition) && disposition.Name.Value == "file")
+                {
+                    string fileName = disposition.FileName.Value ?? disposition.FileNameStar.Value ?? "";
+                    string datasetName = name ?? DefaultName(Path.GetFileNameWithoutExtension(fileName));
+                    return await importer.ImportAsync(section.Body, datasetName, separator, cancellationToken);
+                }
+            }
+        }
+        catch (Exception e) when (e is InvalidDataException
+            || (e is IOException and not BadHttpRequestException && !cancellationToken.IsCancellationRequested))
+        {
+            // A cut-off body, a part with no closing boundary, or part headers over the reader's limits.
+            return ImportResult.Refused(ApiProblem.BadRequest("dataset.invalid_multipart", $"The multipart body is malformed: {e.Message}"));
+        }
+        return ImportResult.Refused(ApiProblem.BadRequest("dataset.missing_file", "The multipart body has no part named 'file'.", "file"));
     }
 
     private static async Task<Results<Created<DatasetResponse>, Ok<DatasetResponse>, ProblemHttpResult>> Respond(ImportResult result,
         DatasetStore store, DatasetOptions settings, CancellationToken cancellationToken)
     {
+        if (result.Problem is { } problem)
+        {
+            return problem.ToResult();
+        }
         if (await store.FindAsync(result.DatasetId, cancellationToken) is not { } found)
         {
             return Problems.Conflict("dataset.conflict", "The dataset was deleted while this upload was being answered; send it again.");
@@ -113,82 +133,33 @@ public static class DatasetEndpoints
         IOptions<DatasetOptions> options, CancellationToken cancellationToken) =>
         await store.FindAsync(id, cancellationToken) is { } dataset
             ? TypedResults.Ok(DatasetResponse.From(dataset, options.Value.TopCategories))
-            : NotFound(id);
+            : DatasetStore.NotFound(id).ToResult();
 
-    private static async Task<Results<Ok<DatasetPage>, ProblemHttpResult>> List(NpgsqlDataSource dataSource,
+    private static async Task<Results<Ok<DatasetPage>, ProblemHttpResult>> List(DatasetStore store,
         IOptions<DatasetOptions> options, CancellationToken cancellationToken, int offset = 0, int limit = 20)
     {
         if (offset < 0 || limit is < 1 or > 100)
         {
             return Problems.BadRequest("dataset.invalid_page", "offset must be ≥ 0 and limit between 1 and 100.", offset < 0 ? "offset" : "limit");
         }
-        await using var command = dataSource.CreateCommand("""
-            SELECT id, name, created_at, size_bytes, row_count, sha256, delimiter, columns, count(*) OVER ()
-            FROM datasets ORDER BY created_at DESC, id DESC OFFSET @offset LIMIT @limit
-            """);
-        command.Parameters.AddWithValue("offset", offset);
-        command.Parameters.AddWithValue("limit", limit);
-        var items = new List<DatasetResponse>();
-        long total = 0;
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            items.Add(DatasetResponse.From(DatasetStore.Read(reader), options.Value.TopCategories));
-            total = reader.GetInt64(8);
-        }
-        if (items.Count == 0 && offset > 0)
-        {
-            await using var count = dataSource.CreateCommand("SELECT count(*) FROM datasets");
-            total = (long)(await count.ExecuteScalarAsync(cancellationToken))!;
-        }
-        return TypedResults.Ok(new DatasetPage(items, offset, limit, total));
+        var (items, total) = await store.ListAsync(offset, limit, cancellationToken);
+        var page = items.Select(d => DatasetResponse.From(d, options.Value.TopCategories)).ToList();
+        return TypedResults.Ok(new DatasetPage(page, offset, limit, total));
     }
 
-    private static async Task<Results<Ok<DatasetPreview>, ProblemHttpResult>> Preview(Guid id, NpgsqlDataSource dataSource,
+    private static async Task<Results<Ok<DatasetPreview>, ProblemHttpResult>> Preview(Guid id, DatasetStore store,
         IOptions<DatasetOptions> options, CancellationToken cancellationToken, int rows = 20)
     {
         if (rows < 1 || rows > options.Value.PreviewRows)
         {
             return Problems.BadRequest("dataset.invalid_preview_rows", $"rows must be between 1 and {options.Value.PreviewRows}.", "rows");
         }
-        await using var command = dataSource.CreateCommand("SELECT columns, preview FROM datasets WHERE id = @id");
-        command.Parameters.AddWithValue("id", id);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        if (!await reader.ReadAsync(cancellationToken))
-        {
-            return NotFound(id);
-        }
-        var columns = JsonSerializer.Deserialize<List<ColumnSchema>>(reader.GetString(0), ApiJson.Options)!;
-        var preview = JsonSerializer.Deserialize<List<string?[]>>(reader.GetString(1), ApiJson.Options)!;
-        return TypedResults.Ok(new DatasetPreview(id, columns.Select(c => c.Name).ToList(), preview.Take(rows).ToList()));
+        return await store.FindPreviewAsync(id, rows, cancellationToken) is { } preview
+            ? TypedResults.Ok(preview)
+            : DatasetStore.NotFound(id).ToResult();
     }
 
     // Refused while a queued or running job needs the data; finished jobs keep their history and model.
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, NpgsqlDataSource dataSource, IDatasetReferences references, CancellationToken cancellationToken)
-    {
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id FOR UPDATE", connection, transaction))
-        {
-            lockRow.Parameters.AddWithValue("id", id);
-            if (await lockRow.ExecuteScalarAsync(cancellationToken) is null)
-            {
-                return NotFound(id);
-            }
-        }
-        if (await references.FindUnfinishedJobAsync(connection, transaction, id, cancellationToken) is Guid jobId)
-        {
-            return Problems.Conflict("dataset.in_use", $"Job {jobId} is queued or running on this dataset; cancel it or wait for it to finish.");
-        }
-        await references.DetachAsync(connection, transaction, id, cancellationToken);
-        await using (var delete = new NpgsqlCommand("DELETE FROM datasets WHERE id = @id", connection, transaction))
-        {
-            delete.Parameters.AddWithValue("id", id);
-            await delete.ExecuteNonQueryAsync(cancellationToken);
-        }
-        await transaction.CommitAsync(cancellationToken);
-        return TypedResults.NoContent();
-    }
-
-    private static ProblemHttpResult NotFound(Guid id) => Problems.NotFound("dataset.not_found", $"No dataset {id}.");
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, DatasetStore store, CancellationToken cancellationToken) =>
+        await store.DeleteAsync(id, cancellationToken) is { } problem ? problem.ToResult() : TypedResults.NoContent();
 }

@@ -18,9 +18,15 @@ public sealed class LoadedColumn
     public IReadOnlyList<string>? Categories { get; init; }
 }
 
-/// <summary>Reads datasets back from PostgreSQL: what a worker on any machine needs, never the API's disk.</summary>
-public sealed class DatasetStore(NpgsqlDataSource dataSource)
+/// <summary>
+/// The datasets in PostgreSQL: what the API lists, shows and deletes, and what a worker on any machine reads back,
+/// never the API's disk. Rows are written by <see cref="CsvImporter"/>.
+/// </summary>
+public sealed class DatasetStore(NpgsqlDataSource dataSource, IDatasetReferences references)
 {
+    /// <summary>The problem every dataset endpoint answers for an unknown id.</summary>
+    public static ApiProblem NotFound(Guid id) => ApiProblem.NotFound("dataset.not_found", $"No dataset {id}.");
+
     public async Task<DatasetInfo?> FindAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
@@ -30,7 +36,82 @@ public sealed class DatasetStore(NpgsqlDataSource dataSource)
         return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
     }
 
-    internal static DatasetInfo Read(NpgsqlDataReader reader) => new(
+    /// <summary>A page of datasets, newest first, and how many there are in all.</summary>
+    public async Task<(List<DatasetInfo> Items, long Total)> ListAsync(int offset, int limit, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT id, name, created_at, size_bytes, row_count, sha256, delimiter, columns, count(*) OVER ()
+            FROM datasets ORDER BY created_at DESC, id DESC OFFSET @offset LIMIT @limit
+            """);
+        command.Parameters.AddWithValue("offset", offset);
+        command.Parameters.AddWithValue("limit", limit);
+        var items = new List<DatasetInfo>();
+        long total = 0;
+        await using (var reader = await command.ExecuteReaderAsync(cancellationToken))
+        {
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                items.Add(Read(reader));
+                total = reader.GetInt64(8);
+            }
+        }
+        if (items.Count == 0 && offset > 0)
+        {
+            // A page past the end has no row to carry the window count.
+            await using var count = dataSource.CreateCommand("SELECT count(*) FROM datasets");
+            total = (long)(await count.ExecuteScalarAsync(cancellationToken))!;
+        }
+        return (items, total);
+    }
+
+    /// <summary>The first <paramref name="rows"/> rows as written, with the column names; null if there is no such dataset.</summary>
+    public async Task<DatasetPreview?> FindPreviewAsync(Guid id, int rows, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT columns, preview FROM datasets WHERE id = @id");
+        command.Parameters.AddWithValue("id", id);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        if (!await reader.ReadAsync(cancellationToken))
+        {
+            return null;
+        }
+        var columns = JsonSerializer.Deserialize<List<ColumnSchema>>(reader.GetString(0), ApiJson.Options)!;
+        var preview = JsonSerializer.Deserialize<List<string?[]>>(reader.GetString(1), ApiJson.Options)!;
+        return new DatasetPreview(id, columns.Select(c => c.Name).ToList(), preview.Take(rows).ToList());
+    }
+
+    /// <summary>
+    /// Deletes a dataset unless a queued or running job needs its data (409 <c>dataset.in_use</c>); finished jobs keep
+    /// their history and model and are detached. Null when deleted, else the problem.
+    /// </summary>
+    public async Task<ApiProblem?> DeleteAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // The lock keeps a job from being submitted on the dataset between the check and the delete.
+        await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id FOR UPDATE", connection, transaction))
+        {
+            lockRow.Parameters.AddWithValue("id", id);
+            if (await lockRow.ExecuteScalarAsync(cancellationToken) is null)
+            {
+                return NotFound(id);
+            }
+        }
+        if (await references.FindUnfinishedJobAsync(connection, transaction, id, cancellationToken) is Guid jobId)
+        {
+            return ApiProblem.Conflict("dataset.in_use", $"Job {jobId} is queued or running on this dataset; cancel it or wait for it to finish.");
+        }
+        var detached = await references.DetachAsync(connection, transaction, id, cancellationToken);
+        await using (var delete = new NpgsqlCommand("DELETE FROM datasets WHERE id = @id", connection, transaction))
+        {
+            delete.Parameters.AddWithValue("id", id);
+            await delete.ExecuteNonQueryAsync(cancellationToken);
+        }
+        await transaction.CommitAsync(cancellationToken);
+        detached();
+        return null;
+    }
+
+    private static DatasetInfo Read(NpgsqlDataReader reader) => new(
         reader.GetGuid(0), reader.GetString(1), reader.GetFieldValue<DateTimeOffset>(2), reader.GetInt64(3), reader.GetInt64(4),
         reader.GetString(5), reader.GetString(6),
         JsonSerializer.Deserialize<List<ColumnSchema>>(reader.GetString(7), ApiJson.Options)!);

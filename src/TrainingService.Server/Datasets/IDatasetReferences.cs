@@ -13,6 +13,9 @@ public interface IDatasetReferences
     Task<Guid?> FindUnfinishedJobAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid datasetId,
         CancellationToken cancellationToken);
 
-    /// <summary>Unlinks finished jobs from the dataset, bumping their versions and notifying, as every job write does.</summary>
-    Task DetachAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid datasetId, CancellationToken cancellationToken);
+    /// <summary>
+    /// Unlinks finished jobs from the dataset, bumping their versions and notifying, as every job write does. Returns what
+    /// to run once the transaction has committed (telling this process's caches at once).
+    /// </summary>
+    Task<Action> DetachAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid datasetId, CancellationToken cancellationToken);
 }

@@ -7,7 +7,8 @@ namespace TrainingService.Server.Datasets;
 /// <summary>
 /// Wraps an upload as it streams: counts bytes against the cap (413), hashes them (SHA-256), and checks they are
 /// UTF-8 text, failing with the byte offset of the first invalid sequence or NUL byte. Sequences split across reads
-/// are carried over, so validation is exact whatever the buffer sizes.
+/// are carried over, so validation is exact whatever the buffer sizes. Its reads are made by the CSV reader, so a
+/// refusal is thrown as an <see cref="UploadRefusedException"/>, which the importer turns back into a returned problem.
 /// </summary>
 internal sealed class UploadStream(Stream inner, long maxBytes) : Stream
 {
@@ -38,8 +39,8 @@ internal sealed class UploadStream(Stream inner, long maxBytes) : Stream
         Length64 += read;
         if (Length64 > maxBytes)
         {
-            throw new ApiProblemException(StatusCodes.Status413PayloadTooLarge, "dataset.too_large",
-                $"The file is larger than the {maxBytes:N0}-byte limit (Datasets:MaxUploadBytes).");
+            throw new UploadRefusedException(ApiProblem.TooLarge("dataset.too_large",
+                $"The file is larger than the {maxBytes:N0}-byte limit (Datasets:MaxUploadBytes)."));
         }
         return read;
     }
@@ -55,9 +56,9 @@ internal sealed class UploadStream(Stream inner, long maxBytes) : Stream
         int nul = bytes.IndexOf((byte)0);
         if (nul >= 0)
         {
-            throw new ApiProblemException(StatusCodes.Status400BadRequest, "dataset.not_text",
+            throw new UploadRefusedException(ApiProblem.BadRequest("dataset.not_text",
                 $"The file is not text: it contains a NUL byte at offset {Length64 + nul}.", null,
-                new Dictionary<string, object?> { ["offset"] = Length64 + nul });
+                new Dictionary<string, object?> { ["offset"] = Length64 + nul }));
         }
         long start = Length64 - _carryLength;
         ReadOnlySpan<byte> span = bytes;
@@ -136,9 +137,9 @@ internal sealed class UploadStream(Stream inner, long maxBytes) : Stream
         return -1;
     }
 
-    private static ApiProblemException Invalid(long offset, string detail) =>
-        new(StatusCodes.Status400BadRequest, "dataset.invalid_utf8", $"{detail} First invalid byte at offset {offset}.", null,
-            new Dictionary<string, object?> { ["offset"] = offset });
+    private static UploadRefusedException Invalid(long offset, string detail) =>
+        new(ApiProblem.BadRequest("dataset.invalid_utf8", $"{detail} First invalid byte at offset {offset}.", null,
+            new Dictionary<string, object?> { ["offset"] = offset }));
 
     protected override void Dispose(bool disposing)
     {

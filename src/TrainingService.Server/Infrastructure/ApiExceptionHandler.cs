@@ -4,8 +4,10 @@ using Microsoft.AspNetCore.Diagnostics;
 namespace TrainingService.Server.Infrastructure;
 
 /// <summary>
-/// The one error policy for exceptions: expected problems keep their code; a malformed request body is a 400 with
-/// the JSON path and line; anything else is logged and answered with a 500 problem that leaks nothing.
+/// Problems for exceptions. Expected problems are returned by handlers as values (docs/decisions/007), so what arrives
+/// here is the framework's own refusals (a malformed JSON body: a 400 with the JSON path and line; a body too large:
+/// 413) and the unexpected, which is logged and answered with a 500 problem that leaks nothing. A request the client
+/// abandoned gets no answer.
 /// </summary>
 internal sealed class ApiExceptionHandler(ILogger<ApiExceptionHandler> logger) : IExceptionHandler
 {
@@ -13,15 +15,12 @@ internal sealed class ApiExceptionHandler(ILogger<ApiExceptionHandler> logger) :
     {
         var result = exception switch
         {
-            ApiProblemException problem => problem.Problem.ToResult(),
-            TrainingService.Compute.Losses.LossSpecException loss => Problems.BadRequest(loss.Code, loss.Message, loss.Field),
             BadHttpRequestException { InnerException: JsonException json } => Problems.BadRequest("request.invalid_json",
                 $"The request body is not valid JSON for this endpoint: {json.Message}", json.Path,
                 new Dictionary<string, object?> { ["line"] = json.LineNumber + 1, ["column"] = json.BytePositionInLine + 1 }),
             BadHttpRequestException { StatusCode: StatusCodes.Status413PayloadTooLarge } => Problems.TooLarge("request.too_large",
                 "The request body is larger than this endpoint accepts."),
             BadHttpRequestException bad => Problems.Create(bad.StatusCode, "request.invalid", bad.Message),
-            OperationCanceledException when context.RequestAborted.IsCancellationRequested => null,
             _ => null,
         };
         if (result is null)

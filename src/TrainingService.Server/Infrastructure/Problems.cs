@@ -79,14 +79,3 @@ public static class Problems
     public static ProblemHttpResult Create(int status, string code, string detail, string? field = null,
         IReadOnlyDictionary<string, object?>? extensions = null) => new ApiProblem(status, code, detail, field, extensions).ToResult();
 }
-
-/// <summary>Transitional: an expected failure thrown deep in a handler. Being replaced by returned <see cref="ApiProblem"/>s.</summary>
-public sealed class ApiProblemException(int status, string code, string detail, string? field = null,
-    IReadOnlyDictionary<string, object?>? extensions = null) : Exception(detail)
-{
-    public ApiProblem Problem { get; } = new(status, code, detail, field, extensions);
-    public int Status => Problem.Status;
-    public string Code => Problem.Code;
-    public string? Field => Problem.Field;
-    public IReadOnlyDictionary<string, object?>? Extensions => Problem.Extensions;
-}

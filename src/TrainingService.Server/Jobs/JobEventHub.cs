@@ -107,6 +107,21 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
         }
     }
 
+    /// <summary>Delivers an event this process committed to its own subscribers now, ahead of the NOTIFY's echo.</summary>
+    public void Publish(JobEvent e)
+    {
+        Invoke(AnyEvent, e);
+        Action<JobEvent>[] handlers;
+        lock (_subscribers)
+        {
+            handlers = _subscribers.TryGetValue(e.JobId, out var found) ? [.. found.Values] : [];
+        }
+        foreach (var handler in handlers)
+        {
+            Invoke(handler, e);
+        }
+    }
+
     private void Dispatch(string payload)
     {
         JobEvent? e;
@@ -119,19 +134,9 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
             logger.LogWarning("Ignoring malformed job event {Payload}", payload);
             return;
         }
-        if (e is null)
+        if (e is not null)
         {
-            return;
-        }
-        Invoke(AnyEvent, e);
-        Action<JobEvent>[] handlers;
-        lock (_subscribers)
-        {
-            handlers = _subscribers.TryGetValue(e.JobId, out var found) ? [.. found.Values] : [];
-        }
-        foreach (var handler in handlers)
-        {
-            Invoke(handler, e);
+            Publish(e);
         }
     }
 

@@ -34,7 +34,7 @@ public sealed record FailureInfo(string Code, string Message, int? Epoch = null)
 /// Every change bumps <c>jobs.version</c>, which ETags are made from, and sends a NOTIFY in the same transaction
 /// (<see cref="NotifyAsync"/>, called from this class only): <see cref="JobStates"/> relies on that.
 /// </summary>
-public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
+public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : IDatasetReferences
 {
     private const string AppendTransition =
         "transitions = transitions || jsonb_build_array(jsonb_build_object('status', @to::text, 'at', now(), 'note', @note::text))";
@@ -127,7 +127,8 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
         {
             return (job, job is null ? null : ApiProblem.Conflict("job.not_cancellable", $"Job {id} has already ended ({job.Status})."));
         }
-        if (job.Status != JobStatus.Cancelling)
+        bool notified = job.Status != JobStatus.Cancelling;
+        if (notified)
         {
             bool queued = job.Status == JobStatus.Queued;
             await using var update = new NpgsqlCommand($"""
@@ -143,7 +144,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
             job = await ReadJobAsync(update, cancellationToken);
             await NotifyAsync(connection, transaction, new JobEvent(id, "cancel"), cancellationToken);
         }
-        await transaction.CommitAsync(cancellationToken);
+        await CommitAsync(transaction, notified ? new JobEvent(id, "cancel") : null, cancellationToken);
         return (job, null);
     }
 
@@ -231,6 +232,15 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
         };
     }
 
+    /// <summary>A job's stored model document and its ETag, or null when none is stored.</summary>
+    public async Task<(string Json, string ETag)?> LoadModelAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT model, e_tag FROM job_models WHERE job_id = @id");
+        command.Parameters.AddWithValue("id", id);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetString(0), reader.GetString(1)) : null;
+    }
+
     /// <summary>What the worker needs to run a job, or null if it does not exist.</summary>
     public async Task<JobRun?> LoadRunAsync(Guid id, CancellationToken cancellationToken)
     {
@@ -258,7 +268,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
     /// Finished jobs lose their link to a deleted dataset (ON DELETE SET NULL would do it silently): their versions move on
     /// and every process hears of it, so cached states and ETags follow.
     /// </summary>
-    public async Task DetachAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid datasetId, CancellationToken cancellationToken)
+    public async Task<Action> DetachAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid datasetId, CancellationToken cancellationToken)
     {
         var detached = new List<Guid>();
         await using (var detach = new NpgsqlCommand(
@@ -275,6 +285,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
         {
             await NotifyAsync(connection, transaction, new JobEvent(jobId, "dataset"), cancellationToken);
         }
+        return () => detached.ForEach(jobId => events.Publish(new JobEvent(jobId, "dataset")));
     }
 
     /// <summary>queued → running, stamping the start time and the device; false if the job was no longer queued.</summary>
@@ -297,7 +308,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
             return false;
         }
         await NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: JobStatus.Running), cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
+        await CommitAsync(transaction, new JobEvent(id, "status", Status: JobStatus.Running), cancellationToken);
         return true;
     }
 
@@ -339,7 +350,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
             await clear.ExecuteNonQueryAsync(cancellationToken);
         }
         await NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: status), cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
+        await CommitAsync(transaction, new JobEvent(id, "status", Status: status), cancellationToken);
     }
 
     /// <summary>
@@ -398,7 +409,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
             await save.ExecuteNonQueryAsync(cancellationToken);
         }
         await NotifyAsync(connection, transaction, new JobEvent(id, "epoch", record.Epoch), cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
+        await CommitAsync(transaction, new JobEvent(id, "epoch", record.Epoch), cancellationToken);
     }
 
     /// <summary>The latest checkpoint of a job, if any.</summary>
@@ -434,7 +445,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("epoch", epoch);
         await command.ExecuteNonQueryAsync(cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
+        await CommitAsync(transaction, new JobEvent(id, "status", Status: JobStatus.Running), cancellationToken);
     }
 
     /// <summary>Stores what preprocessing did (rows used, dropped, labels…).</summary>
@@ -448,7 +459,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
         command.Parameters.AddWithValue("summary", NpgsqlDbType.Jsonb, json);
         await command.ExecuteNonQueryAsync(cancellationToken);
         await NotifyAsync(connection, transaction, new JobEvent(id, "data"), cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
+        await CommitAsync(transaction, new JobEvent(id, "data"), cancellationToken);
     }
 
     /// <summary>Status, progress and version of a job, or null if it does not exist.</summary>
@@ -482,6 +493,19 @@ public sealed class JobStore(NpgsqlDataSource dataSource) : IDatasetReferences
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("hangfire", hangfireJobId);
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Commits, then tells this process's listeners at once. The NOTIFY reaches them a moment later; a client that reads
+    /// right after its own write must not be answered from a cache that has not heard of it yet.
+    /// </summary>
+    private async Task CommitAsync(NpgsqlTransaction transaction, JobEvent? committed, CancellationToken cancellationToken)
+    {
+        await transaction.CommitAsync(cancellationToken);
+        if (committed is not null)
+        {
+            events.Publish(committed);
+        }
     }
 
     private static async Task NotifyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, JobEvent e, CancellationToken cancellationToken)

@@ -1,6 +1,5 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
-using Npgsql;
 using TrainingService.Compute.Devices;
 using TrainingService.Compute.Models;
 using TrainingService.Compute.Training;
@@ -43,18 +42,9 @@ public static class ModelEndpoints
         return app;
     }
 
-    private static async Task<(string Json, string ETag)?> LoadAsync(NpgsqlDataSource dataSource, Guid id, CancellationToken cancellationToken)
+    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, JobStore store, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT model, e_tag FROM job_models WHERE job_id = @id");
-        command.Parameters.AddWithValue("id", id);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? (reader.GetString(0), reader.GetString(1)) : null;
-    }
-
-    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, NpgsqlDataSource dataSource, JobStore store,
-        CancellationToken cancellationToken)
-    {
-        var model = await LoadAsync(dataSource, id, cancellationToken);
+        var model = await store.LoadModelAsync(id, cancellationToken);
         if (model is null)
         {
             return await Missing(store, id, cancellationToken);
@@ -67,66 +57,34 @@ public static class ModelEndpoints
         return TypedResults.Text(model.Value.Json, "application/json");
     }
 
-    private static async Task<Results<Ok<PredictResponse>, ProblemHttpResult>> Predict(Guid id, PredictRequest request,
-        NpgsqlDataSource dataSource, JobStore store, ComputeDevice device, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<PredictResponse>, ProblemHttpResult>> Predict(Guid id, PredictRequest request, JobStore store,
+        ComputeDevice device, CancellationToken cancellationToken)
     {
-        var stored = await LoadAsync(dataSource, id, cancellationToken);
+        var stored = await store.LoadModelAsync(id, cancellationToken);
         if (stored is null)
         {
             return await Missing(store, id, cancellationToken);
         }
-        if (request.Rows is not { Count: > 0 })
+        if (CheckRows(request.Rows) is { } refused)
         {
-            return Problems.BadRequest("predict.empty", "Send at least one row: {\"rows\": [{\"column\": value, …}]}.", "rows");
-        }
-        if (request.Rows.Count > MaxRows)
-        {
-            return Problems.BadRequest("predict.too_many_rows", $"At most {MaxRows} rows per request.", "rows");
-        }
-        if (request.Rows.IndexOf(null!) is int blank and >= 0)
-        {
-            return Problems.BadRequest("predict.invalid_row", $"rows[{blank}] is null; each row is an object of column → value.", $"rows[{blank}]");
+            return refused.ToResult();
         }
         var model = JsonSerializer.Deserialize<ModelDocument>(stored.Value.Json, ApiJson.Options)!;
-        var pipeline = model.Pipeline;
-        var known = model.Features.Select(f => f.Column).ToHashSet(StringComparer.Ordinal);
-        int width = pipeline.Width;
-        var inputs = new float[request.Rows.Count * width];
-        var notes = new List<string>[request.Rows.Count];
-        for (int r = 0; r < request.Rows.Count; r++)
+        var rows = request.Rows!;
+        var inputs = new float[rows.Count * model.Pipeline.Width];
+        var notes = new List<string>[rows.Count];
+        for (int r = 0; r < rows.Count; r++)
         {
-            var row = request.Rows[r];
-            foreach (var column in row.Keys)
+            if (EncodeRow(model, rows[r], r, inputs.AsSpan(r * model.Pipeline.Width, model.Pipeline.Width), notes[r] = []) is { } problem)
             {
-                if (!known.Contains(column) && !model.TargetColumns.Contains(column))
-                {
-                    return Problems.BadRequest("predict.unknown_column",
-                        $"Row {r} has column '{column}', which the model does not use. Features: {string.Join(", ", known)}.", $"rows[{r}].{column}");
-                }
-            }
-            foreach (var column in known)
-            {
-                if (!row.ContainsKey(column))
-                {
-                    return Problems.BadRequest("predict.missing_column",
-                        $"Row {r} lacks feature '{column}' (send null for a missing value).", $"rows[{r}].{column}");
-                }
-            }
-            notes[r] = [];
-            try
-            {
-                pipeline.Encode(row, inputs.AsSpan(r * width, width), notes[r]);
-            }
-            catch (FormatException e)
-            {
-                return Problems.BadRequest("predict.invalid_value", $"Row {r}: {e.Message}.", $"rows[{r}]");
+                return problem.ToResult();
             }
         }
         var (layout, parameters) = model.ToNetwork();
-        var outputs = await Predictor.PredictAsync(device, layout, parameters, inputs, request.Rows.Count, cancellationToken);
-        var predictions = new List<Prediction>(request.Rows.Count);
+        var outputs = await Predictor.PredictAsync(device, layout, parameters, inputs, rows.Count, cancellationToken);
+        var predictions = new List<Prediction>(rows.Count);
         int k = layout.Outputs;
-        for (int r = 0; r < request.Rows.Count; r++)
+        for (int r = 0; r < rows.Count; r++)
         {
             var raw = outputs.AsSpan(r * k, k).ToArray().Select(v => (double)v).ToArray();
             var values = (double[])raw.Clone();
@@ -134,6 +92,51 @@ public static class ModelEndpoints
             predictions.Add(Describe(model, raw, values) with { Notes = notes[r].Count > 0 ? notes[r] : null });
         }
         return TypedResults.Ok(new PredictResponse(id, predictions));
+    }
+
+    private static ApiProblem? CheckRows(List<Dictionary<string, JsonElement>>? rows)
+    {
+        if (rows is not { Count: > 0 })
+        {
+            return ApiProblem.BadRequest("predict.empty", "Send at least one row: {\"rows\": [{\"column\": value, …}]}.", "rows");
+        }
+        if (rows.Count > MaxRows)
+        {
+            return ApiProblem.BadRequest("predict.too_many_rows", $"At most {MaxRows} rows per request.", "rows");
+        }
+        return rows.IndexOf(null!) is int blank and >= 0
+            ? ApiProblem.BadRequest("predict.invalid_row", $"rows[{blank}] is null; each row is an object of column → value.", $"rows[{blank}]")
+            : null;
+    }
+
+    /// <summary>Encodes one row with the training pipeline; unknown and missing columns are refused.</summary>
+    private static ApiProblem? EncodeRow(ModelDocument model, Dictionary<string, JsonElement> row, int r, Span<float> destination, List<string> notes)
+    {
+        var known = model.Features.Select(f => f.Column).ToList();
+        foreach (var column in row.Keys)
+        {
+            if (!known.Contains(column) && !model.TargetColumns.Contains(column))
+            {
+                return ApiProblem.BadRequest("predict.unknown_column",
+                    $"Row {r} has column '{column}', which the model does not use. Features: {string.Join(", ", known)}.", $"rows[{r}].{column}");
+            }
+        }
+        foreach (var column in known)
+        {
+            if (!row.ContainsKey(column))
+            {
+                return ApiProblem.BadRequest("predict.missing_column", $"Row {r} lacks feature '{column}' (send null for a missing value).", $"rows[{r}].{column}");
+            }
+        }
+        try
+        {
+            model.Pipeline.Encode(row, destination, notes);
+            return null;
+        }
+        catch (FormatException e)
+        {
+            return ApiProblem.BadRequest("predict.invalid_value", $"Row {r}: {e.Message}.", $"rows[{r}]");
+        }
     }
 
     private static Prediction Describe(ModelDocument model, double[] raw, double[] values)
