@@ -81,13 +81,22 @@ public sealed class TrainingTests(ServiceFixture service)
         var epoch = await LastEpochAsync(done.Id());
 
         Assert.Contains((string?)done["stopReason"], new[] { "completed", "early_stopped" });
-        foreach (var field in new[] { "trainLoss", "valLoss", "regularizationLoss", "learningRate", "gradientNorm", "durationMs", "samplesPerSecond" })
-        {
-            Assert.NotNull(epoch[field]);
-        }
-        Assert.True((double)epoch["metrics"]!["accuracy"]! >= 0.95);
-        Assert.NotNull(epoch["metrics"]!["macroF1"]);
-        Assert.True((double)epoch["regularizationLoss"]! > 0);
+        double regularization = (double)epoch["regularizationLoss"]!;
+        Assert.True(regularization > 0);
+        // Both losses are a (positive, label-smoothed) cross-entropy plus the penalty.
+        Assert.True((double)epoch["trainLoss"]! > regularization, epoch.ToJsonString());
+        Assert.True((double)epoch["valLoss"]! > regularization, epoch.ToJsonString());
+        Assert.InRange((double)epoch["learningRate"]!, double.Epsilon, 0.02);
+        Assert.True((double)epoch["gradientNorm"]! is > 0 and < double.PositiveInfinity, epoch.ToJsonString());
+        // samplesPerSecond counts the training pass alone, durationMs the whole epoch (validation included): their product
+        // is at least the training rows.
+        double durationMs = (double)epoch["durationMs"]!, samplesPerSecond = (double)epoch["samplesPerSecond"]!;
+        Assert.True(durationMs > 0 && samplesPerSecond > 0, epoch.ToJsonString());
+        Assert.True(samplesPerSecond * durationMs / 1000 >= 240 * (1 - 1e-9), epoch.ToJsonString());
+        double accuracy = (double)epoch["metrics"]!["accuracy"]!;
+        Assert.True(accuracy >= 0.95);
+        Assert.Equal(Math.Round(accuracy * 60), accuracy * 60, 9); // a count of the 60 validation rows
+        Assert.InRange((double)epoch["metrics"]!["macroF1"]!, 0.9, 1.0);
         Assert.Equal(240, (int)done["data"]!["trainRows"]!);
         Assert.Equal(60, (int)done["data"]!["validationRows"]!);
     }
@@ -107,10 +116,14 @@ public sealed class TrainingTests(ServiceFixture service)
 
         Assert.Equal(["no", "yes"], done["data"]!["labels"]!.AsArray().Select(l => (string)l!));
         Assert.Equal(2, done["data"]!["classWeights"]!.AsArray().Count);
-        foreach (var name in new[] { "accuracy", "precision", "recall", "f1", "auc" })
-        {
-            Assert.NotNull(metrics[name]);
-        }
+        double accuracy = (double)metrics["accuracy"]!, precision = (double)metrics["precision"]!, recall = (double)metrics["recall"]!;
+        int validationRows = (int)done["data"]!["validationRows"]!;
+        Assert.Equal(60, validationRows);
+        Assert.True(accuracy >= 0.9, metrics.ToJsonString());
+        Assert.Equal(Math.Round(accuracy * validationRows), accuracy * validationRows, 9); // a count of validation rows
+        Assert.InRange(precision, 0.8, 1.0);
+        Assert.InRange(recall, 0.8, 1.0);
+        Assert.Equal(2 * precision * recall / (precision + recall), (double)metrics["f1"]!, 12);
         Assert.True((double)metrics["auc"]! > 0.95);
         var predictions = prediction["predictions"]!.AsArray();
         Assert.Equal("yes", (string?)predictions[0]!["label"]);
@@ -141,9 +154,11 @@ public sealed class TrainingTests(ServiceFixture service)
     {
         var random = new Random(45);
         var csv = new StringBuilder("a,b,sum,difference\n");
+        var rows = new List<(double A, double B)>();
         for (int i = 0; i < 300; i++)
         {
             double a = random.NextDouble(), b = random.NextDouble();
+            rows.Add((a, b));
             csv.Append(System.Globalization.CultureInfo.InvariantCulture, $"{a:R},{b:R},{a + b:R},{a - b:R}\n");
         }
         var dataset = await _client.UploadAsync(csv.ToString());
@@ -161,7 +176,38 @@ public sealed class TrainingTests(ServiceFixture service)
         // Within 0.05, not "equal to one decimal place": rounding puts 0.75 and 0.74999994 on different sides of 0.75.
         Assert.Equal(0.75, values[0], 0.05);
         Assert.Equal(-0.25, values[1], 0.05);
-        Assert.True((double)(await LastEpochAsync(done.Id()))["metrics"]!["r2"]! > 0.99);
+        // Without validation the metrics are the final model's on all 300 training rows: recompute them from /predict.
+        var metrics = (await LastEpochAsync(done.Id()))["metrics"]!;
+        var all = await Api.ReadAsync(await _client.PostAsJsonAsync($"/api/jobs/{done.Id()}/predict",
+            new { rows = rows.Select(r => new { a = r.A, b = r.B }) }), HttpStatusCode.OK);
+        var predicted = all["predictions"]!.AsArray().Select(p => p!["values"]!.AsArray().Select(v => (double)v!).ToArray()).ToList();
+        var expected = RegressionMetrics(rows.Select(r => new[] { r.A + r.B, r.A - r.B }).ToList(), predicted);
+        foreach (var name in new[] { "rmse", "mae", "r2" })
+        {
+            Assert.Equal(expected[name], (double)metrics[name]!, 1e-3 * Math.Max(Math.Abs(expected[name]), 1e-3));
+        }
+        Assert.True((double)metrics["r2"]! > 0.99);
+    }
+
+    /// <summary>rmse and mae over every value, r2 averaged over the target columns (scikit-learn's uniform average).</summary>
+    private static Dictionary<string, double> RegressionMetrics(List<double[]> targets, List<double[]> predictions)
+    {
+        int width = targets[0].Length, n = targets.Count * width;
+        double squared = 0, absolute = 0, r2 = 0;
+        for (int c = 0; c < width; c++)
+        {
+            double mean = targets.Average(t => t[c]), residual = 0, total = 0;
+            for (int r = 0; r < targets.Count; r++)
+            {
+                double e = predictions[r][c] - targets[r][c];
+                residual += e * e;
+                absolute += Math.Abs(e);
+                total += (targets[r][c] - mean) * (targets[r][c] - mean);
+            }
+            squared += residual;
+            r2 += 1 - residual / total;
+        }
+        return new() { ["rmse"] = Math.Sqrt(squared / n), ["mae"] = absolute / n, ["r2"] = r2 / width };
     }
 
     [Fact]
@@ -173,11 +219,35 @@ public sealed class TrainingTests(ServiceFixture service)
             loss = new { terms = new object[] { new { name = "huber", weight = 1.0, delta = 0.5 }, new { name = "l1", weight = 0.5 } } },
             optimizer = new { name = "rmsprop", learningRate = 0.01 }, epochs = 10, batchSize = 16, validation = new { fraction = 0.25 },
         });
-        var metrics = (await LastEpochAsync(done.Id()))["metrics"]!;
+        var epoch = await LastEpochAsync(done.Id());
+        var metrics = epoch["metrics"]!;
 
         Assert.True((double)metrics["r2"]! > 0.9);
-        Assert.NotNull(metrics["rmse"]);
-        Assert.NotNull(metrics["mae"]);
+        // valLoss = mean huber_δ(e) + 0.5 · mean |e| on the validation rows, with δ = 0.5, and δ|e| − δ²/2 ≤ huber_δ(e) ≤ min(e²/2, δ|e|):
+        // so the mean huber recovered from valLoss and mae lies between bounds set by mae and rmse.
+        double rmse = (double)metrics["rmse"]!, mae = (double)metrics["mae"]!, huber = (double)epoch["valLoss"]! - 0.5 * mae;
+        const double delta = 0.5, tolerance = 1e-5;
+        Assert.InRange(mae, 1e-6, rmse);
+        Assert.InRange(huber, delta * mae - delta * delta / 2 - tolerance, Math.Min(rmse * rmse / 2, delta * mae) + tolerance);
+    }
+
+    [Fact]
+    public async Task With_the_mse_loss_the_validation_rmse_is_the_square_root_of_the_validation_loss()
+    {
+        var done = await TrainAsync(new
+        {
+            datasetId = await LinearAsync(), target = "y", loss = "mse",
+            optimizer = new { name = "adam", learningRate = 0.05 }, epochs = 5, batchSize = 16, validation = new { fraction = 0.25 },
+        });
+        var epochs = (await _client.GetJsonAsync($"/api/jobs/{done.Id()}/history"))["epochs"]!.AsArray();
+
+        Assert.Equal(5, epochs.Count);
+        Assert.All(epochs, e =>
+        {
+            double valLoss = (double)e!["valLoss"]!, rmse = (double)e["metrics"]!["rmse"]!;
+            Assert.Equal(Math.Sqrt(valLoss), rmse, 1e-5 * Math.Sqrt(valLoss));
+            Assert.InRange((double)e["metrics"]!["mae"]!, 1e-6, rmse);
+        });
     }
 
     [Fact]

@@ -100,12 +100,7 @@ public static class LossEvaluator
             var term = loss.Terms[t];
             double scale = term.ReductionScale(CombinedLoss.TermReduction(term, reduction), sample);
             using var classWeights = device.Upload(term.IsRowLoss ? ToFloats(term.ClassWeights) : null);
-            float[]? elementWeights = input.Weights ?? term.ElementWeights(input.Targets);
-            if (input.Weights is not null && term.ElementWeights(input.Targets) is { } classWise)
-            {
-                elementWeights = input.Weights.Select((w, i) => w * classWise[i]).ToArray();
-            }
-            using var termWeights = device.Upload(elementWeights);
+            using var termWeights = device.Upload(ElementWeights(term, input));
             int items = term.ItemCount(input.Rows, input.Classes);
             using var termItems = reduction == Reduction.None ? accelerator.Allocate1D<float>(items) : null;
             var views = new LossViews
@@ -133,15 +128,32 @@ public static class LossEvaluator
             total += term.Weight * termSum * scale;
             if (reduction == Reduction.None)
             {
-                var values = termItems!.GetAsArray1D();
-                perItem ??= new float[items];
-                for (int i = 0; i < items; i++)
-                {
-                    perItem[i] += (float)(term.Weight * values[i]);
-                }
+                perItem = AddWeighted(perItem, termItems!.GetAsArray1D(), term.Weight);
             }
         }
         return new LossResult(total, gradient.GetAsArray1D(), perItem);
+    }
+
+    /// <summary>A term's per-element weights: the caller's, the term's class-wise ones, or their product when both are given.</summary>
+    private static float[]? ElementWeights(LossTerm term, LossInput input)
+    {
+        float[]? elementWeights = input.Weights ?? term.ElementWeights(input.Targets);
+        if (input.Weights is not null && term.ElementWeights(input.Targets) is { } classWise)
+        {
+            elementWeights = input.Weights.Select((w, i) => w * classWise[i]).ToArray();
+        }
+        return elementWeights;
+    }
+
+    /// <summary>Adds <paramref name="weight"/> × <paramref name="values"/> to the per-item losses, allocating them on the first term.</summary>
+    private static float[] AddWeighted(float[]? perItem, float[] values, double weight)
+    {
+        perItem ??= new float[values.Length];
+        for (int i = 0; i < values.Length; i++)
+        {
+            perItem[i] += (float)(weight * values[i]);
+        }
+        return perItem;
     }
 
     private static float[]? ToFloats(double[]? values) => values is null ? null : Array.ConvertAll(values, v => (float)v);

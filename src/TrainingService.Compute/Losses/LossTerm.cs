@@ -204,36 +204,47 @@ public abstract class LossTerm
                 }
                 break;
             case Domain.ClassIndex:
-                for (int i = 0; i < values.Length; i++)
-                {
-                    float y = values[i];
-                    bool ignored = IgnoreIndex is int ignore && y == ignore;
-                    if (!ignored && (y != MathF.Floor(y) || y < 0 || y >= sample.Classes))
-                    {
-                        throw OutOfDomain(field, i, y, $"'{name}' needs class indices in [0, {sample.Classes})");
-                    }
-                }
+                CheckClassIndices(values, sample.Classes, field);
                 break;
             case Domain.ProbabilityRows:
-                for (int r = 0; r < sample.Rows; r++)
-                {
-                    double sum = 0.0;
-                    for (int c = 0; c < sample.Classes; c++)
-                    {
-                        float p = values[r * sample.Classes + c];
-                        if (p is < 0f or > 1f)
-                        {
-                            throw OutOfDomain(field, r * sample.Classes + c, p, $"'{name}' needs probabilities in [0, 1]");
-                        }
-                        sum += p;
-                    }
-                    if (Math.Abs(sum - 1.0) > 1e-4)
-                    {
-                        throw new LossSpecException("loss.target_out_of_domain", $"{field}[{r}]",
-                            $"'{name}' needs each target row to sum to 1 (within 1e-4); row {r} sums to {sum.ToString("R", CultureInfo.InvariantCulture)}.");
-                    }
-                }
+                CheckProbabilityRows(values, sample, field);
                 break;
+        }
+    }
+
+    private void CheckClassIndices(ReadOnlySpan<float> values, int classes, string field)
+    {
+        for (int i = 0; i < values.Length; i++)
+        {
+            float y = values[i];
+            bool ignored = IgnoreIndex is int ignore && y == ignore;
+            if (!ignored && (y != MathF.Floor(y) || y < 0 || y >= classes))
+            {
+                throw OutOfDomain(field, i, y, $"'{Definition.Name}' needs class indices in [0, {classes})");
+            }
+        }
+    }
+
+    private void CheckProbabilityRows(ReadOnlySpan<float> values, in LossSample sample, string field)
+    {
+        string name = Definition.Name;
+        for (int r = 0; r < sample.Rows; r++)
+        {
+            double sum = 0.0;
+            for (int c = 0; c < sample.Classes; c++)
+            {
+                float p = values[r * sample.Classes + c];
+                if (p is < 0f or > 1f)
+                {
+                    throw OutOfDomain(field, r * sample.Classes + c, p, $"'{name}' needs probabilities in [0, 1]");
+                }
+                sum += p;
+            }
+            if (Math.Abs(sum - 1.0) > 1e-4)
+            {
+                throw new LossSpecException("loss.target_out_of_domain", $"{field}[{r}]",
+                    $"'{name}' needs each target row to sum to 1 (within 1e-4); row {r} sums to {sum.ToString("R", CultureInfo.InvariantCulture)}.");
+            }
         }
     }
 

@@ -100,8 +100,52 @@ public sealed class Trainer : IDisposable
     {
         var schedule = new LearningRateSchedule(_spec.Schedule, _spec.Optimizer.LearningRate, _spec.Epochs);
         var stopping = new EarlyStoppingState(_spec.EarlyStopping);
+        float[] parameters = await StartAsync(resume, schedule, stopping).ConfigureAwait(false);
+        int firstEpoch = resume is null ? 1 : resume.Epoch + 1;
+        string plateauMonitor = _spec.Schedule.Monitor ?? (_validation is null ? "trainLoss" : "valLoss");
+        var plateauMode = _spec.Schedule.Mode ?? EarlyStoppingSpec.ModeFor(plateauMonitor);
+
+        for (int epoch = firstEpoch; epoch <= _spec.Epochs; epoch++)
+        {
+            var clock = Stopwatch.StartNew();
+            double learningRate = schedule.Current;
+            var pass = await TrainEpochAsync(epoch, learningRate, cancellationToken).ConfigureAwait(false);
+            if (pass is null)
+            {
+                return Outcome(StopReason.Cancelled, epoch - 1, stopping.FinalParameters(parameters), stopping);
+            }
+            double trainSeconds = clock.Elapsed.TotalSeconds;
+            (parameters, double? valLoss, var metrics) = await MeasureAsync().ConfigureAwait(false);
+
+            var record = new EpochRecord(epoch, pass.Value.DataLoss + pass.Value.Penalty, valLoss, pass.Value.Penalty, metrics,
+                learningRate, pass.Value.GradientNorm, clock.Elapsed.TotalMilliseconds, _train.Rows / trainSeconds);
+            bool diverged = !double.IsFinite(record.TrainLoss) || !double.IsFinite(record.GradientNorm) || valLoss is double v && !double.IsFinite(v);
+            bool stop = !diverged && stopping.Update(epoch, Monitored(_spec.EarlyStopping?.Monitor, record), parameters);
+            schedule.Advance(epoch, Monitored(plateauMonitor, record), plateauMode);
+
+            bool checkpointDue = !diverged && !stop && epoch < _spec.Epochs && epoch % _spec.CheckpointEvery == 0;
+            var checkpoint = checkpointDue ? await CheckpointAsync(epoch, parameters, schedule, stopping).ConfigureAwait(false) : null;
+            await observer.OnEpochAsync(record, checkpoint).ConfigureAwait(false);
+
+            if (diverged)
+            {
+                return Outcome(StopReason.Diverged, epoch, parameters, stopping);
+            }
+            if (stop)
+            {
+                return Outcome(StopReason.EarlyStopped, epoch, stopping.FinalParameters(parameters), stopping);
+            }
+        }
+        return Outcome(StopReason.Completed, _spec.Epochs, stopping.FinalParameters(parameters), stopping);
+    }
+
+    /// <summary>
+    /// The starting parameters (fresh from the seed, or the checkpoint's) on the device, with the optimizer, schedule and
+    /// early-stopping state restored from <paramref name="resume"/> when given.
+    /// </summary>
+    private async Task<float[]> StartAsync(TrainingCheckpoint? resume, LearningRateSchedule schedule, EarlyStoppingState stopping)
+    {
         float[] parameters;
-        int firstEpoch = 1;
         if (resume is null)
         {
             parameters = _layout.Initialize(_spec.Seed);
@@ -115,7 +159,6 @@ public sealed class Trainer : IDisposable
             parameters = resume.Parameters;
             schedule.Restore(resume.LearningRate, resume.PlateauBest, resume.PlateauBadEpochs);
             stopping.Restore(resume);
-            firstEpoch = resume.Epoch + 1;
         }
         using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
         {
@@ -125,76 +168,38 @@ public sealed class Trainer : IDisposable
             }
             _parameters.CopyFromCPU(parameters);
         }
-        string plateauMonitor = _spec.Schedule.Monitor ?? (_validation is null ? "trainLoss" : "valLoss");
-        var plateauMode = _spec.Schedule.Mode ?? EarlyStoppingSpec.ModeFor(plateauMonitor);
-
-        for (int epoch = firstEpoch; epoch <= _spec.Epochs; epoch++)
-        {
-            var clock = Stopwatch.StartNew();
-            double learningRate = schedule.Current;
-            var pass = await TrainEpochAsync(epoch, learningRate, cancellationToken).ConfigureAwait(false);
-            if (pass is null)
-            {
-                return new TrainingOutcome(StopReason.Cancelled, epoch - 1, stopping.FinalParameters(parameters),
-                    stopping.BestEpochOrNull, stopping.BestValueOrNull);
-            }
-            double trainSeconds = clock.Elapsed.TotalSeconds;
-            double? valLoss = null;
-            double penalty;
-            Dictionary<string, double> metrics;
-            using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
-            {
-                parameters = _parameters.GetAsArray1D();
-                penalty = Penalty(parameters);
-                if (_validationSet is not null)
-                {
-                    var (loss, outputs) = Evaluate(_validationSet);
-                    valLoss = loss + penalty;
-                    metrics = Metrics.Compute(_spec.OutputKind, _spec.OutputTransform, outputs, _validation!.Targets,
-                        _validation.Rows, _layout.Outputs);
-                }
-                else if (!_spec.TrainingSetMetrics)
-                {
-                    metrics = [];
-                }
-                else
-                {
-                    using var trainSet = new EvaluationSet(_train, _trainX, _trainY, _trainWeights);
-                    var (_, outputs) = Evaluate(trainSet);
-                    metrics = Metrics.Compute(_spec.OutputKind, _spec.OutputTransform, outputs, _train.Targets, _train.Rows, _layout.Outputs);
-                }
-            }
-
-            var record = new EpochRecord(epoch, pass.Value.DataLoss + pass.Value.Penalty, valLoss, pass.Value.Penalty, metrics,
-                learningRate, pass.Value.GradientNorm, clock.Elapsed.TotalMilliseconds, _train.Rows / trainSeconds);
-            bool diverged = !double.IsFinite(record.TrainLoss) || !double.IsFinite(record.GradientNorm) || valLoss is double v && !double.IsFinite(v);
-            bool stop = !diverged && stopping.Update(epoch, Monitored(_spec.EarlyStopping?.Monitor, record), parameters);
-            schedule.Advance(epoch, Monitored(plateauMonitor, record), plateauMode);
-
-            bool checkpointDue = !diverged && !stop && epoch < _spec.Epochs && epoch % _spec.CheckpointEvery == 0;
-            TrainingCheckpoint? checkpoint = null;
-            if (checkpointDue)
-            {
-                using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
-                {
-                    checkpoint = Checkpoint(epoch, parameters, schedule, stopping);
-                }
-            }
-            await observer.OnEpochAsync(record, checkpoint).ConfigureAwait(false);
-
-            if (diverged)
-            {
-                return new TrainingOutcome(StopReason.Diverged, epoch, parameters, stopping.BestEpochOrNull, stopping.BestValueOrNull);
-            }
-            if (stop)
-            {
-                return new TrainingOutcome(StopReason.EarlyStopped, epoch, stopping.FinalParameters(parameters),
-                    stopping.BestEpochOrNull, stopping.BestValueOrNull);
-            }
-        }
-        return new TrainingOutcome(StopReason.Completed, _spec.Epochs, stopping.FinalParameters(parameters),
-            stopping.BestEpochOrNull, stopping.BestValueOrNull);
+        return parameters;
     }
+
+    /// <summary>
+    /// After an epoch: the parameters read back, the validation loss (data loss plus the penalty of those parameters) and
+    /// the metrics, on the validation set, else on the training set when asked for, else none.
+    /// </summary>
+    private async Task<(float[] Parameters, double? ValLoss, Dictionary<string, double> Metrics)> MeasureAsync()
+    {
+        using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            var parameters = _parameters.GetAsArray1D();
+            if (_validationSet is not null)
+            {
+                double penalty = Penalty(parameters);
+                var (loss, outputs) = Evaluate(_validationSet);
+                return (parameters, loss + penalty, Metrics.Compute(_spec.OutputKind, _spec.OutputTransform, outputs, _validation!.Targets,
+                    _validation.Rows, _layout.Outputs));
+            }
+            if (!_spec.TrainingSetMetrics)
+            {
+                return (parameters, null, []);
+            }
+            using var trainSet = new EvaluationSet(_train, _trainX, _trainY, _trainWeights);
+            var (_, trainOutputs) = Evaluate(trainSet);
+            return (parameters, null, Metrics.Compute(_spec.OutputKind, _spec.OutputTransform, trainOutputs, _train.Targets, _train.Rows,
+                _layout.Outputs));
+        }
+    }
+
+    private static TrainingOutcome Outcome(StopReason reason, int epochs, float[] parameters, EarlyStoppingState stopping) =>
+        new(reason, epochs, parameters, stopping.BestEpochOrNull, stopping.BestValueOrNull);
 
     /// <inheritdoc />
     public void Dispose()
@@ -244,28 +249,8 @@ public sealed class Trainer : IDisposable
             {
                 return null;
             }
-            int start = batch * _spec.BatchSize;
-            int rows = Math.Min(_spec.BatchSize, _train.Rows - start);
-            int slot = batch * _slotsPerBatch * _device.MaxGroups;
             using var _ = await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false);
-
-            var x = _shuffledX.View.SubView((long)start * _train.FeatureCount, (long)rows * _train.FeatureCount);
-            var y = _shuffledY.View.SubView((long)start * _train.TargetWidth, (long)rows * _train.TargetWidth);
-            ArrayView<float> w = _shuffledWeights is null ? ArrayView<float>.Empty : _shuffledWeights.View.SubView(start, rows);
-            uint dropoutSeed = Mix(_spec.Seed, epoch, batch);
-            var logits = _executor.Forward(x, rows, _parameters.View, dropoutSeed);
-            var sample = new LossSample(default, shuffledTargets.AsSpan(start * _train.TargetWidth, rows * _train.TargetWidth), rows, _layout.Outputs);
-            for (int t = 0; t < _spec.Loss.Terms.Count; t++)
-            {
-                var term = _spec.Loss.Terms[t];
-                double divisor = term.MeanDivisor(sample);
-                divisors[batch * _spec.Loss.Terms.Count + t] = divisor;
-                LaunchTerm(t, logits, y, w, _executor.OutputGradient(rows), _epochPartials.View, slot + t * _device.MaxGroups,
-                    Scale(term.Weight, divisor), rows);
-            }
-            _executor.Backward(x, rows, _parameters.View, _gradients.View, dropoutSeed);
-            int penaltySlot = slot + _spec.Loss.Terms.Count * _device.MaxGroups;
-            _optimizer.Step(_parameters.View, _gradients.View, _mask.View, _epochPartials.View, penaltySlot, _spec.Regularization, learningRate);
+            LaunchBatch(epoch, batch, learningRate, shuffledTargets, divisors);
         }
 
         double[] partials;
@@ -275,6 +260,34 @@ public sealed class Trainer : IDisposable
             partials = _epochPartials.GetAsArray1D();
         }
         return Summarise(partials, divisors);
+    }
+
+    /// <summary>
+    /// One batch's launches, under the device gate: forward, one loss launch per term (recording each term's mean divisor
+    /// in <paramref name="divisors"/>), backward, optimizer step. Its sums land in the batch's slots of the epoch buffer.
+    /// </summary>
+    private void LaunchBatch(int epoch, int batch, double learningRate, float[] shuffledTargets, double[] divisors)
+    {
+        int start = batch * _spec.BatchSize;
+        int rows = Math.Min(_spec.BatchSize, _train.Rows - start);
+        int slot = batch * _slotsPerBatch * _device.MaxGroups;
+        var x = _shuffledX.View.SubView((long)start * _train.FeatureCount, (long)rows * _train.FeatureCount);
+        var y = _shuffledY.View.SubView((long)start * _train.TargetWidth, (long)rows * _train.TargetWidth);
+        ArrayView<float> w = _shuffledWeights is null ? ArrayView<float>.Empty : _shuffledWeights.View.SubView(start, rows);
+        uint dropoutSeed = Mix(_spec.Seed, epoch, batch);
+        var logits = _executor.Forward(x, rows, _parameters.View, dropoutSeed);
+        var sample = new LossSample(default, shuffledTargets.AsSpan(start * _train.TargetWidth, rows * _train.TargetWidth), rows, _layout.Outputs);
+        for (int t = 0; t < _spec.Loss.Terms.Count; t++)
+        {
+            var term = _spec.Loss.Terms[t];
+            double divisor = term.MeanDivisor(sample);
+            divisors[batch * _spec.Loss.Terms.Count + t] = divisor;
+            LaunchTerm(t, logits, y, w, _executor.OutputGradient(rows), _epochPartials.View, slot + t * _device.MaxGroups,
+                Scale(term.Weight, divisor), rows);
+        }
+        _executor.Backward(x, rows, _parameters.View, _gradients.View, dropoutSeed);
+        int penaltySlot = slot + _spec.Loss.Terms.Count * _device.MaxGroups;
+        _optimizer.Step(_parameters.View, _gradients.View, _mask.View, _epochPartials.View, penaltySlot, _spec.Regularization, learningRate);
     }
 
     private EpochSums Summarise(double[] partials, double[] divisors)
@@ -359,6 +372,15 @@ public sealed class Trainer : IDisposable
         }
         var masked = parameters.Where((_, i) => _hostMask[i] != 0).ToArray();
         return _spec.Regularization.Penalty(masked);
+    }
+
+    private async Task<TrainingCheckpoint> CheckpointAsync(int epoch, float[] parameters, LearningRateSchedule schedule,
+        EarlyStoppingState stopping)
+    {
+        using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            return Checkpoint(epoch, parameters, schedule, stopping);
+        }
     }
 
     private TrainingCheckpoint Checkpoint(int epoch, float[] parameters, LearningRateSchedule schedule, EarlyStoppingState stopping) => new()

@@ -29,10 +29,51 @@ public static class HistoryEndpoints
         return app;
     }
 
-    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, JobStates states,
-        HistoryReader reader, IOptions<JobOptions> options, string? afterEpoch, string? limit, string? maxPoints, string? metric, CancellationToken cancellationToken)
+    /// <summary>The services both history reads need, bundled so the handlers list only what the request carries.</summary>
+    internal sealed record HistoryServices(JobStates States, HistoryReader Reader, JobEventHub Hub, IOptions<JobOptions> Options,
+        IHostApplicationLifetime Lifetime);
+
+    /// <summary>What shapes one history representation: the query and whether CSV was asked for.</summary>
+    private readonly record struct HistoryQuery(int After, int Take, int Points, string? Metric, bool Csv)
     {
-        var settings = options.Value;
+        /// <summary>Strong ETag per representation: the job's version plus everything that shapes the body.</summary>
+        public string ETag(Guid id, long version) => $"\"h-{id:N}-{version}-{(Csv ? "csv" : $"{After}.{Take}.{Points}.{Metric}")}\"";
+    }
+
+    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, [AsParameters] HistoryServices services,
+        string? afterEpoch, string? limit, string? maxPoints, string? metric, CancellationToken cancellationToken)
+    {
+        var settings = services.Options.Value;
+        if (ParseQuery(request, settings, afterEpoch, limit, maxPoints, metric, out var query) is { } invalid)
+        {
+            return invalid;
+        }
+        // State (and its version) before the epochs: if an epoch lands in between, the ETag names an older version than
+        // the body holds, which costs the client one extra 200 later, never a 304 that hides an epoch.
+        var job = await services.States.GetAsync(id, cancellationToken);
+        if (job is null)
+        {
+            return Problems.NotFound("job.not_found", $"No job {id}.");
+        }
+        string etag = query.ETag(id, job.Version);
+        if (ETags.Matches(request, etag))
+        {
+            return ETags.NotModified(response, etag);
+        }
+        response.Headers.ETag = etag;
+        response.Headers.CacheControl = "no-cache";
+        if (query.Csv)
+        {
+            return new CsvHistoryResult(services.Reader, id);
+        }
+        return await ReadPageAsync(id, job, query, services.Reader, settings, cancellationToken);
+    }
+
+    /// <summary>Checks the query parameters; null with <paramref name="query"/> set when they are valid, else the 400.</summary>
+    private static ProblemHttpResult? ParseQuery(HttpRequest request, JobOptions settings, string? afterEpoch, string? limit,
+        string? maxPoints, string? metric, out HistoryQuery query)
+    {
+        query = default;
         if (!TryInt(afterEpoch, 0, 0, int.MaxValue, out int after))
         {
             return Problems.BadRequest("history.invalid_after_epoch", "afterEpoch must be a whole number ≥ 0.", "afterEpoch");
@@ -50,28 +91,33 @@ public static class HistoryEndpoints
             return UnknownMetric(metric);
         }
         bool csv = request.GetTypedHeaders().Accept.Any(a => a.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase));
+        query = new HistoryQuery(after, take, points, metric, csv);
+        return null;
+    }
 
-        // Strong ETag per representation: the job's version plus everything that shapes the body.
-        string Etag(long version) => $"\"h-{id:N}-{version}-{(csv ? "csv" : $"{after}.{take}.{points}.{metric}")}\"";
-        // State (and its version) before the epochs: if an epoch lands in between, the ETag names an older version than
-        // the body holds, which costs the client one extra 200 later, never a 304 that hides an epoch.
-        var job = await states.GetAsync(id, cancellationToken);
-        if (job is null)
+    /// <summary>A sampled view (maxPoints) of everything after afterEpoch, or an exact page of at most limit epochs.</summary>
+    private static async Task<IResult> ReadPageAsync(Guid id, JobState job, HistoryQuery query, HistoryReader reader, JobOptions settings,
+        CancellationToken cancellationToken)
+    {
+        if (query.Points > 0)
         {
-            return Problems.NotFound("job.not_found", $"No job {id}.");
+            var all = await reader.ReadAsync(id, query.After, settings.MaxEpochs, cancellationToken);
+            string series = query.Metric ?? (all.Any(e => e.ValLoss is not null) ? "valLoss" : "trainLoss");
+            var kept = HistoryReader.Downsample(all, query.Points, series);
+            return Page(id, job, kept, kept.Count < all.Count, all.Count > 0 ? all[^1].Epoch : query.After, hasMore: false);
         }
-        string etag = Etag(job.Version);
-        if (ETags.Matches(request, etag))
+        // Stored epochs are exactly 1 … epochsCompleted, so a poll from there on needs no query.
+        var epochs = query.After >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, query.After, query.Take + 1, cancellationToken);
+        bool more = epochs.Count > query.Take;
+        if (more)
         {
-            return ETags.NotModified(response, etag);
+            epochs.RemoveAt(query.Take);
         }
-        response.Headers.ETag = etag;
-        response.Headers.CacheControl = "no-cache";
-        if (csv)
-        {
-            return new CsvHistoryResult(reader, id);
-        }
-        IResult Page(List<EpochResponse> epochs, bool sampled, int lastRead, bool hasMore) => TypedResults.Ok(new HistoryResponse
+        return Page(id, job, epochs, sampled: false, epochs.Count > 0 ? epochs[^1].Epoch : query.After, more);
+    }
+
+    private static IResult Page(Guid id, JobState job, List<EpochResponse> epochs, bool sampled, int lastRead, bool hasMore) =>
+        TypedResults.Ok(new HistoryResponse
         {
             JobId = id,
             Status = job.Status,
@@ -84,106 +130,77 @@ public static class HistoryEndpoints
             NextAfterEpoch = lastRead,
             HasMore = hasMore,
         });
-        if (points > 0)
-        {
-            var all = await reader.ReadAsync(id, after, settings.MaxEpochs, cancellationToken);
-            string series = metric ?? (all.Any(e => e.ValLoss is not null) ? "valLoss" : "trainLoss");
-            var kept = HistoryReader.Downsample(all, points, series);
-            return Page(kept, kept.Count < all.Count, all.Count > 0 ? all[^1].Epoch : after, hasMore: false);
-        }
-        // Stored epochs are exactly 1 … epochsCompleted, so a poll from there on needs no query.
-        var epochs = after >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, after, take + 1, cancellationToken);
-        bool more = epochs.Count > take;
-        if (more)
-        {
-            epochs.RemoveAt(take);
-        }
-        return Page(epochs, sampled: false, epochs.Count > 0 ? epochs[^1].Epoch : after, more);
-    }
 
     // Server-Sent Events fed by LISTEN/NOTIFY (so epochs written by a worker on another machine arrive at once), with
     // a re-read on every heartbeat in case a notification was lost. Each event carries its epoch as id, so a client
     // that reconnects with Last-Event-ID continues with the next epoch, none missed, none repeated. A stopping server
     // ends its streams at once (clients reconnect elsewhere) rather than holding shutdown open.
-    private static async Task<IResult> Stream(Guid id, HttpContext context, JobStates states, HistoryReader reader, JobEventHub hub,
-        IOptions<JobOptions> options, IHostApplicationLifetime lifetime, string? afterEpoch, CancellationToken requestAborted)
+    private static async Task<IResult> Stream(Guid id, HttpContext context, [AsParameters] HistoryServices services, string? afterEpoch,
+        CancellationToken requestAborted)
     {
-        using var streaming = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, lifetime.ApplicationStopping);
+        using var streaming = CancellationTokenSource.CreateLinkedTokenSource(requestAborted, services.Lifetime.ApplicationStopping);
         var cancellationToken = streaming.Token;
         string? resumeFrom = context.Request.Headers["Last-Event-ID"].FirstOrDefault() ?? afterEpoch;
         if (!TryInt(resumeFrom, 0, 0, int.MaxValue, out int last))
         {
             return Problems.BadRequest("history.invalid_last_event_id", "Last-Event-ID (or afterEpoch) must be an epoch number.", "Last-Event-ID");
         }
-        if (await states.GetAsync(id, cancellationToken) is null)
+        if (await services.States.GetAsync(id, cancellationToken) is null)
         {
             return Problems.NotFound("job.not_found", $"No job {id}.");
         }
         var signal = Channel.CreateBounded<bool>(new BoundedChannelOptions(1) { FullMode = BoundedChannelFullMode.DropWrite });
-        using var subscription = hub.Subscribe(id, _ => signal.Writer.TryWrite(true));
+        using var subscription = services.Hub.Subscribe(id, _ => signal.Writer.TryWrite(true));
 
-        var response = context.Response;
-        response.ContentType = "text/event-stream";
-        response.Headers.CacheControl = "no-cache";
-        response.Headers["X-Accel-Buffering"] = "no";
-        await response.WriteAsync("retry: 2000\n\n", cancellationToken);
-        await response.Body.FlushAsync(cancellationToken);
-        var heartbeat = options.Value.StreamHeartbeat;
-        var sinceWrite = Stopwatch.StartNew();
+        var events = new HistoryEventWriter(context.Response, services.Options.Value.StreamHeartbeat, last);
+        await events.StartAsync(cancellationToken);
         try
         {
-            while (!cancellationToken.IsCancellationRequested)
-            {
-                // Status first, then epochs: a job seen as ended has all its epochs committed already.
-                var job = await states.GetAsync(id, cancellationToken);
-                if (job is null)
-                {
-                    break; // the job no longer exists
-                }
-                List<EpochResponse> epochs;
-                do
-                {
-                    epochs = last >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, last, 500, cancellationToken);
-                    foreach (var epoch in epochs)
-                    {
-                        await response.WriteAsync($"id: {epoch.Epoch}\nevent: epoch\ndata: {JsonSerializer.Serialize(epoch, ApiJson.Options)}\n\n", cancellationToken);
-                        last = epoch.Epoch;
-                        sinceWrite.Restart();
-                    }
-                }
-                while (epochs.Count == 500);
-                if (JobStatus.IsTerminal(job.Status))
-                {
-                    var end = new { jobId = id, status = job.Status, stopReason = job.StopReason, failure = job.Failure, epochsCompleted = job.EpochsCompleted };
-                    await response.WriteAsync($"event: end\ndata: {JsonSerializer.Serialize(end, ApiJson.Options)}\n\n", cancellationToken);
-                    await response.Body.FlushAsync(cancellationToken);
-                    break;
-                }
-                // A heartbeat whenever nothing was written for a heartbeat interval, however often the job's events wake us.
-                if (sinceWrite.Elapsed >= heartbeat)
-                {
-                    await response.WriteAsync(": heartbeat\n\n", cancellationToken);
-                    sinceWrite.Restart();
-                }
-                await response.Body.FlushAsync(cancellationToken);
-                using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-                var remaining = heartbeat - sinceWrite.Elapsed;
-                wait.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
-                try
-                {
-                    await signal.Reader.ReadAsync(wait.Token);
-                }
-                catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
-                {
-                    // Quiet for a while: loop round, re-read (in case a notification was lost) and send a heartbeat.
-                }
-            }
+            await StreamUntilEndAsync(id, services, events, signal.Reader, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // The client went away.
         }
         return TypedResults.Empty;
+    }
+
+    /// <summary>Sends epochs as they land until the job ends (then an 'end' event), the job disappears, or the stream is cancelled.</summary>
+    private static async Task StreamUntilEndAsync(Guid id, HistoryServices services, HistoryEventWriter events, ChannelReader<bool> signal,
+        CancellationToken cancellationToken)
+    {
+        while (!cancellationToken.IsCancellationRequested)
+        {
+            // Status first, then epochs: a job seen as ended has all its epochs committed already.
+            var job = await services.States.GetAsync(id, cancellationToken);
+            if (job is null)
+            {
+                return; // the job no longer exists
+            }
+            await events.WriteEpochsAsync(services.Reader, id, job.EpochsCompleted, cancellationToken);
+            if (JobStatus.IsTerminal(job.Status))
+            {
+                await events.WriteEndAsync(id, job, cancellationToken);
+                return;
+            }
+            await events.HeartbeatIfDueAsync(cancellationToken);
+            await WaitForEventAsync(signal, events.UntilHeartbeat, cancellationToken);
+        }
+    }
+
+    /// <summary>Waits for the job's next event, or until <paramref name="timeout"/> passes.</summary>
+    private static async Task WaitForEventAsync(ChannelReader<bool> signal, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        using var wait = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        wait.CancelAfter(timeout);
+        try
+        {
+            await signal.ReadAsync(wait.Token);
+        }
+        catch (OperationCanceledException) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Quiet for a while: loop round, re-read (in case a notification was lost) and send a heartbeat.
+        }
     }
 
     private static async Task<Results<Ok<HistoryComparison>, ProblemHttpResult>> Compare(string? jobIds, string? metric, string? maxPoints,
@@ -252,6 +269,71 @@ public static class HistoryEndpoints
             return true;
         }
         return int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out value) && value >= min && value <= max;
+    }
+
+    /// <summary>
+    /// One job's event stream: 'epoch' events with the epoch as id, a heartbeat comment whenever nothing was written for a
+    /// heartbeat interval (however often the job's events wake the loop), and a final 'end' event.
+    /// </summary>
+    private sealed class HistoryEventWriter(HttpResponse response, TimeSpan heartbeat, int lastSent)
+    {
+        private const int PageSize = 500;
+        private readonly Stopwatch _sinceWrite = new();
+
+        /// <summary>Time left until a heartbeat is due; zero when it is.</summary>
+        public TimeSpan UntilHeartbeat
+        {
+            get
+            {
+                var remaining = heartbeat - _sinceWrite.Elapsed;
+                return remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero;
+            }
+        }
+
+        public async Task StartAsync(CancellationToken cancellationToken)
+        {
+            response.ContentType = "text/event-stream";
+            response.Headers.CacheControl = "no-cache";
+            response.Headers["X-Accel-Buffering"] = "no";
+            await response.WriteAsync("retry: 2000\n\n", cancellationToken);
+            await response.Body.FlushAsync(cancellationToken);
+            _sinceWrite.Restart();
+        }
+
+        /// <summary>Every stored epoch after the last one sent, read in pages.</summary>
+        public async Task WriteEpochsAsync(HistoryReader reader, Guid id, int epochsCompleted, CancellationToken cancellationToken)
+        {
+            List<EpochResponse> epochs;
+            do
+            {
+                epochs = lastSent >= epochsCompleted ? [] : await reader.ReadAsync(id, lastSent, PageSize, cancellationToken);
+                foreach (var epoch in epochs)
+                {
+                    await response.WriteAsync($"id: {epoch.Epoch}\nevent: epoch\ndata: {JsonSerializer.Serialize(epoch, ApiJson.Options)}\n\n", cancellationToken);
+                    lastSent = epoch.Epoch;
+                    _sinceWrite.Restart();
+                }
+            }
+            while (epochs.Count == PageSize);
+        }
+
+        public async Task WriteEndAsync(Guid id, JobState job, CancellationToken cancellationToken)
+        {
+            var end = new { jobId = id, status = job.Status, stopReason = job.StopReason, failure = job.Failure, epochsCompleted = job.EpochsCompleted };
+            await response.WriteAsync($"event: end\ndata: {JsonSerializer.Serialize(end, ApiJson.Options)}\n\n", cancellationToken);
+            await response.Body.FlushAsync(cancellationToken);
+        }
+
+        /// <summary>Writes a heartbeat if one is due, then flushes what was written since the last flush.</summary>
+        public async Task HeartbeatIfDueAsync(CancellationToken cancellationToken)
+        {
+            if (_sinceWrite.Elapsed >= heartbeat)
+            {
+                await response.WriteAsync(": heartbeat\n\n", cancellationToken);
+                _sinceWrite.Restart();
+            }
+            await response.Body.FlushAsync(cancellationToken);
+        }
     }
 
     /// <summary>The whole history as CSV, streamed row by row; never sampled. Non-finite values are written NaN / Infinity / -Infinity.</summary>

@@ -139,6 +139,22 @@ public sealed class TrainingLoopTests
 
         Assert.All(recorder.Epochs, e => Assert.True(e.RegularizationLoss > 0));
         Assert.All(recorder.Epochs, e => Assert.True(e.TrainLoss > e.RegularizationLoss));
+
+        // A step too small to move any weight (1e-30 against weights of order 0.1) keeps both runs on the same parameters,
+        // so their data losses are the same and the losses with L2 exceed those without by exactly the reported penalty.
+        var still = spec with { Optimizer = new OptimizerSpec(OptimizerKind.Sgd, 1e-30) };
+        var (_, penalised) = await TrainAsync(still, Blobs(300, 1), Blobs(90, 2));
+        var (_, plain) = await TrainAsync(still with { Regularization = Regularization.None }, Blobs(300, 1), Blobs(90, 2));
+        Assert.Equal(2, penalised.Epochs.Count);
+        for (int i = 0; i < penalised.Epochs.Count; i++)
+        {
+            EpochRecord l2 = penalised.Epochs[i], none = plain.Epochs[i];
+            Assert.Equal(0, none.RegularizationLoss);
+            Assert.True(l2.RegularizationLoss > 1e-4, $"penalty {l2.RegularizationLoss}");
+            Assert.Equal(l2.RegularizationLoss, l2.TrainLoss - none.TrainLoss, 1e-9);
+            // valLoss adds the penalty taken on the host in double; the reported one sums the device's float squares.
+            Assert.Equal(l2.RegularizationLoss, l2.ValLoss!.Value - none.ValLoss!.Value, 1e-6 * l2.RegularizationLoss);
+        }
     }
 
     private sealed class CancelAfter(int epochs, CancellationTokenSource source) : ITrainingObserver
