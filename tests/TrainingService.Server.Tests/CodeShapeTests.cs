@@ -70,6 +70,49 @@ public sealed class CodeShapeTests
         Assert.All(found, b => Assert.Equal("Sample.cs", b.File));
     }
 
+    /// <summary>
+    /// Which server folders each folder may name (docs/architecture.md): resource folders depend one way, Histories → Jobs
+    /// → Datasets, Losses, Preprocessing → Datasets, and everything may use the shared Infrastructure, Configuration, Data and Compute.
+    /// </summary>
+    private static readonly Dictionary<string, string[]> AllowedDependencies = new()
+    {
+        ["Infrastructure"] = [],
+        ["Configuration"] = [],
+        ["Data"] = ["Configuration"],
+        ["Compute"] = ["Configuration"],
+        ["Datasets"] = ["Configuration", "Infrastructure", "Data"],
+        ["Losses"] = ["Configuration", "Infrastructure", "Compute"],
+        ["Preprocessing"] = ["Datasets"],
+        ["Jobs"] = ["Configuration", "Infrastructure", "Data", "Compute", "Datasets", "Losses", "Preprocessing"],
+        ["Histories"] = ["Configuration", "Infrastructure", "Data", "Jobs"],
+    };
+
+    [Fact]
+    public void Server_folders_depend_on_each_other_one_way_only()
+    {
+        string server = Path.Combine(RepositoryRoot(), "src", "TrainingService.Server");
+        var folders = Directory.GetDirectories(server).Select(Path.GetFileName).Where(f => f is not ("bin" or "obj" or "wwwroot" or "Properties"))
+            .Cast<string>().ToList();
+        var violations = new List<string>();
+        foreach (string folder in folders)
+        {
+            if (!AllowedDependencies.TryGetValue(folder, out var allowed))
+            {
+                violations.Add($"{folder}/ has no row in AllowedDependencies: decide what it may depend on");
+                continue;
+            }
+            foreach (string file in Directory.EnumerateFiles(Path.Combine(server, folder), "*.cs", SearchOption.AllDirectories))
+            {
+                // Full names, and names relative to TrainingService.Server (Jobs.JobStore from inside another folder).
+                string code = System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(file), @"<c>.*?</c>", "");
+                var named = System.Text.RegularExpressions.Regex.Matches(code, @"(?:TrainingService\.Server\.|(?<![\w.]))(\w+)\.[A-Z]")
+                    .Select(m => m.Groups[1].Value).Where(n => n != folder && folders.Contains(n) && !allowed.Contains(n)).Distinct();
+                violations.AddRange(named.Select(n => $"{Path.GetRelativePath(server, file)} names {n}"));
+            }
+        }
+        Assert.True(violations.Count == 0, string.Join("\n", violations));
+    }
+
     /// <summary>The folder holding TrainingService.sln, found by walking up from the test binaries.</summary>
     private static string RepositoryRoot()
     {

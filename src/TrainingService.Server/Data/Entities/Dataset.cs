@@ -12,13 +12,13 @@ public sealed class Dataset
     public required string Sha256 { get; set; }
     public required string Delimiter { get; set; }
     public int ChunkRows { get; set; }
-    /// <summary>JSON array of <see cref="Datasets.ColumnSchema"/>.</summary>
+    /// <summary>JSON array of <c>Datasets.ColumnSchema</c>.</summary>
     public required string Columns { get; set; }
     /// <summary>JSON array of the first rows, each an array of cells as written (missing markers such as NA kept as they are).</summary>
     public required string Preview { get; set; }
 }
 
-/// <summary>One column's values for one range of rows, in a compact binary encoding (see <see cref="Datasets.ChunkCodec"/>).</summary>
+/// <summary>One column's values for one range of rows, in a compact binary encoding (see <c>Datasets.ChunkCodec</c>).</summary>
 public sealed class DatasetChunk
 {
     public Guid DatasetId { get; set; }

@@ -7,7 +7,7 @@ public sealed class Job
     public DateTimeOffset CreatedAt { get; set; }
     /// <summary>Null once the dataset is deleted; the job keeps its history and model.</summary>
     public Guid? DatasetId { get; set; }
-    /// <summary>One of <see cref="Jobs.JobStatus"/>.</summary>
+    /// <summary>One of <c>Jobs.JobStatus</c>.</summary>
     public required string Status { get; set; }
     /// <summary>The submitted spec as JSON, normalised (defaults filled in, seed resolved).</summary>
     public required string Spec { get; set; }
