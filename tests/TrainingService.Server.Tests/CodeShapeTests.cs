@@ -105,8 +105,8 @@ public sealed class CodeShapeTests
             {
                 // Full names, and names relative to TrainingService.Server (Jobs.JobStore from inside another folder).
                 string code = System.Text.RegularExpressions.Regex.Replace(File.ReadAllText(file), @"<c>.*?</c>", "");
-                var named = System.Text.RegularExpressions.Regex.Matches(code, @"(?:TrainingService\.Server\.|(?<![\w.]))(\w+)\.[A-Z]")
-                    .Select(m => m.Groups[1].Value).Where(n => n != folder && folders.Contains(n) && !allowed.Contains(n)).Distinct();
+                var named = System.Text.RegularExpressions.Regex.Matches(code, @"TrainingService\.Server\.(\w+)|(?<![\w.])(\w+)\.[A-Z]")
+                    .Select(m => m.Groups[1].Success ? m.Groups[1].Value : m.Groups[2].Value).Where(n => n != folder && folders.Contains(n) && !allowed.Contains(n)).Distinct();
                 violations.AddRange(named.Select(n => $"{Path.GetRelativePath(server, file)} names {n}"));
             }
         }
