@@ -35,7 +35,7 @@ public sealed record SubmitJobRequest
     public EarlyStoppingRequest? EarlyStopping { get; init; }
     /// <summary>"drop_rows" (default) or "impute" (mean / most frequent, fitted on the training split).</summary>
     public string? Missing { get; init; }
-    /// <summary>Standardise numeric features with the training split's mean and deviation (default true).</summary>
+    /// <summary>Standardize numeric features with the training split's mean and deviation (default true).</summary>
     public bool? Standardize { get; init; }
     /// <summary>Wall-clock limit, e.g. "00:30:00"; exceeded → cancelled with stopReason timeout. Capped by Jobs:MaxRuntime.</summary>
     public TimeSpan? MaxRuntime { get; init; }

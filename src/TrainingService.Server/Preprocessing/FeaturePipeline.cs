@@ -6,7 +6,7 @@ namespace TrainingService.Server.Preprocessing;
 
 /// <summary>
 /// How one input column becomes model inputs, as fitted on the training split: numeric and boolean columns give one
-/// input (numeric standardised with the training mean and deviation), categorical columns one input per category
+/// input (numeric standardized with the training mean and deviation), categorical columns one input per category
 /// (one-hot; a category never seen in the dataset encodes as all zeros). Missing values take the fitted imputation value.
 /// </summary>
 public sealed record FeatureEncoder
@@ -14,9 +14,9 @@ public sealed record FeatureEncoder
     public required string Column { get; init; }
     /// <summary>numeric, boolean or categorical.</summary>
     public required string Type { get; init; }
-    /// <summary>Subtracted before scaling (0 when not standardising).</summary>
+    /// <summary>Subtracted before scaling (0 when not standardizing).</summary>
     public double Mean { get; init; }
-    /// <summary>Divided by (1 when not standardising; a constant column also gets 1).</summary>
+    /// <summary>Divided by (1 when not standardizing; a constant column also gets 1).</summary>
     public double Scale { get; init; } = 1;
     /// <summary>Numeric and boolean: the value a missing cell takes (training mean, or majority for booleans).</summary>
     public double Impute { get; init; }
