@@ -8,6 +8,7 @@ return args.FirstOrDefault() switch
     "losses" => LossBenchmark.Run(args[1..]),
     "upload" => await UploadBenchmark.RunAsync(args[1..]),
     "service" => await ServiceBenchmark.RunAsync(args[1..]),
+    "evaluate" => await EvaluateBenchmark.RunAsync(args[1..]),
     "profile" => KernelProfile.Run(),
     _ => Usage(),
 };
@@ -19,6 +20,7 @@ static int Usage()
     Console.Error.WriteLine("  losses  [--sizes 1000000,10000000] [--classes 10] [--repeats 5]  loss kernels vs parallel SIMD C# and memcpy");
     Console.Error.WriteLine("  upload  [--size-mb 500]  CSV upload end to end vs Sep parsing alone, server peak memory");
     Console.Error.WriteLine("  service [--duration 30] [--connections 64]  pickup, epoch time, SSE latency, history polling with wrk");
+    Console.Error.WriteLine("  evaluate [--elements 4000000] [--idle 10]  the largest loss evaluation, once and twice at once: server RSS vs payload");
     Console.Error.WriteLine("  profile  per-kernel times of one training step of the reference MLP");
     return 2;
 }
