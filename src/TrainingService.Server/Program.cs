@@ -24,6 +24,7 @@ builder.Services.AddCompute();
 builder.Services.AddJobQueue(service);
 builder.Services.AddDatasets();
 builder.Services.AddHistories();
+builder.Services.AddLosses();
 
 var app = builder.Build();
 app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate(); // a bad setting stops us before the database is touched

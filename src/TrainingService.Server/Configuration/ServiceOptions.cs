@@ -97,9 +97,27 @@ public sealed class DatasetOptions
 /// <summary>Section <c>Losses</c>: the loss evaluation endpoint.</summary>
 public sealed class LossApiOptions
 {
-    /// <summary>Largest accepted body of <c>POST /api/losses/evaluate</c> (a million predictions with targets is ~40 MB of JSON).</summary>
-    [Range(1_000_000, 2_000_000_000)]
-    public long MaxRequestBytes { get; set; } = 256_000_000;
+    /// <summary>Bytes of JSON allowed per value of each of the four number arrays: a full-precision double with its separator.</summary>
+    public const int BytesPerValue = 32;
+
+    /// <summary>Bytes allowed for everything else in the body (loss, params, classWeights, reduction: 256 KiB each at most).</summary>
+    public const int OtherFieldBytes = 1 << 20;
+
+    /// <summary>
+    /// Most values <c>POST /api/losses/evaluate</c> reads into any one of <c>predictions</c> (rows × outputs), <c>targets</c>,
+    /// <c>weights</c> and <c>variance</c>; past it the request is refused with 413 <c>loss.too_many_elements</c>. The request
+    /// holds about 16 bytes per value while it is read and evaluated (all four arrays), so the default, 4 million, keeps
+    /// the largest request (~160 MB of JSON) within a few hundred MB of server memory.
+    /// </summary>
+    [Range(1, 100_000_000)]
+    public int MaxElements { get; set; } = 4_000_000;
+
+    /// <summary>Evaluations in progress at once; past it a request gets 429 <c>loss.too_many_evaluations</c> with Retry-After.</summary>
+    [Range(1, 64)]
+    public int MaxConcurrentEvaluations { get; set; } = 2;
+
+    /// <summary>The body limit Kestrel enforces, derived from <see cref="MaxElements"/> so a body cannot run far past it.</summary>
+    public long MaxRequestBytes() => 4L * BytesPerValue * MaxElements + OtherFieldBytes;
 }
 
 /// <summary>Section <c>Jobs</c>: limits on training specs, listings and histories.</summary>

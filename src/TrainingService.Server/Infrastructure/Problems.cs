@@ -24,6 +24,9 @@ public sealed record ApiProblem(int Status, string Code, string Detail, string? 
 
     public static ApiProblem UnsupportedMediaType(string code, string detail) => new(StatusCodes.Status415UnsupportedMediaType, code, detail);
 
+    /// <summary>A 429: the caller also sets <c>Retry-After</c> on the response.</summary>
+    public static ApiProblem TooManyRequests(string code, string detail) => new(StatusCodes.Status429TooManyRequests, code, detail);
+
     /// <summary>The RFC 9457 response: <c>application/problem+json</c> with <c>code</c> and, where known, <c>field</c>.</summary>
     public ProblemHttpResult ToResult()
     {
@@ -49,6 +52,7 @@ public sealed record ApiProblem(int Status, string Code, string Detail, string? 
         413 => "Payload too large",
         415 => "Unsupported media type",
         422 => "Unprocessable request",
+        429 => "Too many requests",
         500 => "Internal error",
         503 => "Service unavailable",
         _ => "Error",

@@ -21,7 +21,9 @@ public sealed record LossCatalogResponse(IReadOnlyList<LossInfo> Losses, IReadOn
 
 /// <summary>
 /// <c>POST /api/losses/evaluate</c>: <c>loss</c> is a name, {"name", params…} or {"terms": […]}; <c>predictions</c> a number
-/// array or an array of rows; <c>targets</c> numbers (values, labels, class indices) or rows (probabilities).
+/// array or an array of rows; <c>targets</c> numbers (values, labels, class indices) or rows (probabilities). Each number
+/// array holds at most <c>Losses:MaxElements</c> values; other fields are refused. The body is streamed by
+/// <see cref="EvaluateRequestReader"/>; this record documents it.
 /// </summary>
 public sealed record EvaluateLossRequest
 {
@@ -46,10 +48,10 @@ public sealed record EvaluateLossRequest
 }
 
 /// <summary>
-/// The reduced loss and its gradient (shaped like the predictions); per-item losses for reduction none; the reduction
-/// each term used (e.g. "mean", or "mean+batchmean" for cross_entropy + kl_div).
+/// The reduced loss and its gradient (shaped like the predictions: a number array, or rows); per-item losses for
+/// reduction none; the reduction each term used (e.g. "mean", or "mean+batchmean" for cross_entropy + kl_div).
 /// </summary>
-public sealed record EvaluateLossResponse(double Loss, JsonElement Gradient, IReadOnlyList<float>? Losses, string Reduction);
+public sealed record EvaluateLossResponse(double Loss, object Gradient, IReadOnlyList<float>? Losses, string Reduction);
 
 public static class LossEndpoints
 {
@@ -57,9 +59,10 @@ public static class LossEndpoints
     {
         var group = app.MapGroup("/api/losses").WithTags("Losses");
         group.MapGet("/", Catalog).WithName("ListLosses").WithSummary("Every loss: tasks, targets, input space, parameters, formula, reductions");
-        long maxBytes = app.ServiceProvider.GetRequiredService<IOptions<LossApiOptions>>().Value.MaxRequestBytes;
+        long maxBytes = app.ServiceProvider.GetRequiredService<IOptions<LossApiOptions>>().Value.MaxRequestBytes();
         group.MapPost("/evaluate", Evaluate).WithName("EvaluateLoss")
-            .WithMetadata(new RequestSizeLimitAttribute(maxBytes)) // Kestrel's 30 MB default is too small for 10⁶ predictions
+            .Accepts<EvaluateLossRequest>("application/json")
+            .WithMetadata(new RequestSizeLimitAttribute(maxBytes)) // from Losses:MaxElements; Kestrel's 30 MB default is too small for 10⁶ predictions
             .WithSummary("A loss and its gradient, computed by the kernels the trainer uses")
             .WithJsonExample(new
             {
@@ -82,7 +85,39 @@ public static class LossEndpoints
             includeBias = "biases are excluded unless includeBias is true",
         }));
 
-    private static async Task<Results<Ok<EvaluateLossResponse>, ProblemHttpResult>> Evaluate(EvaluateLossRequest request, ComputeDevice device,
+    /// <summary>
+    /// Takes one of the evaluation slots (429 when none is free), streams the body into pooled buffers (stopping at
+    /// Losses:MaxElements), evaluates, and returns the buffers.
+    /// </summary>
+    private static async Task<Results<Ok<EvaluateLossResponse>, ProblemHttpResult>> Evaluate(HttpContext context, ComputeDevice device,
+        LossEvaluationSlots slots, IOptions<LossApiOptions> options, CancellationToken cancellationToken)
+    {
+        if (!context.Request.HasJsonContentType())
+        {
+            return Problems.UnsupportedMediaType("request.unsupported_media_type", "The body must be application/json.");
+        }
+        var slot = slots.TryTake();
+        if (slot is null)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            return ApiProblem.TooManyRequests("loss.too_many_evaluations",
+                $"{slots.Capacity} loss evaluations are in progress, the most this service runs at once (Losses:MaxConcurrentEvaluations).").ToResult();
+        }
+        // Held until the response is written: the gradient is in memory until then.
+        context.Response.RegisterForDispose(slot);
+        var (body, problem) = await EvaluateRequestReader.ReadAsync(context.Request.BodyReader, options.Value.MaxElements, cancellationToken);
+        if (body is null)
+        {
+            return problem!.ToResult();
+        }
+        using (body)
+        {
+            slot.Large = body.ValueCount >= LossEvaluationSlots.LargeRequestValues;
+            return await EvaluateAsync(body, device, cancellationToken);
+        }
+    }
+
+    private static async Task<Results<Ok<EvaluateLossResponse>, ProblemHttpResult>> EvaluateAsync(EvaluateLossBody request, ComputeDevice device,
         CancellationToken cancellationToken)
     {
         if (request.Loss is not { } lossJson || lossJson.ValueKind is not (JsonValueKind.String or JsonValueKind.Object))
@@ -95,7 +130,7 @@ public static class LossEndpoints
         {
             return problem.ToResult();
         }
-        bool classIndices = input.Classes > 1 && IsFlat(request.Targets!.Value);
+        bool classIndices = input.Classes > 1 && request.Targets.IsFlat;
         var binding = new LossBinding(classIndices ? TargetLayout.ClassIndex : TargetLayout.Elementwise, input.Classes,
             OnLogits: request.FromLogits ?? false, request.ClassWeights?.ToArray());
         try
@@ -103,9 +138,8 @@ public static class LossEndpoints
             var loss = CombinedLoss.Bind(terms, binding, "loss");
             loss.ResolveReduction(requested);
             var result = await LossEvaluator.EvaluateAsync(device, loss, input, requested, cancellationToken);
-            var gradient = IsFlat(request.Predictions!.Value)
-                ? JsonSerializer.SerializeToElement(result.Gradient, ApiJson.Options)
-                : JsonSerializer.SerializeToElement(Enumerable.Range(0, input.Rows).Select(r => result.Gradient.AsSpan(r * input.Classes, input.Classes).ToArray()), ApiJson.Options);
+            // Written as the response streams out: the gradient is never a document in memory.
+            object gradient = request.Predictions.IsFlat ? result.Gradient : Rows(result.Gradient, input.Rows, input.Classes);
             // Without an explicit reduction each term uses its own default (kl_div: batchmean, the rest: mean).
             var applied = loss.Terms.Select(t => ReductionNames[CombinedLoss.TermReduction(t, requested)]).Distinct().ToList();
             return TypedResults.Ok(new EvaluateLossResponse(result.Loss, gradient, result.PerItem, string.Join("+", applied)));
@@ -113,6 +147,14 @@ public static class LossEndpoints
         catch (LossSpecException e)
         {
             return LossSpecs.Problem(e).ToResult();
+        }
+    }
+
+    private static IEnumerable<ArraySegment<float>> Rows(float[] values, int rows, int width)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            yield return new ArraySegment<float>(values, r * width, width);
         }
     }
 
@@ -149,11 +191,11 @@ public static class LossEndpoints
     }
 
     /// <summary>Predictions, targets, weights and variance as matrices of matching rows.</summary>
-    private static bool TryReadInput(EvaluateLossRequest request, [NotNullWhen(true)] out LossInput? input, [NotNullWhen(false)] out ApiProblem? problem)
+    private static bool TryReadInput(EvaluateLossBody request, [NotNullWhen(true)] out LossInput? input, [NotNullWhen(false)] out ApiProblem? problem)
     {
         input = null;
-        if (!TryMatrix(request.Predictions, "predictions", out var predictions, out problem)
-            || !TryMatrix(request.Targets, "targets", out var targets, out problem))
+        if (!TryMatrix(request.Predictions, out var predictions, out problem)
+            || !TryMatrix(request.Targets, out var targets, out problem))
         {
             return false;
         }
@@ -163,8 +205,8 @@ public static class LossEndpoints
             return false;
         }
         Matrix? weights = null, variance = null;
-        if ((request.Weights is { } w && !TryMatrix(w, "weights", out weights, out problem))
-            || (request.Variance is { } v && !TryMatrix(v, "variance", out variance, out problem)))
+        if ((request.Weights.Present && !TryMatrix(request.Weights, out weights, out problem))
+            || (request.Variance.Present && !TryMatrix(request.Variance, out variance, out problem)))
         {
             return false;
         }
@@ -194,71 +236,21 @@ public static class LossEndpoints
 
     private sealed record Matrix(float[] Values, int Rows, int Width);
 
-    /// <summary>A number array (rows of one) or an array of equal-length number rows, flattened row-major.</summary>
-    private static bool TryMatrix(JsonElement? element, string field, [NotNullWhen(true)] out Matrix? matrix, [NotNullWhen(false)] out ApiProblem? problem)
+    /// <summary>A streamed array's values in one array (its pooled chunks go back at once), or the first problem found in it.</summary>
+    private static bool TryMatrix(StreamedMatrix streamed, [NotNullWhen(true)] out Matrix? matrix, [NotNullWhen(false)] out ApiProblem? problem)
     {
         matrix = null;
-        if (element is not { ValueKind: JsonValueKind.Array } array)
+        problem = streamed.Present
+            ? streamed.Problem
+            : ApiProblem.BadRequest("loss.missing_input", $"{streamed.Field} must be an array of numbers or of rows.", streamed.Field);
+        if (problem is not null)
         {
-            problem = ApiProblem.BadRequest("loss.missing_input", $"{field} must be an array of numbers or of rows.", field);
             return false;
         }
-        int rows = array.GetArrayLength();
-        if (rows == 0)
-        {
-            problem = ApiProblem.BadRequest("loss.empty_input", $"{field} is empty.", field);
-            return false;
-        }
-        var values = new List<float>(rows);
-        int width = IsFlat(array) ? 1 : -1;
-        problem = width == 1 ? ReadRow(array, field, values) : ReadRows(array, field, values, out width);
-        matrix = problem is null ? new Matrix(values.ToArray(), rows, width) : null;
-        return problem is null;
+        matrix = new Matrix(streamed.Values.ToArray(), streamed.Rows, streamed.Width);
+        streamed.Values.Clear();
+        return true;
     }
-
-    private static ApiProblem? ReadRows(JsonElement array, string field, List<float> values, out int width)
-    {
-        width = -1;
-        int r = 0;
-        foreach (var row in array.EnumerateArray())
-        {
-            if (row.ValueKind != JsonValueKind.Array || (width >= 0 && row.GetArrayLength() != width) || row.GetArrayLength() == 0)
-            {
-                return ApiProblem.BadRequest("loss.shape_mismatch", $"{field}[{r}] must be a row as long as the first.", $"{field}[{r}]");
-            }
-            width = row.GetArrayLength();
-            if (ReadRow(row, $"{field}[{r}]", values) is { } problem)
-            {
-                return problem;
-            }
-            r++;
-        }
-        return null;
-    }
-
-    private static ApiProblem? ReadRow(JsonElement row, string field, List<float> values)
-    {
-        int i = 0;
-        foreach (var item in row.EnumerateArray())
-        {
-            if (item.ValueKind == JsonValueKind.Number && item.TryGetDouble(out double value))
-            {
-                values.Add((float)value);
-            }
-            else if (item.ValueKind == JsonValueKind.String && item.GetString() is "NaN" or "Infinity" or "-Infinity")
-            {
-                return ApiProblem.BadRequest("loss.non_finite_input", $"{field}[{i}] is not a finite number.", $"{field}[{i}]");
-            }
-            else
-            {
-                return ApiProblem.BadRequest("loss.invalid_input", $"{field}[{i}] must be a number.", $"{field}[{i}]");
-            }
-            i++;
-        }
-        return null;
-    }
-
-    private static bool IsFlat(JsonElement array) => array.GetArrayLength() == 0 || array[0].ValueKind != JsonValueKind.Array;
 
     private static readonly Dictionary<Reduction, string> ReductionNames = new()
     {
