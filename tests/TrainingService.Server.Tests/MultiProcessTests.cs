@@ -106,13 +106,16 @@ public sealed class MultiProcessTests
     public async Task A_body_over_the_evaluate_limit_is_a_413_problem_with_a_code()
     {
         await using var database = await TestDatabase.CreateAsync();
+        // The body limit follows from Losses:MaxElements (32 bytes a value in each of four arrays, plus 1 MiB): 1000 values
+        // padded with 400 spaces each are within the bound by count and past the limit by bytes.
         await using var api = ServiceFixture.StartProcess("api", database.ConnectionString,
-            new Dictionary<string, string> { ["Losses:MaxRequestBytes"] = "1000000" });
+            new Dictionary<string, string> { ["Losses:MaxElements"] = "1000" });
         await api.WaitReadyAsync(Startup);
-        string numbers = string.Join(',', Enumerable.Repeat("0.123456789", 100_000));
+        string numbers = string.Join(',', Enumerable.Repeat("0.5" + new string(' ', 400), 1000));
 
-        var response = await api.Client.PostAsync("/api/losses/evaluate",
-            new StringContent($$"""{"loss":"mse","predictions":[{{numbers}}],"targets":[{{numbers}}]}""", Encoding.UTF8, "application/json"));
+        var response = await api.Client.PostAsync("/api/losses/evaluate", new StringContent(
+            $$"""{"loss":"mse","predictions":[{{numbers}}],"targets":[{{numbers}}],"weights":[{{numbers}}],"variance":[{{numbers}}]}""",
+            Encoding.UTF8, "application/json"));
 
         await response.AssertProblemAsync(HttpStatusCode.RequestEntityTooLarge, "request.too_large");
     }

@@ -113,9 +113,7 @@ internal sealed class EvaluateRequestReader
             }
             if (pending > MaxValueBytes)
             {
-                string field = _array?.Field ?? _waitingFor ?? "$";
-                return ApiProblem.TooLarge("request.too_large", $"A value in {field} is longer than {MaxValueBytes / 1024} KiB, the most one value may take.")
-                    with { Field = field };
+                return ValueTooLong(_array?.Field ?? _waitingFor ?? "$");
             }
         }
     }
@@ -202,6 +200,7 @@ internal sealed class EvaluateRequestReader
             case "variance":
                 return StartArray(ref reader, _body.Variance);
             default:
+                name = name.Length > 100 ? name[..100] + "…" : name;
                 _problem = ApiProblem.BadRequest("request.unknown_field",
                     $"'{name}' is not a field of this request; the fields are {string.Join(", ", FieldNames)}.", name);
                 return true;
@@ -219,6 +218,11 @@ internal sealed class EvaluateRequestReader
         {
             _waitingFor = field;
             return false;
+        }
+        if (probe.BytesConsumed - reader.BytesConsumed > MaxValueBytes)
+        {
+            _problem = ValueTooLong(field);
+            return true;
         }
         var start = reader;
         start.Read();
@@ -413,6 +417,9 @@ internal sealed class EvaluateRequestReader
         }
         (_array, _phase) = (null, Phase.Properties);
     }
+
+    private static ApiProblem ValueTooLong(string field) => ApiProblem.TooLarge("request.too_large",
+        $"A value in {field} is longer than {MaxValueBytes / 1024} KiB, the most one value other than a number array may take.") with { Field = field };
 
     private ApiProblem InvalidJson(string detail, JsonException? e) => ApiProblem.BadRequest("request.invalid_json", detail,
         _array is null ? "$" : $"$.{_array.Field}",

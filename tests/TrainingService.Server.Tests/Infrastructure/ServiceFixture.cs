@@ -15,6 +15,12 @@ public sealed class ServiceFixture : IAsyncLifetime
     public WebApplicationFactory<Program> Factory { get; private set; } = null!;
     public HttpClient Client { get; private set; } = null!;
 
+    /// <summary>
+    /// Losses:MaxElements of the in-process host, small so tests reach it; processes keep the default, so a million
+    /// values still pass through Kestrel.
+    /// </summary>
+    public const int MaxLossElements = 1000;
+
     /// <summary>Settings every test host and test process uses: fast polling, small limits the tests can reach.</summary>
     public static Dictionary<string, string> Settings(string connectionString) => new()
     {
@@ -63,6 +69,7 @@ public sealed class ServiceFixture : IAsyncLifetime
             {
                 builder.UseSetting(key, value);
             }
+            builder.UseSetting("Losses:MaxElements", MaxLossElements.ToString(System.Globalization.CultureInfo.InvariantCulture));
         });
         Client = Factory.CreateClient();
         await Client.GetAsync("/health/live"); // starts the host: migrations, Hangfire, the listener
