@@ -22,9 +22,11 @@ internal static class EvaluateBenchmark
         int elements = CommandLine.Option(args, "--elements", DefaultMaxElements);
         int idleSeconds = CommandLine.Option(args, "--idle", 10);
         // Without --elements the server runs with its defaults (so this command also measures a build that predates the setting).
-        var settings = args.Contains("--elements")
-            ? new Dictionary<string, string> { ["Losses:MaxElements"] = elements.ToString(CultureInfo.InvariantCulture) }
-            : null;
+        var settings = new Dictionary<string, string> { ["Logging:LogLevel:TrainingService.Server.Losses"] = "Information" };
+        if (args.Contains("--elements"))
+        {
+            settings["Losses:MaxElements"] = elements.ToString(CultureInfo.InvariantCulture);
+        }
         byte[] body = Body(elements, out double expectedLoss);
         await using var api = await BenchService.StartAsync("api", BenchService.Postgres(), settings);
         await SendAsync(api, Body(1000, out _)); // the first call loads the kernels
@@ -40,6 +42,10 @@ internal static class EvaluateBenchmark
             await MeasureAsync(api, body, concurrent, idleSeconds);
         }
         Console.WriteLine();
+        foreach (string line in api.Output.Split('\n').Where(l => l.Contains("Compacted the heap", StringComparison.Ordinal)))
+        {
+            Console.WriteLine($"server: {line.Trim()}");
+        }
         Console.WriteLine("goal: peak RSS at most ~10x the payload, and back near the RSS before after the idle");
         return 0;
     }
