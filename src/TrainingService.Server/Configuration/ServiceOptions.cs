@@ -113,8 +113,8 @@ public sealed class DatasetOptions
     [Range(1.0, 1e12)]
     public double MinUploadBytesPerSecond { get; set; } = 10_240;
 
-    /// <summary>Time an upload body may run below <see cref="MinUploadBytesPerSecond"/> before it is refused.</summary>
-    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    /// <summary>Time an upload body may run below <see cref="MinUploadBytesPerSecond"/> before it is refused (Kestrel needs over 1 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:02", "01:00:00")]
     public TimeSpan MinUploadRateGrace { get; set; } = TimeSpan.FromSeconds(10);
 
     /// <summary>Longest time an upload body may take, whatever its rate; longer gets 408 and nothing is stored.</summary>

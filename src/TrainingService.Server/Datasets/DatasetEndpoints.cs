@@ -70,7 +70,7 @@ public static class DatasetEndpoints
                 "in all: Datasets:MaxConcurrentUploadsPerClient, Datasets:MaxConcurrentUploads); try again after Retry-After."));
         }
         LimitBody(request.HttpContext, limit, settings);
-        await using var body = new UploadBody(request.Body, settings.UploadTimeout, cancellationToken);
+        await using var body = new UploadBody(request.Body, settings.UploadTimeout, settings.MaxUploadBytes, cancellationToken);
         ImportResult result;
         try
         {

@@ -5,18 +5,20 @@ namespace TrainingService.Server.Datasets;
 /// <summary>
 /// The request body of an upload with its time limits: every read is cancelled once <c>Datasets:UploadTimeout</c> has
 /// passed since the upload began, and Kestrel's minimum-data-rate refusal (set per request from
-/// <c>Datasets:MinUploadBytesPerSecond</c>) becomes our own problem. Both are 408s, thrown as
+/// <c>Datasets:MinUploadBytesPerSecond</c>) becomes our own problem, as does its body-size refusal (413). Thrown as
 /// <see cref="UploadRefusedException"/> from inside the readers (Sep, the multipart reader) that call this stream.
 /// </summary>
 internal sealed class UploadBody : Stream
 {
     private readonly Stream _inner;
     private readonly TimeSpan _timeout;
+    private readonly long _maxBytes;
     private readonly CancellationTokenSource _deadline;
 
-    public UploadBody(Stream inner, TimeSpan timeout, CancellationToken requestAborted)
+    public UploadBody(Stream inner, TimeSpan timeout, long maxBytes, CancellationToken requestAborted)
     {
         _inner = inner;
+        _maxBytes = maxBytes;
         _timeout = timeout;
         _deadline = CancellationTokenSource.CreateLinkedTokenSource(requestAborted);
         _deadline.CancelAfter(timeout);
@@ -38,6 +40,12 @@ internal sealed class UploadBody : Stream
         {
             throw new UploadRefusedException(new ApiProblem(StatusCodes.Status408RequestTimeout, "dataset.upload_too_slow",
                 "The upload body arrived more slowly than this server accepts (Datasets:MinUploadBytesPerSecond); nothing was stored."));
+        }
+        catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
+        {
+            // Kestrel counts bytes as they arrive, so a fast chunked body can pass its cap before the file stream counts them.
+            throw new UploadRefusedException(ApiProblem.TooLarge("dataset.too_large", $"The upload is larger than the {_maxBytes:N0}-byte limit " +
+                "(Datasets:MaxUploadBytes); nothing was stored."));
         }
     }
 
