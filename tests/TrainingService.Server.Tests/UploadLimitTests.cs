@@ -32,6 +32,27 @@ public sealed class UploadLimitTests(ServiceFixture service)
     }
 
     [Fact]
+    public async Task An_upload_that_would_overfill_the_spool_gets_503_and_stores_nothing()
+    {
+        var settings = new Configuration.DatasetOptions { MaxSpoolBytes = 1 << 20, ChunkRows = 1000 };
+        var options = Microsoft.Extensions.Options.Options.Create(settings);
+        var spool = new UploadSpool(options, Microsoft.Extensions.Logging.Abstractions.NullLogger<UploadSpool>.Instance);
+        var importer = new CsvImporter(service.Factory.Services.GetRequiredService<NpgsqlDataSource>(), options,
+            Microsoft.Extensions.Logging.Abstractions.NullLogger<CsvImporter>.Instance, spool);
+        long datasets = await service.Database.ScalarAsync<long>("SELECT count(*) FROM datasets");
+
+        // 100,000 rows of three full-precision doubles: 2.4 MB encoded, over the 1 MiB spool.
+        var result = await importer.ImportAsync(new MemoryStream(Encoding.UTF8.GetBytes(TestData.Linear(100_000, seed: 93))), "spool", null,
+            CancellationToken.None);
+
+        Assert.Equal(503, result.Problem?.Status);
+        Assert.Equal("dataset.spool_full", result.Problem?.Code);
+        Assert.Equal(0, spool.BytesInUse);
+        Assert.Empty(spool.OwnFiles());
+        Assert.Equal(datasets, await service.Database.ScalarAsync<long>("SELECT count(*) FROM datasets"));
+    }
+
+    [Fact]
     public async Task Dataset_names_longer_than_the_cap_or_with_a_nul_are_refused_naming_the_field()
     {
         string csv = "a,b\n1,2\n";

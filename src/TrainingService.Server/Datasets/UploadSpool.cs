@@ -56,15 +56,13 @@ public sealed class UploadSpool(IOptions<DatasetOptions> options, ILogger<Upload
     internal long Budget => options.Value.MaxSpoolBytes;
 
     /// <summary>
-    /// At start, removes files left by a process that died mid-upload: those of processes no longer running, and those
-    /// with this process's id (left by an earlier process that had it, e.g. pid 1 in a restarted container).
+    /// At start, creates the directory (a directory that cannot be written stops the process here, not at the first
+    /// upload) and removes files left by a process that died mid-upload: those of processes no longer running, and
+    /// those with this process's id (left by an earlier process that had it, e.g. pid 1 in a restarted container).
     /// </summary>
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        if (!System.IO.Directory.Exists(Directory))
-        {
-            return Task.CompletedTask;
-        }
+        System.IO.Directory.CreateDirectory(Directory);
         foreach (string path in System.IO.Directory.GetFiles(Directory, "upload-*.spool"))
         {
             string[] parts = Path.GetFileNameWithoutExtension(path).Split('-');
@@ -130,10 +128,24 @@ internal sealed class SpoolFile : IAsyncDisposable
         long bytes = columns.Sum(c => (long)HeaderBytes + c.Data.Length);
         if (!_owner.TryReserve(bytes))
         {
-            return new ApiProblem(StatusCodes.Status503ServiceUnavailable, "dataset.spool_full",
-                $"Uploads in progress fill this server's spool ({_owner.Budget:N0} bytes, Datasets:MaxSpoolBytes); try again shortly.");
+            return Full($"Uploads in progress fill this server's spool ({_owner.Budget:N0} bytes, Datasets:MaxSpoolBytes); try again shortly.");
         }
         _reserved += bytes;
+        try
+        {
+            await WriteFramesAsync(columns, cancellationToken);
+        }
+        catch (IOException e)
+        {
+            return Full($"This server's spool disk could not take the upload ({e.Message}); try again shortly.");
+        }
+        return null;
+    }
+
+    private static ApiProblem Full(string detail) => new(StatusCodes.Status503ServiceUnavailable, "dataset.spool_full", detail);
+
+    private async Task WriteFramesAsync(EncodedChunk[] columns, CancellationToken cancellationToken)
+    {
         foreach (var column in columns)
         {
             BinaryPrimitives.WriteInt32LittleEndian(_header.AsSpan(0), column.Column);
@@ -144,7 +156,6 @@ internal sealed class SpoolFile : IAsyncDisposable
             await _file.WriteAsync(_header, cancellationToken);
             await _file.WriteAsync(column.Data, cancellationToken);
         }
-        return null;
     }
 
     /// <summary>
