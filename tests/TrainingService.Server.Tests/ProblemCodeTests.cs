@@ -64,11 +64,12 @@ public sealed class ProblemCodeTests(ServiceFixture service)
     }
 
     [Fact]
-    public async Task A_chunked_body_past_the_request_limit_is_refused_with_413_request_too_large()
+    public async Task A_chunked_body_past_the_request_limit_is_refused_with_413_dataset_too_large()
     {
         // Only Kestrel enforces the request-body limit (Datasets:MaxUploadBytes plus room for multipart framing), so this
         // runs against the real executable. A chunked body has no Content-Length to check up front, and a non-file part is
-        // not counted by the upload itself: the body limit is what stops it.
+        // not counted by the upload itself: the body limit is what stops it, and the upload reports it as its own 413 (so a
+        // fast chunked file gets one code whichever count passes the cap first).
         await using var database = await TestDatabase.CreateAsync();
         await using var api = ServiceFixture.StartProcess("api", database.ConnectionString,
             new Dictionary<string, string> { ["Datasets:MaxUploadBytes"] = "1000" });
@@ -81,7 +82,7 @@ public sealed class ProblemCodeTests(ServiceFixture service)
         var request = new HttpRequestMessage(HttpMethod.Post, "/api/datasets") { Content = form };
         request.Headers.TransferEncodingChunked = true;
 
-        await (await api.Client.SendAsync(request)).AssertProblemAsync(HttpStatusCode.RequestEntityTooLarge, "request.too_large");
+        await (await api.Client.SendAsync(request)).AssertProblemAsync(HttpStatusCode.RequestEntityTooLarge, "dataset.too_large");
         Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM datasets"));
     }
 

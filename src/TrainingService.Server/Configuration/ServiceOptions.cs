@@ -92,6 +92,44 @@ public sealed class DatasetOptions
     /// <summary>Categories listed per column in the statistics.</summary>
     [Range(1, 1_000)]
     public int TopCategories { get; set; } = 20;
+
+    /// <summary>Longest dataset name and column name, in characters (UTF-16 code units).</summary>
+    [Range(1, 100_000)]
+    public int MaxNameLength { get; set; } = 256;
+
+    /// <summary>Uploads in progress at once in this process; past it an upload gets 429 before its body is read.</summary>
+    [Range(1, 10_000)]
+    public int MaxConcurrentUploads { get; set; } = 8;
+
+    /// <summary>Uploads in progress at once from one client (by remote address); past it 429.</summary>
+    [Range(1, 10_000)]
+    public int MaxConcurrentUploadsPerClient { get; set; } = 2;
+
+    /// <summary>The <c>Retry-After</c> sent with a 429 for too many uploads.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan UploadRetryAfter { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Slowest accepted upload body, in bytes per second, after <see cref="MinUploadRateGrace"/>; slower gets 408.</summary>
+    [Range(1.0, 1e12)]
+    public double MinUploadBytesPerSecond { get; set; } = 10_240;
+
+    /// <summary>Time an upload body may run below <see cref="MinUploadBytesPerSecond"/> before it is refused (Kestrel needs over 1 s).</summary>
+    [Range(typeof(TimeSpan), "00:00:02", "01:00:00")]
+    public TimeSpan MinUploadRateGrace { get; set; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Longest time an upload body may take, whatever its rate; longer gets 408 and nothing is stored.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "1.00:00:00")]
+    public TimeSpan UploadTimeout { get; set; } = TimeSpan.FromMinutes(30);
+
+    /// <summary>
+    /// Where uploads spool their encoded chunks until the body is complete (empty: <c>trainingservice-spool</c> under the
+    /// system temp directory). Each process removes its own stale files at start.
+    /// </summary>
+    public string SpoolDirectory { get; set; } = "";
+
+    /// <summary>Disk all spooling uploads of this process may use together; an upload that would pass it gets 503.</summary>
+    [Range(1L << 20, long.MaxValue)]
+    public long MaxSpoolBytes { get; set; } = 8L << 30;
 }
 
 /// <summary>Section <c>Losses</c>: the loss evaluation endpoint.</summary>

@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Text;
-using System.Threading.Channels;
 using System.Text.Json;
+using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using nietras.SeparatedValues;
 using Npgsql;
@@ -21,13 +21,18 @@ public sealed record ImportResult(Guid DatasetId, bool Created, ApiProblem? Prob
 }
 
 /// <summary>
-/// Streams a CSV into PostgreSQL: Sep tokenises it, each row is checked (field count, RFC 4180 quoting), cells go to
-/// per-column accumulators, and full chunks are written with binary COPY as they fill, so memory stays bounded by the
-/// chunk size whatever the file size. Everything happens in one transaction: a file rejected at its last line leaves
-/// nothing behind, and a file whose SHA-256 is already stored is rolled back in favour of the existing dataset.
+/// Streams a CSV into PostgreSQL in two steps (docs/decisions/004). While the body arrives, Sep tokenises it, each row
+/// is checked (field count, RFC 4180 quoting), cells go to per-column accumulators, and full chunks are encoded and
+/// spooled to a local file, so memory stays bounded by the chunk size whatever the file size. Only once the whole body
+/// is read and accepted is a connection taken: a file whose SHA-256 is already stored answers with the existing
+/// dataset, anything else is COPYed from the spool and committed in one transaction. A slow client therefore holds no
+/// connection, and a refused file writes nothing to PostgreSQL.
 /// </summary>
-public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOptions> options, ILogger<CsvImporter> logger)
+public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOptions> options, ILogger<CsvImporter> logger,
+    UploadSpool? spool = null)
 {
+    private readonly UploadSpool _spool = spool ?? new UploadSpool(options, NullLogger<UploadSpool>.Instance);
+
     // Flush a chunk before this many cells (or buffered characters) accumulate across all columns.
     private const int CellBudget = 4_000_000;
     private const int CharBudget = 16_000_000;
@@ -41,11 +46,14 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     /// <summary>Imports the CSV in <paramref name="body"/>; a refused file comes back as the result's problem, never thrown.</summary>
     public async Task<ImportResult> ImportAsync(Stream body, string name, char? delimiter, CancellationToken cancellationToken)
     {
+        if (CheckName(name, options.Value.MaxNameLength) is { } invalidName)
+        {
+            return ImportResult.Refused(invalidName);
+        }
         var clock = Stopwatch.StartNew();
         await using var upload = new UploadStream(body, options.Value.MaxUploadBytes);
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        // Leaving without a commit rolls the transaction back, COPY included: a refused file stores nothing.
-        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        // Deleted in every outcome (DisposeAsync), accepted, refused or abandoned.
+        await using var spooled = _spool.Create();
         try
         {
             var (reader, problem) = await OpenReaderAsync(upload, delimiter, cancellationToken);
@@ -55,36 +63,76 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             }
             using (reader)
             {
-                (var dataset, problem) = await CopyAsync(reader, upload, name, connection, cancellationToken);
+                (var dataset, problem) = await ParseAsync(reader, upload, name, spooled, cancellationToken);
                 if (dataset is null)
                 {
                     return ImportResult.Refused(problem!);
                 }
-                var result = await StoreAsync(connection, transaction, dataset, cancellationToken);
+                double parseSeconds = clock.Elapsed.TotalSeconds;
+                var result = await StoreAsync(dataset, spooled, cancellationToken);
                 if (result.Created)
                 {
-                    logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s",
-                        dataset.Id, name, dataset.Rows, dataset.Columns.Count, dataset.SizeBytes, clock.Elapsed.TotalSeconds);
+                    logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s " +
+                        "({ParseSeconds:F2} s reading and parsing, {StoreSeconds:F2} s storing)", dataset.Id, name, dataset.Rows,
+                        dataset.Columns.Count, dataset.SizeBytes, clock.Elapsed.TotalSeconds, parseSeconds, clock.Elapsed.TotalSeconds - parseSeconds);
                 }
                 return result;
             }
         }
         catch (UploadRefusedException e)
         {
-            return ImportResult.Refused(e.Problem); // thrown by the upload stream from inside Sep's reads
+            return ImportResult.Refused(e.Problem); // thrown by the upload streams from inside Sep's reads
         }
     }
 
-    /// <summary>A parsed upload, ready for its row in <c>datasets</c>; its chunks are already in the COPY.</summary>
+    /// <summary>
+    /// A dataset name PostgreSQL can store and people can read: at most <paramref name="maxLength"/> characters, no NUL
+    /// (PostgreSQL refuses it in text) and no lone UTF-16 surrogate (it has no UTF-8 form). The problem, or null.
+    /// </summary>
+    public static ApiProblem? CheckName(string name, int maxLength)
+    {
+        if (name.Length > maxLength)
+        {
+            return ApiProblem.BadRequest("dataset.name_too_long",
+                $"The dataset name has {name.Length:N0} characters; at most {maxLength:N0} are accepted (Datasets:MaxNameLength).", "name");
+        }
+        if (name.Contains('\0'))
+        {
+            return ApiProblem.BadRequest("dataset.invalid_name", "The dataset name contains a NUL character.", "name");
+        }
+        if (name.AsSpan().ContainsAnyInRange('\uD800', '\uDFFF') && !IsWellFormed(name))
+        {
+            return ApiProblem.BadRequest("dataset.invalid_name", "The dataset name contains a lone surrogate (not a Unicode character).", "name");
+        }
+        return null;
+    }
+
+    private static bool IsWellFormed(ReadOnlySpan<char> text)
+    {
+        for (int i = 0; i < text.Length; i++)
+        {
+            if (char.IsHighSurrogate(text[i]) && i + 1 < text.Length && char.IsLowSurrogate(text[i + 1]))
+            {
+                i++;
+            }
+            else if (char.IsSurrogate(text[i]))
+            {
+                return false;
+            }
+        }
+        return true;
+    }
+
+    /// <summary>A parsed upload, ready for its row in <c>datasets</c>; its chunks are in the spool.</summary>
     private sealed record NewDataset(Guid Id, string Name, long SizeBytes, long Rows, string Sha256, string Delimiter, int ChunkRows,
         List<ColumnSchema> Columns, List<string?[]> Preview);
 
     /// <summary>What the row pass found: the row count and preview, or the problem that stopped it.</summary>
     private sealed record ParsedRows(long Rows, List<string?[]> Preview, ApiProblem? Problem = null);
 
-    /// <summary>Reads the header, then copies every row into <c>dataset_chunks</c> column by column.</summary>
-    private async Task<(NewDataset? Dataset, ApiProblem? Problem)> CopyAsync(SepReader reader, UploadStream upload, string name,
-        NpgsqlConnection connection, CancellationToken cancellationToken)
+    /// <summary>Reads the header, then every row, spooling the encoded chunks column by column.</summary>
+    private async Task<(NewDataset? Dataset, ApiProblem? Problem)> ParseAsync(SepReader reader, UploadStream upload, string name,
+        SpoolFile spooled, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         // The header is read as a row (HasHeader = false) so duplicate and empty names get our own, precise errors.
@@ -98,13 +146,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         int chunkRows = Math.Clamp(CellBudget / names.Length, 16, settings.ChunkRows);
         var columns = names.Select((n, i) => new ColumnAccumulator(n, i, chunkRows, settings.MaxCategories)).ToArray();
         var datasetId = Guid.CreateVersion7();
-        ParsedRows parsed;
-        await using (var copy = await connection.BeginBinaryImportAsync(
-            "COPY dataset_chunks (dataset_id, column_index, chunk_index, row_count, encoding, data) FROM STDIN (FORMAT BINARY)",
-            cancellationToken))
-        {
-            parsed = await CopyRowsAsync(copy, datasetId, reader, columns, chunkRows, cancellationToken);
-        }
+        var parsed = await ParseRowsAsync(reader, columns, chunkRows, spooled, cancellationToken);
         if (parsed.Problem is not null)
         {
             return (null, parsed.Problem);
@@ -114,53 +156,11 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     }
 
     /// <summary>
-    /// Parsing and writing overlap: full chunks go through a short queue to a task that streams them to COPY, so
-    /// PostgreSQL ingests one chunk while the next is parsed. The queue bounds memory to a few chunks. The COPY is
-    /// completed only when every row was accepted; otherwise disposing it cancels it.
-    /// </summary>
-    private async Task<ParsedRows> CopyRowsAsync(NpgsqlBinaryImporter copy, Guid datasetId, SepReader reader, ColumnAccumulator[] columns,
-        int chunkRows, CancellationToken cancellationToken)
-    {
-        var queue = Channel.CreateBounded<EncodedChunk[]>(new BoundedChannelOptions(2) { SingleReader = true, SingleWriter = true });
-        var writer = WriteChunksAsync(copy, datasetId, queue, cancellationToken);
-        ParsedRows parsed;
-        try
-        {
-            parsed = await ParseRowsAsync(reader, columns, chunkRows, queue.Writer, cancellationToken);
-        }
-        catch (ChannelClosedException) when (writer.IsFaulted)
-        {
-            await writer; // rethrows the write failure, which closed the queue
-            throw;
-        }
-        catch
-        {
-            await StopWriterAsync(queue, writer);
-            throw;
-        }
-        if (parsed.Problem is not null)
-        {
-            await StopWriterAsync(queue, writer);
-            return parsed;
-        }
-        queue.Writer.TryComplete();
-        await writer;
-        await copy.CompleteAsync(cancellationToken);
-        return parsed;
-    }
-
-    private static async Task StopWriterAsync(Channel<EncodedChunk[]> queue, Task writer)
-    {
-        queue.Writer.TryComplete();
-        await writer.ContinueWith(_ => { }, TaskScheduler.Default); // the parse error is the one to report
-    }
-
-    /// <summary>
-    /// Reads every data row into the accumulators, checking field counts and quoting, and queues each full chunk.
+    /// Reads every data row into the accumulators, checking field counts and quoting, and spools each full chunk.
     /// Returns the number of rows and the preview rows, or the first problem.
     /// </summary>
     private async Task<ParsedRows> ParseRowsAsync(SepReader reader, ColumnAccumulator[] columns, int chunkRows,
-        ChannelWriter<EncodedChunk[]> queue, CancellationToken cancellationToken)
+        SpoolFile spooled, CancellationToken cancellationToken)
     {
         int previewRows = options.Value.PreviewRows;
         var preview = new List<string?[]>();
@@ -189,7 +189,10 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             bufferedChars += row.Span.Length;
             if (columns[0].Rows == chunkRows || bufferedChars > CharBudget)
             {
-                await queue.WriteAsync(Encode(chunks++, columns), cancellationToken);
+                if (await spooled.TryWriteAsync(Encode(chunks++, columns), cancellationToken) is { } full)
+                {
+                    return new ParsedRows(rows, preview, full);
+                }
                 bufferedChars = 0;
             }
         }
@@ -197,9 +200,9 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         {
             return new ParsedRows(rows, preview, next.Problem ?? ApiProblem.BadRequest("dataset.no_rows", "The file has a header but no data rows."));
         }
-        if (columns[0].Rows > 0)
+        if (columns[0].Rows > 0 && await spooled.TryWriteAsync(Encode(chunks, columns), cancellationToken) is { } lastFull)
         {
-            await queue.WriteAsync(Encode(chunks, columns), cancellationToken);
+            return new ParsedRows(rows, preview, lastFull);
         }
         return new ParsedRows(rows, preview);
     }
@@ -247,17 +250,22 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             new Dictionary<string, object?> { ["line"] = row.LineNumberFrom, ["expected"] = expected, ["actual"] = row.ColCount });
     }
 
-    /// <summary>Commits the dataset's row, unless these bytes are already stored: then the existing dataset is the answer.</summary>
-    private async Task<ImportResult> StoreAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, NewDataset dataset,
-        CancellationToken cancellationToken)
+    /// <summary>
+    /// The existing dataset if these bytes are already stored (then nothing is written); else COPYs the spooled chunks
+    /// and commits them with the dataset's row. The connection is taken here, once the body is complete.
+    /// </summary>
+    private async Task<ImportResult> StoreAsync(NewDataset dataset, SpoolFile spooled, CancellationToken cancellationToken)
     {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         if (await FindExisting(connection, dataset.Sha256, dataset.Delimiter, cancellationToken) is Guid existing)
         {
-            await transaction.RollbackAsync(cancellationToken);
             return new ImportResult(existing, Created: false);
         }
+        // Leaving without a commit rolls the transaction back, COPY included.
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         try
         {
+            await CopyChunksAsync(connection, dataset.Id, spooled, cancellationToken);
             await InsertAsync(connection, transaction, dataset, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             return new ImportResult(dataset.Id, Created: true);
@@ -362,6 +370,12 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
                 return ApiProblem.BadRequest("dataset.empty_column_name",
                     $"Column {i + 1} of the header has no name.", null, new Dictionary<string, object?> { ["line"] = 1, ["column"] = i + 1 });
             }
+            if (name.Length > settings.MaxNameLength)
+            {
+                return ApiProblem.BadRequest("dataset.column_name_too_long",
+                    $"The name of column {i + 1} has {name.Length:N0} characters; at most {settings.MaxNameLength:N0} are accepted (Datasets:MaxNameLength).",
+                    null, new Dictionary<string, object?> { ["line"] = 1, ["column"] = i + 1 });
+            }
             if (seen.TryGetValue(name, out int first))
             {
                 return ApiProblem.BadRequest("dataset.duplicate_column",
@@ -413,9 +427,6 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     private static ApiProblem QuoteProblem(string code, string detail, int line, int column) =>
         ApiProblem.BadRequest(code, detail, null, new Dictionary<string, object?> { ["line"] = line, ["column"] = column + 1 });
 
-    /// <summary>One column's values for one chunk, encoded and ready for COPY.</summary>
-    private sealed record EncodedChunk(int Chunk, int Column, int Rows, short Encoding, byte[] Data);
-
     private static EncodedChunk[] Encode(int chunk, ColumnAccumulator[] columns)
     {
         var encoded = new EncodedChunk[columns.Length];
@@ -428,30 +439,23 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         return encoded;
     }
 
-    private static async Task WriteChunksAsync(NpgsqlBinaryImporter copy, Guid datasetId, Channel<EncodedChunk[]> queue,
-        CancellationToken cancellationToken)
+    /// <summary>Streams the spooled chunks into <c>dataset_chunks</c> with binary COPY (the dataset row follows in the same transaction).</summary>
+    private static async Task CopyChunksAsync(NpgsqlConnection connection, Guid datasetId, SpoolFile spooled, CancellationToken cancellationToken)
     {
-        try
+        await using var copy = await connection.BeginBinaryImportAsync(
+            "COPY dataset_chunks (dataset_id, column_index, chunk_index, row_count, encoding, data) FROM STDIN (FORMAT BINARY)",
+            cancellationToken);
+        await foreach (var chunk in spooled.ReadAllAsync(cancellationToken))
         {
-            await foreach (var chunk in queue.Reader.ReadAllAsync(cancellationToken))
-            {
-                foreach (var column in chunk)
-                {
-                    await copy.StartRowAsync(cancellationToken);
-                    await copy.WriteAsync(datasetId, NpgsqlDbType.Uuid, cancellationToken);
-                    await copy.WriteAsync(column.Column, NpgsqlDbType.Integer, cancellationToken);
-                    await copy.WriteAsync(column.Chunk, NpgsqlDbType.Integer, cancellationToken);
-                    await copy.WriteAsync(column.Rows, NpgsqlDbType.Integer, cancellationToken);
-                    await copy.WriteAsync(column.Encoding, NpgsqlDbType.Smallint, cancellationToken);
-                    await copy.WriteAsync(column.Data, NpgsqlDbType.Bytea, cancellationToken);
-                }
-            }
+            await copy.StartRowAsync(cancellationToken);
+            await copy.WriteAsync(datasetId, NpgsqlDbType.Uuid, cancellationToken);
+            await copy.WriteAsync(chunk.Column, NpgsqlDbType.Integer, cancellationToken);
+            await copy.WriteAsync(chunk.Chunk, NpgsqlDbType.Integer, cancellationToken);
+            await copy.WriteAsync(chunk.Rows, NpgsqlDbType.Integer, cancellationToken);
+            await copy.WriteAsync(chunk.Encoding, NpgsqlDbType.Smallint, cancellationToken);
+            await copy.WriteAsync(chunk.Data, NpgsqlDbType.Bytea, cancellationToken);
         }
-        catch (Exception e)
-        {
-            queue.Writer.TryComplete(e); // stops the parser at its next chunk
-            throw;
-        }
+        await copy.CompleteAsync(cancellationToken);
     }
 
     /// <summary>The dataset already made of these bytes read with this delimiter, if any.</summary>

@@ -1,8 +1,11 @@
+using System.Globalization;
 using Microsoft.AspNetCore.Http.Features;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Server.Kestrel.Core.Features;
 using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
+using MinDataRate = Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Infrastructure;
 
@@ -13,7 +16,8 @@ public static class DatasetEndpoints
     private static readonly string[] CsvTypes = ["text/csv", "application/csv", "text/plain", "text/tab-separated-values", "application/octet-stream"];
 
     public static IServiceCollection AddDatasets(this IServiceCollection services) =>
-        services.AddSingleton<CsvImporter>().AddSingleton<DatasetStore>();
+        services.AddSingleton<UploadSpool>().AddHostedService(sp => sp.GetRequiredService<UploadSpool>()) // removes stale spool files at start
+            .AddSingleton<UploadGate>().AddSingleton<CsvImporter>().AddSingleton<DatasetStore>();
 
     public static IEndpointRouteBuilder MapDatasetEndpoints(this IEndpointRouteBuilder app)
     {
@@ -31,9 +35,10 @@ public static class DatasetEndpoints
         return app;
     }
 
-    // Streams the body (or the multipart 'file' section) into the importer; nothing is buffered whole.
+    // Streams the body (or the multipart 'file' section) into the importer; nothing is buffered whole. Everything that
+    // can refuse the upload without reading its body (size, delimiter, name, media type, the concurrency caps) comes first.
     private static async Task<Results<Created<DatasetResponse>, Ok<DatasetResponse>, ProblemHttpResult>> Upload(
-        HttpRequest request, CsvImporter importer, DatasetStore store, IOptions<DatasetOptions> options,
+        HttpRequest request, CsvImporter importer, DatasetStore store, UploadGate gate, IOptions<DatasetOptions> options,
         string? name, string? delimiter, CancellationToken cancellationToken)
     {
         var settings = options.Value;
@@ -42,29 +47,65 @@ public static class DatasetEndpoints
         {
             return Problems.TooLarge("dataset.too_large", $"The upload is larger than the {settings.MaxUploadBytes:N0}-byte limit (Datasets:MaxUploadBytes).");
         }
-        if (request.HttpContext.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
-        {
-            sizeFeature.MaxRequestBodySize = limit;
-        }
         if (!TryParseDelimiter(delimiter, out char? separator))
         {
             return Problems.BadRequest("dataset.invalid_delimiter", "delimiter must be ',', ';', '|' or 'tab'.", "delimiter");
         }
-        ImportResult result;
-        if (MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType) && mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase))
+        if (name is not null && CsvImporter.CheckName(name, settings.MaxNameLength) is { } invalidName)
         {
-            result = await ImportMultipartAsync(request.Body, mediaType, importer, name, separator, cancellationToken);
+            return invalidName.ToResult();
         }
-        else if (request.ContentType is not null && !CsvTypes.Contains(mediaType?.MediaType.Value?.ToLowerInvariant()))
+        bool multipart = MediaTypeHeaderValue.TryParse(request.ContentType, out var mediaType)
+            && mediaType.MediaType.Equals("multipart/form-data", StringComparison.OrdinalIgnoreCase);
+        if (!multipart && request.ContentType is not null && !CsvTypes.Contains(mediaType?.MediaType.Value?.ToLowerInvariant()))
         {
             return Problems.UnsupportedMediaType("dataset.unsupported_media_type",
                 $"Send the CSV as text/csv (or multipart/form-data with a 'file' part), not {request.ContentType}.");
         }
-        else
+        using var lease = gate.TryEnter(request.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        if (lease is null)
         {
-            result = await importer.ImportAsync(request.Body, name ?? DefaultName(null), separator, cancellationToken);
+            return RetryLater(request.HttpContext, settings, new ApiProblem(StatusCodes.Status429TooManyRequests, "dataset.too_many_uploads",
+                $"Too many uploads in progress (at most {settings.MaxConcurrentUploadsPerClient} per client and {settings.MaxConcurrentUploads} " +
+                "in all: Datasets:MaxConcurrentUploadsPerClient, Datasets:MaxConcurrentUploads); try again after Retry-After."));
+        }
+        LimitBody(request.HttpContext, limit, settings);
+        await using var body = new UploadBody(request.Body, settings.UploadTimeout, settings.MaxUploadBytes, cancellationToken);
+        ImportResult result;
+        try
+        {
+            result = multipart
+                ? await ImportMultipartAsync(body, mediaType!, importer, name, separator, cancellationToken)
+                : await importer.ImportAsync(body, name ?? DefaultName(null), separator, cancellationToken);
+        }
+        catch (UploadRefusedException e)
+        {
+            result = ImportResult.Refused(e.Problem); // a time limit hit while the multipart reader looked for the file part
+        }
+        if (result.Problem is { Status: StatusCodes.Status503ServiceUnavailable } full)
+        {
+            return RetryLater(request.HttpContext, settings, full);
         }
         return await Respond(result, store, settings, cancellationToken);
+    }
+
+    /// <summary>The body's size cap and Kestrel's minimum data rate for this request (neither exists under a test server).</summary>
+    private static void LimitBody(HttpContext context, long limit, DatasetOptions settings)
+    {
+        if (context.Features.Get<IHttpMaxRequestBodySizeFeature>() is { IsReadOnly: false } sizeFeature)
+        {
+            sizeFeature.MaxRequestBodySize = limit;
+        }
+        if (context.Features.Get<IHttpMinRequestBodyDataRateFeature>() is { } rateFeature)
+        {
+            rateFeature.MinDataRate = new MinDataRate(settings.MinUploadBytesPerSecond, settings.MinUploadRateGrace);
+        }
+    }
+
+    private static ProblemHttpResult RetryLater(HttpContext context, DatasetOptions settings, ApiProblem problem)
+    {
+        context.Response.Headers.RetryAfter = Math.Ceiling(settings.UploadRetryAfter.TotalSeconds).ToString(CultureInfo.InvariantCulture);
+        return problem.ToResult();
     }
 
     private static bool TryParseDelimiter(string? delimiter, out char? separator)
