@@ -9,6 +9,7 @@ return args.FirstOrDefault() switch
     "upload" => await UploadBenchmark.RunAsync(args[1..]),
     "service" => await ServiceBenchmark.RunAsync(args[1..]),
     "profile" => KernelProfile.Run(),
+    "fuzz" => await FuzzBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -20,5 +21,6 @@ static int Usage()
     Console.Error.WriteLine("  upload  [--size-mb 500]  CSV upload end to end vs Sep parsing alone, server peak memory");
     Console.Error.WriteLine("  service [--duration 30] [--connections 64]  pickup, epoch time, SSE latency, history polling with wrk");
     Console.Error.WriteLine("  profile  per-kernel times of one training step of the reference MLP");
+    Console.Error.WriteLine("  fuzz    [--requests 10000] [--seed 1] [--concurrency 16]  hostile requests on every route: 5xx, peak RSS, rows stored");
     return 2;
 }
