@@ -87,7 +87,8 @@ internal sealed class ApiExceptionHandler(ILogger<ApiExceptionHandler> logger, I
         foreach (var (name, type) in parameters)
         {
             var target = Nullable.GetUnderlyingType(type) ?? type;
-            if (name is null || target == typeof(string) || !context.Request.Query.TryGetValue(name, out var values))
+            bool fromRoute = name is not null && endpoint is RouteEndpoint route && route.RoutePattern.GetParameter(name) is not null;
+            if (name is null || fromRoute || target == typeof(string) || !context.Request.Query.TryGetValue(name, out var values))
             {
                 continue;
             }
