@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile> [options]
-# Builds in Release; for upload, service and evaluate starts a throwaway PostgreSQL (and installs wrk for service);
+# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz> [options]
+# Builds in Release; for upload, service, evaluate and fuzz starts a throwaway PostgreSQL (and installs wrk for service);
 # for train installs the TensorFlow.js baseline (npm ci in bench/tfjs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,7 +12,7 @@ dotnet build TrainingService.sln -c Release -v quiet -nologo >/dev/null
 case "$command" in
   train)
     [ -d bench/tfjs/node_modules ] || npm ci --prefix bench/tfjs --no-audit --no-fund >&2 ;;
-  upload|service|evaluate)
+  upload|service|evaluate|fuzz)
     if [ "$command" = service ] && ! command -v wrk >/dev/null 2>&1; then
       sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >&2

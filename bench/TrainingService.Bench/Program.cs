@@ -10,6 +10,7 @@ return args.FirstOrDefault() switch
     "service" => await ServiceBenchmark.RunAsync(args[1..]),
     "evaluate" => await EvaluateBenchmark.RunAsync(args[1..]),
     "profile" => KernelProfile.Run(),
+    "fuzz" => await FuzzBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -22,5 +23,6 @@ static int Usage()
     Console.Error.WriteLine("  service [--duration 30] [--connections 64]  pickup, epoch time, SSE latency, history polling with wrk");
     Console.Error.WriteLine("  evaluate [--elements 4000000] [--idle 10]  the largest loss evaluation, once and twice at once: server RSS vs payload");
     Console.Error.WriteLine("  profile  per-kernel times of one training step of the reference MLP");
+    Console.Error.WriteLine("  fuzz    [--requests 10000] [--seed 1] [--concurrency 16]  hostile requests on every route: 5xx, peak RSS, rows stored");
     return 2;
 }

@@ -129,7 +129,7 @@ public sealed class HistoryTests(ServiceFixture service)
     public async Task A_diverging_job_fails_with_its_epoch_and_its_non_finite_losses_stay_valid_json_and_csv()
     {
         var dataset = await _client.UploadAsync(TestData.Linear(200, seed: 34));
-        var job = await _client.SubmitAsync(TestData.LinearSpec(dataset.Id(), epochs: 50, batchSize: 8, learningRate: 500));
+        var job = await _client.SubmitAsync(TestData.LinearSpec(dataset.Id(), epochs: 50, batchSize: 8, learningRate: 10)); // the largest learning rate accepted (JobSpecValidator.MaxLearningRate)
 
         var done = await _client.WaitForEndAsync(job.Id());
         var history = await _client.GetAsync($"/api/jobs/{job.Id()}/history");

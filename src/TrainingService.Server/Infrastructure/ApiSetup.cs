@@ -14,7 +14,7 @@ public static class ApiSetup
     /// <summary>JSON conventions, problem details, the exception handler, Swagger and health checks.</summary>
     public static IServiceCollection AddApiBasics(this IServiceCollection services)
     {
-        services.Configure<JsonOptions>(o => ApiJson.Configure(o.SerializerOptions));
+        services.Configure<JsonOptions>(o => ApiJson.ConfigureRequests(o.SerializerOptions));
         services.Configure<RouteHandlerOptions>(o => o.ThrowOnBadRequest = true);
         // Problems the framework writes itself (unknown route, wrong method) get a code too.
         services.AddProblemDetails(o => o.CustomizeProblemDetails = context =>

@@ -164,9 +164,9 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
             JsonValueKind.Object => WeightsByLabel(value, labels, out explicitWeights),
             _ => Invalid("classWeights", "classWeights must be \"balanced\", an object {label: weight}, or an array."),
         };
-        if (problem is null && explicitWeights!.Any(w => !double.IsFinite(w) || w < 0))
+        if (problem is null && explicitWeights!.Any(w => !(w >= 0 && w <= JobSpecValidator.MaxClassWeight)))
         {
-            problem = Invalid("classWeights", "Class weights must be finite and ≥ 0.");
+            problem = Invalid("classWeights", $"Class weights must be in [0, {JobSpecValidator.MaxClassWeight:G}].");
         }
         mode = ClassWeightMode.Explicit;
         return problem is null;

@@ -14,11 +14,20 @@ namespace TrainingService.Server.Jobs;
 
 /// <summary>
 /// Checks everything in a training spec that can be checked without its dataset: required fields, ranges, names of
-/// optimizers, schedules and activations, and the loss's syntax and names. Each failure is a 400 problem naming the field;
-/// the first one found is returned.
+/// optimizers, schedules and activations, fields that do not apply to the chosen model, optimizer or schedule, and the
+/// loss's syntax and names. Every number has a finite range (the constants below, listed in README), so nothing accepted
+/// here fails in epoch 1 for its size. Each failure is a 400 problem naming the field; the first one found is returned.
 /// </summary>
 public sealed class JobSpecValidator(IOptions<JobOptions> jobOptions)
 {
+    internal const double MaxLearningRate = 10;
+    internal const double MaxEpsilon = 1;
+    internal const double MaxWeightDecay = 1;
+    internal const double MaxGradientClipNorm = 1e6;
+    internal const double MaxPenalty = 100;
+    internal const double MaxThreshold = 1e6;
+    internal const double MaxMinDelta = 1e6;
+    internal const double MaxClassWeight = 1e6;
     internal static readonly Dictionary<string, OptimizerKind> Optimizers = new(StringComparer.OrdinalIgnoreCase)
     {
         ["sgd"] = OptimizerKind.Sgd,
@@ -109,7 +118,9 @@ public sealed class JobSpecValidator(IOptions<JobOptions> jobOptions)
         string type = model?.Type ?? "linear";
         if (model is null || string.Equals(type, "linear", StringComparison.OrdinalIgnoreCase))
         {
-            return null;
+            return model is null ? null
+                : NotApplicable(model.HiddenLayers, "model.hiddenLayers", "a linear model") ?? NotApplicable(model.Activation, "model.activation", "a linear model")
+                    ?? NotApplicable(model.Dropout, "model.dropout", "a linear model");
         }
         if (!string.Equals(type, "mlp", StringComparison.OrdinalIgnoreCase))
         {
@@ -148,25 +159,37 @@ public sealed class JobSpecValidator(IOptions<JobOptions> jobOptions)
         {
             return Bad("job.unknown_optimizer", "optimizer.name", $"Unknown optimizer '{name}'; use sgd, adam, adamw or rmsprop.");
         }
-        if (optimizer.LearningRate is { } lr && (!double.IsFinite(lr) || lr <= 0))
+        if (optimizer.LearningRate is { } lr && !(lr > 0 && lr <= MaxLearningRate))
         {
-            return Bad("job.invalid_learning_rate", "optimizer.learningRate", $"learningRate must be a finite number > 0; got {Text(lr)}.");
+            return Bad("job.invalid_learning_rate", "optimizer.learningRate", $"learningRate must be in (0, {MaxLearningRate}]; got {Text(lr)}.");
         }
         return Range(optimizer.Momentum, 0, 1, false, "optimizer.momentum")
             ?? Range(optimizer.Beta1, 0, 1, true, "optimizer.beta1")
             ?? Range(optimizer.Beta2, 0, 1, true, "optimizer.beta2")
             ?? Range(optimizer.Alpha, 0, 1, true, "optimizer.alpha")
-            ?? (optimizer.Epsilon is { } eps && !(eps > 0 && double.IsFinite(eps))
-                ? Bad("job.invalid_optimizer", "optimizer.epsilon", "optimizer.epsilon must be > 0.") : null)
-            ?? (optimizer.WeightDecay is { } decay && !(decay >= 0 && double.IsFinite(decay))
-                ? Bad("job.invalid_optimizer", "optimizer.weightDecay", "optimizer.weightDecay must be ≥ 0.") : null)
-            ?? (optimizer.GradientClipNorm is { } clip && !(clip > 0 && double.IsFinite(clip))
-                ? Bad("job.invalid_optimizer", "optimizer.gradientClipNorm", "optimizer.gradientClipNorm must be > 0.") : null)
+            ?? Above(optimizer.Epsilon, 0, MaxEpsilon, "optimizer.epsilon")
+            ?? Range(optimizer.WeightDecay, 0, MaxWeightDecay, false, "optimizer.weightDecay")
+            ?? Above(optimizer.GradientClipNorm, 0, MaxGradientClipNorm, "optimizer.gradientClipNorm")
             ?? (optimizer.Nesterov == true && !(optimizer.Momentum > 0)
-                ? Bad("job.invalid_optimizer", "optimizer.nesterov", "Nesterov momentum needs momentum > 0.") : null);
+                ? Bad("job.invalid_optimizer", "optimizer.nesterov", "Nesterov momentum needs momentum > 0.") : null)
+            ?? OptimizerFields(optimizer);
     }
 
-    private static ApiProblem? Schedule(ScheduleRequest? schedule)
+    /// <summary>Hyperparameters the chosen optimizer does not have (PyTorch's sets) are refused rather than ignored.</summary>
+    private static ApiProblem? OptimizerFields(OptimizerRequest optimizer)
+    {
+        var kind = Optimizers[optimizer.Name ?? "adam"];
+        string which = optimizer.Name is null ? "adam (the default optimizer)" : $"the {kind.ToString().ToLowerInvariant()} optimizer";
+        bool adam = kind is OptimizerKind.Adam or OptimizerKind.AdamW;
+        return (kind is OptimizerKind.Sgd or OptimizerKind.RmsProp ? null : NotApplicable(optimizer.Momentum, "optimizer.momentum", which))
+            ?? (kind == OptimizerKind.Sgd ? null : NotApplicable(optimizer.Nesterov, "optimizer.nesterov", which))
+            ?? (adam ? null : NotApplicable(optimizer.Beta1, "optimizer.beta1", which) ?? NotApplicable(optimizer.Beta2, "optimizer.beta2", which))
+            ?? (kind != OptimizerKind.Sgd ? null : NotApplicable(optimizer.Epsilon, "optimizer.epsilon", which))
+            ?? (kind == OptimizerKind.RmsProp ? null : NotApplicable(optimizer.Alpha, "optimizer.alpha", which)
+                ?? NotApplicable(optimizer.Centered, "optimizer.centered", which));
+    }
+
+    private ApiProblem? Schedule(ScheduleRequest? schedule)
     {
         if (schedule is null)
         {
@@ -176,22 +199,33 @@ public sealed class JobSpecValidator(IOptions<JobOptions> jobOptions)
         {
             return Bad("job.unknown_schedule", "schedule.name", $"Unknown schedule '{name}'; use constant, step, exponential, cosine or reduce_on_plateau.");
         }
-        if (schedule.StepSize is < 1)
+        int maxEpochs = jobOptions.Value.MaxEpochs;
+        if (schedule.StepSize is < 1 || schedule.StepSize > maxEpochs)
         {
-            return Bad("job.invalid_schedule", "schedule.stepSize", "schedule.stepSize must be at least 1.");
+            return Bad("job.invalid_schedule", "schedule.stepSize", $"schedule.stepSize must be between 1 and {maxEpochs} (Jobs:MaxEpochs).");
         }
         var problem = Range(schedule.Gamma, 0, 1, true, "schedule.gamma", code: "job.invalid_schedule")
             ?? Range(schedule.Factor, 0, 1, true, "schedule.factor", code: "job.invalid_schedule")
-            ?? (schedule.WarmupEpochs is < 0 || schedule.Patience is < 0
-                ? Bad("job.invalid_schedule", "schedule", "schedule.warmupEpochs and patience must be ≥ 0.") : null);
-        foreach (var (value, field) in new[] { (schedule.MinLearningRate, "schedule.minLearningRate"), (schedule.Threshold, "schedule.threshold") })
-        {
-            if (problem is null && value is { } v && !(v >= 0 && double.IsFinite(v)))
-            {
-                problem = Bad("job.invalid_schedule", field, $"{field} must be a finite number ≥ 0; got {Text(v)}.");
-            }
-        }
-        return problem ?? (TryParseMode(schedule.Mode, "schedule.mode", out _, out var mode) ? null : mode);
+            ?? (schedule.WarmupEpochs is < 0 || schedule.Patience is < 0 || schedule.WarmupEpochs > maxEpochs || schedule.Patience > maxEpochs
+                ? Bad("job.invalid_schedule", "schedule", $"schedule.warmupEpochs and patience must be between 0 and {maxEpochs} (Jobs:MaxEpochs).") : null)
+            ?? Range(schedule.MinLearningRate, 0, MaxLearningRate, false, "schedule.minLearningRate", code: "job.invalid_schedule")
+            ?? Range(schedule.Threshold, 0, MaxThreshold, false, "schedule.threshold", code: "job.invalid_schedule");
+        return problem ?? (TryParseMode(schedule.Mode, "schedule.mode", out _, out var mode) ? ScheduleFields(schedule) : mode);
+    }
+
+    /// <summary>Settings of another schedule than the chosen one are refused rather than ignored.</summary>
+    private static ApiProblem? ScheduleFields(ScheduleRequest schedule)
+    {
+        var kind = Schedules[schedule.Name ?? "constant"];
+        string which = schedule.Name is null ? "the constant schedule (the default)" : $"the {schedule.Name.ToLowerInvariant()} schedule";
+        bool plateau = kind == ScheduleKind.ReduceOnPlateau;
+        return (kind == ScheduleKind.Step ? null : NotApplicable(schedule.StepSize, "schedule.stepSize", which))
+            ?? (kind is ScheduleKind.Step or ScheduleKind.Exponential ? null : NotApplicable(schedule.Gamma, "schedule.gamma", which))
+            ?? (kind == ScheduleKind.Cosine ? null : NotApplicable(schedule.WarmupEpochs, "schedule.warmupEpochs", which))
+            ?? (kind == ScheduleKind.Cosine || plateau ? null : NotApplicable(schedule.MinLearningRate, "schedule.minLearningRate", which))
+            ?? (plateau ? null : NotApplicable(schedule.Patience, "schedule.patience", which) ?? NotApplicable(schedule.Factor, "schedule.factor", which)
+                ?? NotApplicable(schedule.Threshold, "schedule.threshold", which) ?? NotApplicable(schedule.Monitor, "schedule.monitor", which)
+                ?? NotApplicable(schedule.Mode, "schedule.mode", which));
     }
 
     /// <summary>Validation split, early stopping, missing values and the runtime limit.</summary>
@@ -226,9 +260,9 @@ public sealed class JobSpecValidator(IOptions<JobOptions> jobOptions)
         {
             return Bad("job.invalid_early_stopping", "earlyStopping.patience", "earlyStopping.patience must be at least 1.");
         }
-        if (stopping.MinDelta is < 0 or double.NaN)
+        if (Range(stopping.MinDelta, 0, MaxMinDelta, false, "earlyStopping.minDelta", "job.invalid_early_stopping") is { } minDelta)
         {
-            return Bad("job.invalid_early_stopping", "earlyStopping.minDelta", "earlyStopping.minDelta must be ≥ 0.");
+            return minDelta;
         }
         return TryParseMode(stopping.Mode, "earlyStopping.mode", out _, out var problem) ? null : problem;
     }
@@ -239,9 +273,10 @@ public sealed class JobSpecValidator(IOptions<JobOptions> jobOptions)
         {
             return null;
         }
-        if (regularization.L1 is < 0 or double.NaN || regularization.L2 is < 0 or double.NaN)
+        if (regularization.L1 is not (null or (>= 0 and <= MaxPenalty)) || regularization.L2 is not (null or (>= 0 and <= MaxPenalty)))
         {
-            return Bad("job.invalid_regularization", "regularization", "regularization.l1 and l2 must be ≥ 0.");
+            return Bad("job.invalid_regularization", "regularization",
+                $"regularization.l1 and l2 must be in [0, {MaxPenalty}]; got {Text(regularization.L1)} and {Text(regularization.L2)}.");
         }
         return regularization.Convention is not (null or "keras" or "pytorch")
             ? Bad("job.invalid_regularization", "regularization.convention", "regularization.convention must be \"keras\" or \"pytorch\".")
@@ -267,6 +302,13 @@ public sealed class JobSpecValidator(IOptions<JobOptions> jobOptions)
         value is { } v && !(v >= low && (highExclusive ? v < high : v <= high))
             ? Bad(code, field, $"{field} must be in [{low}, {high}{(highExclusive ? ")" : "]")}; got {Text(v)}.")
             : null;
+
+    /// <summary>In (low, high]: for values that must be positive.</summary>
+    private static ApiProblem? Above(double? value, double low, double high, string field, string code = "job.invalid_optimizer") =>
+        value is { } v && !(v > low && v <= high) ? Bad(code, field, $"{field} must be in ({low}, {high}]; got {Text(v)}.") : null;
+
+    private static ApiProblem? NotApplicable<T>(T? value, string field, string where) => value is null ? null
+        : Bad("job.not_applicable", field, $"{field} does not apply to {where}; remove it.");
 
     private static ApiProblem Missing(string field) => Bad("job.missing_field", field, $"'{field}' is required.");
 

@@ -109,7 +109,13 @@ public sealed record FeaturePipeline(IReadOnlyList<FeatureEncoder> Encoders)
             {
                 number = Number(encoder, value);
             }
-            destination[position++] = encoder.Standardize(number);
+            float encoded = encoder.Standardize(number);
+            if (!float.IsFinite(encoded))
+            {
+                // 1e400 arrives as infinity and 1e39 overflows float: refused like the string "Infinity", not predicted as NaN.
+                throw new FormatException($"{encoder.Column}: {Text(value)} is not a finite number the model can take");
+            }
+            destination[position++] = encoded;
         }
     }
 
