@@ -229,7 +229,12 @@ internal sealed class EvaluateRequestReader
         var offset = new Dictionary<string, object?> { ["offset"] = _offset + start.TokenStartIndex };
         try
         {
-            set(JsonSerializer.Deserialize<T>(ref reader, ApiJson.Options));
+            set(JsonSerializer.Deserialize<T>(ref reader, ApiJson.Requests));
+        }
+        catch (InvalidTextException e)
+        {
+            string path = $"{field}{e.Suffix}";
+            _problem = ApiProblem.BadRequest("request.invalid_text", $"{path} {e.Reason}.", path, offset);
         }
         catch (JsonException e)
         {
@@ -397,7 +402,12 @@ internal sealed class EvaluateRequestReader
             {
                 return NumberError.TooMany;
             }
-            matrix.Values.Add((float)value);
+            float single = (float)value;
+            if (!float.IsFinite(single))
+            {
+                return NumberError.NonFinite; // 1e400, or 1e39 past float's range: refused like "Infinity"
+            }
+            matrix.Values.Add(single);
             return NumberError.None;
         }
         bool named = reader.TokenType == JsonTokenType.String
