@@ -9,6 +9,7 @@ return args.FirstOrDefault() switch
     "upload" => await UploadBenchmark.RunAsync(args[1..]),
     "service" => await ServiceBenchmark.RunAsync(args[1..]),
     "profile" => KernelProfile.Run(),
+    "faults" => await FaultBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -20,5 +21,6 @@ static int Usage()
     Console.Error.WriteLine("  upload  [--size-mb 500]  CSV upload end to end vs Sep parsing alone, server peak memory");
     Console.Error.WriteLine("  service [--duration 30] [--connections 64]  pickup, epoch time, SSE latency, history polling with wrk");
     Console.Error.WriteLine("  profile  per-kernel times of one training step of the reference MLP");
+    Console.Error.WriteLine("  faults  [--rows 2000]  kill -9 of a job's worker (time to resume), PostgreSQL restart mid-job (the stall)");
     return 2;
 }
