@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Logging.Abstractions;
@@ -78,6 +79,28 @@ public sealed class RecoveryTests(ServiceFixture service)
     }
 
     [Fact]
+    public async Task A_job_whose_database_connections_are_cut_mid_training_still_succeeds_with_a_contiguous_history()
+    {
+        var dataset = await _client.UploadAsync(TestData.Linear(1000, seed: 62));
+        var job = (await _client.SubmitAsync(TestData.LinearSpec(dataset.Id(), epochs: 40, batchSize: 8, learningRate: 0.001))).Id();
+        await _client.WaitForAsync(job, TimeSpan.FromSeconds(60), "running");
+
+        for (int cut = 0; cut < 3; cut++)
+        {
+            await WaitForAsync(job, j => (int)j["epochsCompleted"]! >= 3 + cut * 5);
+            // What a database restart does to this process: every session ends (the lease's, the pool's idle ones, the listener's).
+            NpgsqlConnection.ClearAllPools();
+            await service.Database.ScalarAsync<long>(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()");
+        }
+        var done = await WaitForAsync(job, j => (string?)j["status"] is "succeeded" or "failed" or "cancelled");
+
+        Assert.Equal("succeeded", (string?)done["status"]);
+        var epochs = (await _client.GetJsonAsync($"/api/jobs/{job}/history"))["epochs"]!.AsArray().Select(e => (int)e!["epoch"]!);
+        Assert.Equal(Enumerable.Range(1, 40), epochs);
+    }
+
+    [Fact]
     public async Task Readiness_keeps_the_database_error_text_for_the_log()
     {
         await using var unreachable = NpgsqlDataSource.Create("Host=127.0.0.1;Port=1;Username=nobody;Timeout=2");
@@ -105,6 +128,22 @@ public sealed class RecoveryTests(ServiceFixture service)
         var health = await _client.GetJsonAsync("/health/ready");
 
         Assert.Equal(1, (int)health["checks"]!["hangfire"]!["data"]!["liveWorkers"]!);
+    }
+
+    /// <summary>Polls the job until <paramref name="done"/>; an answer other than 200 (a request that met a cut connection) is polled again.</summary>
+    private async Task<JsonNode> WaitForAsync(string jobId, Func<JsonNode, bool> done)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (true)
+        {
+            Assert.True(DateTime.UtcNow < deadline, $"job {jobId} did not get there in time");
+            var response = await _client.GetAsync($"/api/jobs/{jobId}");
+            if (response.IsSuccessStatusCode && JsonNode.Parse(await response.Content.ReadAsStringAsync()) is { } job && done(job))
+            {
+                return job;
+            }
+            await Task.Delay(20);
+        }
     }
 
     /// <summary>
