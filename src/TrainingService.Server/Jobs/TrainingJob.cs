@@ -45,6 +45,12 @@ public sealed class TrainingJob(
     /// <summary>How long a delivery waits for a lease held by someone else (a recovery pass, an owner stopping) before it leaves the job.</summary>
     private static readonly TimeSpan LeaseWait = TimeSpan.FromSeconds(5);
 
+    /// <summary>
+    /// How often a running job's lease session is checked, and taken again after a database restart: well inside
+    /// <see cref="JobRecovery.Confirmation"/>, so recovery never takes a live worker's job for a lost one.
+    /// </summary>
+    private static readonly TimeSpan LeaseCheck = TimeSpan.FromMilliseconds(250);
+
     // No automatic retries: retrying a failed run repeats the failure; a lost worker is covered by the lease and JobRecovery.
     [Queue(Queue)]
     [AutomaticRetry(Attempts = 0, OnAttemptsExceeded = AttemptsExceededAction.Fail)]
@@ -161,7 +167,7 @@ public sealed class TrainingJob(
     /// <summary>Keeps the lease through database restarts; stops training at once if another worker took the job meanwhile.</summary>
     private async Task KeepLeaseAsync(Guid jobId, JobLease lease, CancellationTokenSource lost, CancellationToken stop)
     {
-        if (!await lease.KeepAsync(TimeSpan.FromSeconds(1), stop))
+        if (!await lease.KeepAsync(LeaseCheck, stop))
         {
             logger.LogWarning("Job {JobId}: another worker took its lease while the database was away; this attempt stops", jobId);
             await lost.CancelAsync();
