@@ -167,10 +167,18 @@ public sealed class TrainingJob(
     /// <summary>Keeps the lease through database restarts; stops training at once if another worker took the job meanwhile.</summary>
     private async Task KeepLeaseAsync(Guid jobId, JobLease lease, CancellationTokenSource lost, CancellationToken stop)
     {
-        if (!await lease.KeepAsync(LeaseCheck, stop))
+        try
         {
-            logger.LogWarning("Job {JobId}: another worker took its lease while the database was away; this attempt stops", jobId);
-            await lost.CancelAsync();
+            if (!await lease.KeepAsync(LeaseCheck, stop))
+            {
+                logger.LogWarning("Job {JobId}: another worker took its lease while the database was away; this attempt stops", jobId);
+                await lost.CancelAsync();
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Not knowing is not losing: the epoch writes still find out if the database is gone for good.
+            logger.LogWarning(e, "Job {JobId}: checking its lease failed; no longer checking", jobId);
         }
     }
 
