@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz> [options]
+# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults> [options]
 # Builds in Release; for upload, service, evaluate and fuzz starts a throwaway PostgreSQL (and installs wrk for service);
+# for faults always a PostgreSQL of its own, which the benchmark restarts;
 # for train installs the TensorFlow.js baseline (npm ci in bench/tfjs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -24,5 +25,16 @@ case "$command" in
       pg_create_database "${TRAININGSERVICE_BENCH_PG_PORT:-55434}" bench
       export TRAININGSERVICE_BENCH_POSTGRES="Host=127.0.0.1;Port=${TRAININGSERVICE_BENCH_PG_PORT:-55434};Username=postgres;Database=bench;Maximum Pool Size=200"
     fi ;;
+  faults)
+    # Never a shared server: this one is restarted mid-job.
+    data=$(mktemp -d /tmp/trainingservice-faults-pg.XXXXXX)
+    port=${TRAININGSERVICE_FAULTS_PG_PORT:-55537}
+    trap 'pg_stop "$data"; rm -rf "$data"' EXIT
+    pg_start "$data" "$port"
+    pg_create_database "$port" faults
+    export TRAININGSERVICE_BENCH_POSTGRES="Host=127.0.0.1;Port=$port;Username=postgres;Database=faults;Maximum Pool Size=100"
+    pg_ctl_cmd="$PG_BIN/pg_ctl -D $data -w -t 60 restart -m fast"
+    [ "$(id -u)" -eq 0 ] && pg_ctl_cmd="runuser -u postgres -- $pg_ctl_cmd"
+    export TRAININGSERVICE_BENCH_PG_RESTART="$pg_ctl_cmd" ;;
 esac
 dotnet bench/TrainingService.Bench/bin/Release/net10.0/TrainingService.Bench.dll "$@"

@@ -11,6 +11,7 @@ return args.FirstOrDefault() switch
     "evaluate" => await EvaluateBenchmark.RunAsync(args[1..]),
     "profile" => KernelProfile.Run(),
     "fuzz" => await FuzzBenchmark.RunAsync(args[1..]),
+    "faults" => await FaultBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -24,5 +25,6 @@ static int Usage()
     Console.Error.WriteLine("  evaluate [--elements 4000000] [--idle 10]  the largest loss evaluation, once and twice at once: server RSS vs payload");
     Console.Error.WriteLine("  profile  per-kernel times of one training step of the reference MLP");
     Console.Error.WriteLine("  fuzz    [--requests 10000] [--seed 1] [--concurrency 16]  hostile requests on every route: 5xx, peak RSS, rows stored");
+    Console.Error.WriteLine("  faults  [--rows 2000]  kill -9 of a job's worker (time to resume), PostgreSQL restart mid-job (the stall)");
     return 2;
 }

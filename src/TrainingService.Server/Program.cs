@@ -33,6 +33,7 @@ await app.Services.MigrateDatabaseAsync();
 app.UseApiBasics();
 if (service.ServesApi)
 {
+    app.UseApiDocs();
     app.UseDefaultFiles();
     app.UseStaticFiles();
     app.MapDatasetEndpoints();

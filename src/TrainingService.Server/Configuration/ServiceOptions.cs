@@ -53,6 +53,24 @@ public sealed class WorkerOptions
     /// <summary>Queued jobs older than this with no Hangfire job (a crash between commit and enqueue) are enqueued again.</summary>
     [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
     public TimeSpan RecoveryDelay { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// How often a worker looks for running jobs whose lease nobody holds (their worker died) and hands them to a live
+    /// one; a dead worker's job resumes within about this plus a second.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.5", "00:10:00")]
+    public TimeSpan RecoveryInterval { get; set; } = TimeSpan.FromSeconds(5);
+
+    /// <summary>How often a worker process writes its heartbeat; readiness counts a worker live for three of these.</summary>
+    [Range(typeof(TimeSpan), "00:00:00.5", "00:01:00")]
+    public TimeSpan HeartbeatInterval { get; set; } = TimeSpan.FromSeconds(2);
+
+    /// <summary>
+    /// Longest time a worker retries a database call that failed with a transient error (connection lost, server
+    /// restarting) before it leaves the job running for recovery to resume.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "00:10:00")]
+    public TimeSpan TransientRetryLimit { get; set; } = TimeSpan.FromSeconds(30);
 }
 
 /// <summary>Section <c>Compute</c>: the accelerator.</summary>

@@ -1,6 +1,5 @@
 using System.Reflection;
 using System.Text.Json;
-using Hangfire;
 using Microsoft.AspNetCore.Diagnostics.HealthChecks;
 using Microsoft.AspNetCore.Http.Json;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
@@ -11,7 +10,7 @@ namespace TrainingService.Server.Infrastructure;
 
 public static class ApiSetup
 {
-    /// <summary>JSON conventions, problem details, the exception handler, Swagger and health checks.</summary>
+    /// <summary>JSON conventions, problem details, the exception handler, Swagger and the database health check.</summary>
     public static IServiceCollection AddApiBasics(this IServiceCollection services)
     {
         services.Configure<JsonOptions>(o => ApiJson.ConfigureRequests(o.SerializerOptions));
@@ -49,24 +48,29 @@ public static class ApiSetup
                 c.IncludeXmlComments(xml);
             }
         });
-        services.AddHealthChecks()
-            .AddCheck<PostgresHealthCheck>("postgres", tags: ["ready"])
-            .AddCheck<HangfireStorageHealthCheck>("hangfire", tags: ["ready"]);
+        services.AddHealthChecks().AddCheck<PostgresHealthCheck>("postgres", tags: ["ready"]);
         return services;
     }
 
-    /// <summary>Error handling first, then Swagger UI at /swagger and the health endpoints.</summary>
+    /// <summary>Error handling first, then the health endpoints (every role serves these).</summary>
     public static WebApplication UseApiBasics(this WebApplication app)
     {
         app.UseExceptionHandler();
         app.UseStatusCodePages();
-        app.UseSwagger();
-        app.UseSwaggerUI(o => o.DocumentTitle = "TrainingService API");
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteHealth });
         app.MapHealthChecks("/health/ready", new HealthCheckOptions { Predicate = c => c.Tags.Contains("ready"), ResponseWriter = WriteHealth });
         return app;
     }
 
+    /// <summary>The OpenAPI document and Swagger UI at /swagger: API processes only (a worker answers health endpoints alone).</summary>
+    public static WebApplication UseApiDocs(this WebApplication app)
+    {
+        app.UseSwagger();
+        app.UseSwaggerUI(o => o.DocumentTitle = "TrainingService API");
+        return app;
+    }
+
+    // Statuses, descriptions and numbers only: the endpoint is public, so exception text (hosts, ports) goes to the log.
     private static Task WriteHealth(HttpContext context, HealthReport report)
     {
         context.Response.ContentType = "application/json";
@@ -77,12 +81,13 @@ public static class ApiSetup
             {
                 status = e.Value.Status.ToString().ToLowerInvariant(),
                 description = e.Value.Description,
+                data = e.Value.Data.Count > 0 ? e.Value.Data : null,
             }),
         }, ApiJson.Options));
     }
 }
 
-internal sealed class PostgresHealthCheck(NpgsqlDataSource dataSource) : IHealthCheck
+internal sealed class PostgresHealthCheck(NpgsqlDataSource dataSource, ILogger<PostgresHealthCheck> logger) : IHealthCheck
 {
     public async Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
     {
@@ -94,23 +99,8 @@ internal sealed class PostgresHealthCheck(NpgsqlDataSource dataSource) : IHealth
         }
         catch (Exception e) when (e is NpgsqlException or TimeoutException or InvalidOperationException)
         {
-            return HealthCheckResult.Unhealthy($"PostgreSQL is unreachable: {e.Message}");
-        }
-    }
-}
-
-internal sealed class HangfireStorageHealthCheck(JobStorage storage) : IHealthCheck
-{
-    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
-    {
-        try
-        {
-            var servers = storage.GetMonitoringApi().Servers();
-            return Task.FromResult(HealthCheckResult.Healthy($"Hangfire storage answers; {servers.Count} worker server(s) registered."));
-        }
-        catch (Exception e)
-        {
-            return Task.FromResult(HealthCheckResult.Unhealthy($"Hangfire storage is unreachable: {e.Message}"));
+            logger.LogWarning(e, "Readiness: PostgreSQL is unreachable");
+            return HealthCheckResult.Unhealthy("PostgreSQL is unreachable.");
         }
     }
 }

@@ -16,7 +16,9 @@ public sealed record JobEvent(Guid JobId, string Kind, int? Epoch = null, string
 /// Cross-process job events through PostgreSQL LISTEN/NOTIFY: writers call <see cref="NotifySql"/> inside their
 /// transaction (delivered on commit, to every process), and one dedicated connection per process listens and fans
 /// events out to in-process subscribers. If the listening connection drops it reconnects and sends every subscriber a
-/// <c>resync</c>, since notifications sent meanwhile are lost.
+/// <c>resync</c>, since notifications sent meanwhile are lost. Reconnects back off from 100 ms to at most a second, so a
+/// one-second database restart costs the listener about a second; each failure clears the pool, whose idle connections
+/// died with the server.
 /// </summary>
 public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub> logger) : BackgroundService
 {
@@ -24,6 +26,8 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
 
     /// <summary>SQL that queues a notification: pass the payload from <see cref="Payload"/> as @event.</summary>
     public const string NotifySql = "SELECT pg_notify('training_events', @event)";
+
+    private static readonly TimeSpan FirstDelay = TimeSpan.FromMilliseconds(100), MaxDelay = TimeSpan.FromSeconds(1);
 
     // Per job, its handlers; a job's entry goes when its last handler does. Guarded by its own lock (events are few).
     private readonly Dictionary<Guid, Dictionary<long, Action<JobEvent>>> _subscribers = new();
@@ -68,7 +72,7 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
-        var delay = TimeSpan.FromMilliseconds(200);
+        var delay = FirstDelay;
         while (!stoppingToken.IsCancellationRequested)
         {
             try
@@ -85,7 +89,7 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
                     Broadcast(jobId => new JobEvent(jobId, "resync"));
                 }
                 _connected = _connectedBefore = true;
-                delay = TimeSpan.FromMilliseconds(200);
+                delay = FirstDelay;
                 while (!stoppingToken.IsCancellationRequested)
                 {
                     await connection.WaitAsync(stoppingToken);
@@ -96,13 +100,15 @@ public sealed class JobEventHub(NpgsqlDataSource dataSource, ILogger<JobEventHub
                 _connected = false;
                 return;
             }
-            catch (Exception e) when (e is NpgsqlException or System.Net.Sockets.SocketException or IOException or TimeoutException)
+            catch (Exception e) when (e is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
             {
+                // Any failure, not only a lost connection: the listener must outlive every error, or caches and cancels go stale.
                 _connected = false;
                 InvokeResynchronised();
-                logger.LogWarning(e, "Job event listener lost its connection; reconnecting in {Delay}", delay);
+                dataSource.Clear();
+                logger.LogWarning("Job event listener lost its connection ({Error}); reconnecting in {Delay}", e.Message, delay);
                 await Task.Delay(delay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
-                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(10).Ticks));
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, MaxDelay.Ticks));
             }
         }
     }

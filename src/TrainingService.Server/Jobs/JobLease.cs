@@ -5,31 +5,45 @@ namespace TrainingService.Server.Jobs;
 /// <summary>
 /// Ownership of one job: a session-level advisory lock held on a connection of its own for as long as the job trains.
 /// Disposing unlocks it explicitly (a pooled connection would otherwise keep the lock until it is next reused); if the
-/// owning process dies, PostgreSQL ends the session and the lock with it.
+/// owning process dies, PostgreSQL ends the session and the lock with it, which is how <see cref="JobRecovery"/> sees a
+/// dead worker in seconds. A database restart ends every session too: <see cref="KeepAsync"/> takes the lock again
+/// as soon as the server is back, and reports the job lost if another session took it first.
 /// </summary>
 public sealed class JobLease : IAsyncDisposable
 {
-    private readonly NpgsqlConnection _connection;
+    private readonly NpgsqlDataSource _dataSource;
     private readonly long _key;
+    private NpgsqlConnection _connection;
 
-    private JobLease(NpgsqlConnection connection, long key)
+    private JobLease(NpgsqlDataSource dataSource, NpgsqlConnection connection, long key)
     {
+        _dataSource = dataSource;
         _connection = connection;
         _key = key;
     }
 
-    /// <summary>The job's lease, or null when another session holds it.</summary>
-    public static async Task<JobLease?> TryAcquireAsync(NpgsqlDataSource dataSource, Guid jobId, CancellationToken cancellationToken)
+    /// <summary>
+    /// The job's lease, or null when another session still holds it after <paramref name="wait"/>. The short wait lets a
+    /// new delivery outlast a recovery pass that holds the lease for a moment, or an owner that is handing the job over.
+    /// </summary>
+    public static async Task<JobLease?> TryAcquireAsync(NpgsqlDataSource dataSource, Guid jobId, TimeSpan wait, CancellationToken cancellationToken)
     {
+        long key = KeyOf(jobId);
+        var deadline = DateTime.UtcNow + wait;
         var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         try
         {
-            long key = KeyOf(jobId);
-            await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(@key)", connection);
-            command.Parameters.AddWithValue("key", key);
-            if ((bool)(await command.ExecuteScalarAsync(cancellationToken))!)
+            while (true)
             {
-                return new JobLease(connection, key);
+                if (await TryLockAsync(connection, key, cancellationToken))
+                {
+                    return new JobLease(dataSource, connection, key);
+                }
+                if (DateTime.UtcNow >= deadline)
+                {
+                    break;
+                }
+                await Task.Delay(TimeSpan.FromMilliseconds(100), cancellationToken);
             }
         }
         catch
@@ -41,12 +55,84 @@ public sealed class JobLease : IAsyncDisposable
         return null;
     }
 
+    /// <summary>The job's lease, or null when another session holds it now.</summary>
+    public static Task<JobLease?> TryAcquireAsync(NpgsqlDataSource dataSource, Guid jobId, CancellationToken cancellationToken) =>
+        TryAcquireAsync(dataSource, jobId, TimeSpan.Zero, cancellationToken);
+
+    /// <summary>Whether some session holds the job's lease, asked without taking it (so an owner about to take it is never refused).</summary>
+    public static async Task<bool> IsHeldAsync(NpgsqlDataSource dataSource, Guid jobId, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("""
+            SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
+                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+                AND ((classid::bigint << 32) | objid::bigint) = @key)
+            """);
+        command.Parameters.AddWithValue("key", KeyOf(jobId));
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
     /// <summary>The advisory lock key of a job: its 128 bits folded to 64.</summary>
     public static long KeyOf(Guid jobId)
     {
         Span<byte> bytes = stackalloc byte[16];
         jobId.TryWriteBytes(bytes);
         return BitConverter.ToInt64(bytes[..8]) ^ BitConverter.ToInt64(bytes[8..]);
+    }
+
+    /// <summary>
+    /// Checks the lease's session every <paramref name="interval"/> until <paramref name="stop"/> fires (returns true), and
+    /// takes the lock again on a new session when the old one is gone (a database restart). Returns false when another
+    /// session took the lock meanwhile: the job is no longer this worker's.
+    /// </summary>
+    public async Task<bool> KeepAsync(TimeSpan interval, CancellationToken stop)
+    {
+        using var timer = new PeriodicTimer(interval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stop))
+            {
+                if (!await StillHeldAsync(stop))
+                {
+                    return false;
+                }
+            }
+        }
+        catch (OperationCanceledException) when (stop.IsCancellationRequested)
+        {
+        }
+        return true;
+    }
+
+    /// <summary>True while this session holds the lock, or once a new session holds it again; false when another session has it.</summary>
+    private async Task<bool> StillHeldAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await using var ping = new NpgsqlCommand("SELECT 1", _connection);
+            await ping.ExecuteScalarAsync(cancellationToken);
+            return true;
+        }
+        catch (Exception e) when (TransientRetry.IsTransient(e) || e is InvalidOperationException)
+        {
+            await _connection.DisposeAsync();
+        }
+        try
+        {
+            _dataSource.Clear(); // the pool's idle sessions died with the old one
+            _connection = await _dataSource.OpenConnectionAsync(cancellationToken);
+            return await TryLockAsync(_connection, _key, cancellationToken);
+        }
+        catch (Exception e) when (TransientRetry.IsTransient(e))
+        {
+            return true; // the server is still away: nobody else can take the lock either; try again at the next tick
+        }
+    }
+
+    private static async Task<bool> TryLockAsync(NpgsqlConnection connection, long key, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(@key)", connection);
+        command.Parameters.AddWithValue("key", key);
+        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
 
     public async ValueTask DisposeAsync()
@@ -57,7 +143,7 @@ public sealed class JobLease : IAsyncDisposable
             command.Parameters.AddWithValue("key", _key);
             await command.ExecuteScalarAsync(CancellationToken.None);
         }
-        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException)
+        catch (Exception e) when (e is NpgsqlException or InvalidOperationException or TimeoutException or IOException)
         {
             // A broken connection is discarded, not pooled: its session, and the lock, end with it.
         }

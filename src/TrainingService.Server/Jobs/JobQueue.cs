@@ -11,7 +11,9 @@ namespace TrainingService.Server.Jobs;
 /// Hangfire on PostgreSQL, tuned for training rather than its defaults: LISTEN/NOTIFY pickup (well under a second, not a
 /// 15 s poll) in every process that enqueues or works; a sliding invisibility timeout so a long job is never handed to
 /// a second worker while its owner lives; no automatic retries; a small worker count; and a shutdown long enough for
-/// the running job to reach a batch boundary.
+/// the running job to reach a batch boundary. A dead worker is found by its job's lease (<see cref="JobRecovery"/>, in
+/// seconds), not by the invisibility timeout; its server row by a heartbeat every
+/// <see cref="WorkerOptions.HeartbeatInterval"/>, which readiness reads (<see cref="WorkerHealthCheck"/>).
 /// </summary>
 public static class JobQueue
 {
@@ -44,13 +46,15 @@ public static class JobQueue
         services.AddSingleton<JobEventHub>();
         services.AddSingleton<JobStates>();
         services.AddHostedService(provider => provider.GetRequiredService<JobEventHub>());
+        services.AddHealthChecks().AddCheck<WorkerHealthCheck>("hangfire", tags: ["ready"]);
         if (service.RunsJobs)
         {
             services.AddTransient<TrainingJob>();
+            services.AddSingleton<TransientRetry>();
             services.AddHangfireServer((provider, options) =>
             {
                 var worker = provider.GetRequiredService<IOptions<WorkerOptions>>().Value;
-                options.ServerName = $"{Environment.MachineName}:{Environment.ProcessId}";
+                options.ServerName = TrainingJob.Worker;
                 options.Queues = [TrainingJob.Queue];
                 options.WorkerCount = worker.WorkerCount;
                 // StopTimeout is when a stopping server fires the running job's token: at once, so training stops at the
@@ -59,6 +63,11 @@ public static class JobQueue
                 options.ShutdownTimeout = worker.ShutdownTimeout;
                 options.CancellationCheckInterval = TimeSpan.FromSeconds(1);
                 options.SchedulePollingInterval = TimeSpan.FromSeconds(5);
+                // Readiness counts a server live for three heartbeats. Its row goes after a minute, not Hangfire's five: a live
+                // server that misses heartbeats that long (a database outage) is taken for dead, restarts, and its job resumes.
+                options.HeartbeatInterval = worker.HeartbeatInterval;
+                options.ServerTimeout = TimeSpan.FromMinutes(1);
+                options.ServerCheckInterval = TimeSpan.FromSeconds(15);
             });
             // The host must outwait the Hangfire server, or it disposes the accelerator under a job still stopping.
             services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>

@@ -288,21 +288,27 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         return () => detached.ForEach(jobId => events.Publish(new JobEvent(jobId, "dataset")));
     }
 
-    /// <summary>queued → running, stamping the start time and the device; false if the job was no longer queued.</summary>
-    public async Task<bool> StartAsync(Guid id, string device, CancellationToken cancellationToken)
+    /// <summary>
+    /// A worker holding the lease begins an attempt: queued → running (stamping the start time), or running stays running
+    /// (a resume). Either way the device is stamped and the worker (<c>host:pid</c>) named in a transition's note, where
+    /// <see cref="RecordLostAttemptAsync"/> finds it (a note rather than a key of its own: transitions are read as
+    /// status, time and note). False if the job was neither queued nor running (cancelled meanwhile).
+    /// </summary>
+    public async Task<bool> BeginAttemptAsync(Guid id, string device, string worker, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using var update = new NpgsqlCommand($"""
-            UPDATE jobs SET status = @to, {AppendTransition}, version = version + 1, updated_at = now(),
-                started_at = coalesce(started_at, now()), device = @device
-            WHERE id = @id AND status = @from
+        await using var update = new NpgsqlCommand("""
+            UPDATE jobs SET status = @to, version = version + 1, updated_at = now(), started_at = coalesce(started_at, now()), device = @device,
+                transitions = transitions || jsonb_build_array(jsonb_build_object('status', @to::text, 'at', now(),
+                    'note', CASE WHEN status = @to THEN 'resumed by worker ' ELSE 'started by worker ' END || @worker))
+            WHERE id = @id AND status = ANY(@from)
             """, connection, transaction);
         update.Parameters.AddWithValue("id", id);
-        update.Parameters.AddWithValue("from", JobStatus.Queued);
+        update.Parameters.AddWithValue("from", new[] { JobStatus.Queued, JobStatus.Running });
         update.Parameters.AddWithValue("to", JobStatus.Running);
-        update.Parameters.AddWithValue("note", DBNull.Value);
         update.Parameters.AddWithValue("device", device);
+        update.Parameters.AddWithValue("worker", worker);
         if (await update.ExecuteNonQueryAsync(cancellationToken) == 0)
         {
             return false;
@@ -312,12 +318,87 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         return true;
     }
 
-    /// <summary>Ends a job: status, stop reason, failure, best epoch, and its model (when training produced one: success, cancel or timeout), in one transaction.</summary>
-    public async Task FinishAsync(Guid id, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
+    /// <summary>
+    /// Records that the attempt on a running or cancelling job was lost (its worker's lease is gone): a transition naming
+    /// the worker of the last attempt and the last stored epoch. Guarded by the Hangfire job the caller saw, so two
+    /// recovery passes record one loss; false if the job moved on meanwhile. The caller holds the job's lease.
+    /// </summary>
+    public async Task<bool> RecordLostAttemptAsync(Guid id, string? hangfireJobId, CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var update = new NpgsqlCommand("""
+            UPDATE jobs SET version = version + 1, updated_at = now(),
+                transitions = transitions || jsonb_build_array(jsonb_build_object('status', status, 'at', now(), 'note',
+                    format('worker %s lost after epoch %s; %s', coalesce((SELECT substring(t ->> 'note' FROM '^(?:started|resumed) by worker (.+)$')
+                        FROM jsonb_array_elements(transitions) WITH ORDINALITY a(t, i)
+                        WHERE t ->> 'note' ~ '^(started|resumed) by worker ' ORDER BY i DESC LIMIT 1), 'unknown'), epochs_completed,
+                        CASE WHEN status = @cancelling THEN 'finishing the cancel' ELSE 'resumed' END)))
+            WHERE id = @id AND status = ANY(@active) AND hangfire_job_id IS NOT DISTINCT FROM @hangfire
+            RETURNING status
+            """, connection, transaction);
+        update.Parameters.AddWithValue("id", id);
+        update.Parameters.AddWithValue("active", new[] { JobStatus.Running, JobStatus.Cancelling });
+        update.Parameters.AddWithValue("cancelling", JobStatus.Cancelling);
+        update.Parameters.AddWithValue("hangfire", NpgsqlDbType.Text, (object?)hangfireJobId ?? DBNull.Value);
+        if (await update.ExecuteScalarAsync(cancellationToken) is not string status)
+        {
+            return false;
+        }
+        await NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: status), cancellationToken);
+        await CommitAsync(transaction, new JobEvent(id, "status", Status: status), cancellationToken);
+        return true;
+    }
+
+    /// <summary>
+    /// Ends a job: status, stop reason, failure, best epoch, and its model (when training produced one: success, cancel or
+    /// timeout), in one transaction. A job that is <c>cancelling</c> when training ends ends <c>cancelled</c> whatever
+    /// training's outcome (keeping the model it produced), since its cancel was answered 202 with that promise. Returns
+    /// false, writing nothing, when the job had already ended (a repeated finish).
+    /// </summary>
+    public async Task<bool> FinishAsync(Guid id, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
         (string Json, string ETag)? model, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using var update = new NpgsqlCommand("""
+            UPDATE jobs SET status = CASE WHEN status = @cancelling THEN @cancelled ELSE @to END,
+                transitions = transitions || jsonb_build_array(jsonb_build_object('status', CASE WHEN status = @cancelling THEN @cancelled ELSE @to END,
+                    'at', now(), 'note', CASE WHEN status = @cancelling AND @to <> @cancelled THEN 'cancelled as training ended: ' || @note ELSE @note END)),
+                version = version + 1, updated_at = now(), finished_at = now(),
+                stop_reason = CASE WHEN status = @cancelling THEN @cancelledReason ELSE @reason END,
+                failure_code = CASE WHEN status = @cancelling THEN NULL ELSE @code END,
+                failure_message = CASE WHEN status = @cancelling THEN NULL ELSE @message END,
+                failure_epoch = CASE WHEN status = @cancelling THEN NULL ELSE @epoch END, best_epoch = @best
+            WHERE id = @id AND status = ANY(@unfinished)
+            RETURNING status
+            """, connection, transaction);
+        update.Parameters.AddWithValue("id", id);
+        update.Parameters.AddWithValue("unfinished", JobStatus.Unfinished);
+        update.Parameters.AddWithValue("cancelling", JobStatus.Cancelling);
+        update.Parameters.AddWithValue("cancelled", JobStatus.Cancelled);
+        update.Parameters.AddWithValue("cancelledReason", StopReasons.Cancelled);
+        update.Parameters.AddWithValue("to", status);
+        update.Parameters.AddWithValue("note", failure?.Message ?? stopReason);
+        update.Parameters.AddWithValue("reason", stopReason);
+        update.Parameters.AddWithValue("code", NpgsqlDbType.Text, (object?)failure?.Code ?? DBNull.Value);
+        update.Parameters.AddWithValue("message", NpgsqlDbType.Text, (object?)failure?.Message ?? DBNull.Value);
+        update.Parameters.AddWithValue("epoch", NpgsqlDbType.Integer, (object?)failure?.Epoch ?? DBNull.Value);
+        update.Parameters.AddWithValue("best", NpgsqlDbType.Integer, (object?)bestEpoch ?? DBNull.Value);
+        if (await update.ExecuteScalarAsync(cancellationToken) is not string ended)
+        {
+            return false;
+        }
+        await ReplaceModelAsync(connection, transaction, id, model, cancellationToken);
+        await NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: ended), cancellationToken);
+        await CommitAsync(transaction, new JobEvent(id, "status", Status: ended), cancellationToken);
+        return true;
+    }
+
+    /// <summary>Stores a finished job's model (if any) and drops its checkpoint.</summary>
+    private static async Task ReplaceModelAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id,
+        (string Json, string ETag)? model, CancellationToken cancellationToken)
+    {
         if (model is { } m)
         {
             await using var insert = new NpgsqlCommand("""
@@ -329,28 +410,9 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
             insert.Parameters.AddWithValue("etag", m.ETag);
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
-        await using var update = new NpgsqlCommand($"""
-            UPDATE jobs SET status = @to, {AppendTransition}, version = version + 1, updated_at = now(), finished_at = now(),
-                stop_reason = @reason, failure_code = @code, failure_message = @message, failure_epoch = @epoch, best_epoch = @best
-            WHERE id = @id AND status = ANY(@unfinished)
-            """, connection, transaction);
-        update.Parameters.AddWithValue("id", id);
-        update.Parameters.AddWithValue("unfinished", JobStatus.Unfinished);
-        update.Parameters.AddWithValue("to", status);
-        update.Parameters.AddWithValue("note", (object?)failure?.Message ?? stopReason);
-        update.Parameters.AddWithValue("reason", stopReason);
-        update.Parameters.AddWithValue("code", (object?)failure?.Code ?? DBNull.Value);
-        update.Parameters.AddWithValue("message", (object?)failure?.Message ?? DBNull.Value);
-        update.Parameters.AddWithValue("epoch", (object?)failure?.Epoch ?? DBNull.Value);
-        update.Parameters.AddWithValue("best", (object?)bestEpoch ?? DBNull.Value);
-        await update.ExecuteNonQueryAsync(cancellationToken);
-        await using (var clear = new NpgsqlCommand("DELETE FROM job_checkpoints WHERE job_id = @id", connection, transaction))
-        {
-            clear.Parameters.AddWithValue("id", id);
-            await clear.ExecuteNonQueryAsync(cancellationToken);
-        }
-        await NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: status), cancellationToken);
-        await CommitAsync(transaction, new JobEvent(id, "status", Status: status), cancellationToken);
+        await using var clear = new NpgsqlCommand("DELETE FROM job_checkpoints WHERE job_id = @id", connection, transaction);
+        clear.Parameters.AddWithValue("id", id);
+        await clear.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>

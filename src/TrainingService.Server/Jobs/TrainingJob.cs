@@ -18,10 +18,12 @@ namespace TrainingService.Server.Jobs;
 /// The Hangfire job that trains one job. Re-entrant, since Hangfire delivers at least once: a session-level advisory
 /// lock (the job's lease) makes one worker the owner, and is released when the run ends or by PostgreSQL if that worker
 /// dies; a delivery that finds the lease taken leaves the job to its owner; a finished job is left alone; a running
-/// job with a checkpoint resumes from it. User cancels arrive by NOTIFY (with a polling fallback) and stop training at
+/// job with a checkpoint resumes from it. The lease is taken before the job moves to running, and each attempt records
+/// its worker (<c>host:pid</c>). User cancels arrive by NOTIFY (with a polling fallback) and stop training at
 /// the next batch boundary; a worker shutdown leaves the job running and rethrows, so Hangfire requeues it and another
-/// worker resumes it. A job that ends up running with no owner (its final write failed, say) is found by
-/// <see cref="JobRecovery"/>.
+/// worker resumes it. Database calls ride out short outages (<see cref="TransientRetry"/>); one that outlasts the retries
+/// leaves the job running, never failed, and a job that ends up running with no owner (its worker died, or could not
+/// write) is resumed by <see cref="JobRecovery"/>.
 /// </summary>
 public sealed class TrainingJob(
     NpgsqlDataSource dataSource,
@@ -30,44 +32,67 @@ public sealed class TrainingJob(
     JobPlanner planner,
     JobEventHub events,
     ComputeDevice device,
+    TransientRetry retry,
     IOptions<JobOptions> jobOptions,
     IOptions<WorkerOptions> workerOptions,
     ILogger<TrainingJob> logger)
 {
     public const string Queue = "training";
 
-    // No automatic retries: retrying a failed run repeats the failure; a lost worker is covered by sliding invisibility
-    // and JobRecovery.
+    /// <summary>This process as a worker: <c>host:pid</c>, as in Hangfire's server name.</summary>
+    public static readonly string Worker = $"{Environment.MachineName}:{Environment.ProcessId}";
+
+    /// <summary>How long a delivery waits for a lease held by someone else (a recovery pass, an owner stopping) before it leaves the job.</summary>
+    private static readonly TimeSpan LeaseWait = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// How often a running job's lease session is checked, and taken again after a database restart: well inside
+    /// <see cref="JobRecovery.Confirmation"/>, so recovery never takes a live worker's job for a lost one.
+    /// </summary>
+    private static readonly TimeSpan LeaseCheck = TimeSpan.FromMilliseconds(250);
+
+    // No automatic retries: retrying a failed run repeats the failure; a lost worker is covered by the lease and JobRecovery.
     [Queue(Queue)]
     [AutomaticRetry(Attempts = 0, OnAttemptsExceeded = AttemptsExceededAction.Fail)]
     [JobDisplayName("train {0}")]
     public async Task RunAsync(Guid jobId, CancellationToken shutdown)
     {
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
-        await using var lease = await JobLease.TryAcquireAsync(dataSource, jobId, shutdown);
+        try
+        {
+            await RunAttemptAsync(jobId, shutdown);
+        }
+        catch (Exception e) when (TransientRetry.IsTransient(e))
+        {
+            // The database stayed away past the retries: the job stays as it is (running, or queued), and recovery resumes it.
+            logger.LogWarning("Job {JobId}: the database stayed unreachable ({Error}); the job is left for recovery", jobId, e.Message);
+        }
+    }
+
+    private async Task RunAttemptAsync(Guid jobId, CancellationToken shutdown)
+    {
+        await using var lease = await retry.RunAsync("Taking the job's lease", ct => JobLease.TryAcquireAsync(dataSource, jobId, LeaseWait, ct), shutdown);
         if (lease is null)
         {
             logger.LogInformation("Job {JobId} is already being trained by another worker", jobId);
             return;
         }
-        var job = await store.LoadRunAsync(jobId, shutdown);
+        var job = await retry.RunAsync("Loading the job", ct => store.LoadRunAsync(jobId, ct), shutdown);
         if (job is null || JobStatus.IsTerminal(job.Status))
         {
             return;
         }
-        if (job.Status == JobStatus.Cancelling)
-        {
-            await store.FinishAsync(jobId, JobStatus.Cancelled, StopReasons.Cancelled, null, null, null, CancellationToken.None);
-            return;
-        }
         bool resuming = job.Status == JobStatus.Running;
-        if (!resuming && !await store.StartAsync(jobId, device.Description, shutdown))
+        if (job.Status == JobStatus.Cancelling
+            || !await retry.RunAsync("Starting the job", ct => store.BeginAttemptAsync(jobId, device.Description, Worker, ct), shutdown))
         {
-            return; // cancelled between the read and the start
+            // Cancelled before this attempt began (or while its worker was lost): confirm it; a finished job is left alone.
+            await FinishAsync(jobId, JobStatus.Cancelled, StopReasons.Cancelled, null, null, null);
+            return;
         }
         try
         {
-            await TrainAsync(jobId, job, resuming, shutdown);
+            await TrainAsync(jobId, job, resuming, lease, shutdown);
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
         {
@@ -78,23 +103,32 @@ public sealed class TrainingJob(
         {
             var (code, message) = e is TrainingDataException data ? (data.Code, data.Message) : (((LossSpecException)e).Code, e.Message);
             logger.LogWarning("Job {JobId} failed: {Code}: {Message}", jobId, code, message);
-            await store.FinishAsync(jobId, JobStatus.Failed, StopReasons.Error, new FailureInfo(code, message), null, null, CancellationToken.None);
+            await FinishAsync(jobId, JobStatus.Failed, StopReasons.Error, new FailureInfo(code, message), null, null);
         }
-        catch (Exception e)
+        catch (LeaseLostException)
+        {
+            // The job is another worker's now; it writes the outcome.
+        }
+        catch (Exception e) when (!TransientRetry.IsTransient(e))
         {
             logger.LogError(e, "Job {JobId} failed unexpectedly", jobId);
-            await store.FinishAsync(jobId, JobStatus.Failed, StopReasons.Error,
-                new FailureInfo("training.error", $"{e.GetType().Name}: {e.Message}"), null, null, CancellationToken.None);
+            await FinishAsync(jobId, JobStatus.Failed, StopReasons.Error,
+                new FailureInfo("training.error", $"{e.GetType().Name}: {e.Message}"), null, null);
         }
     }
 
-    private async Task TrainAsync(Guid jobId, JobRun job, bool resuming, CancellationToken shutdown)
+    /// <summary>Ends the job through <see cref="JobStore.FinishAsync"/>, riding out a short outage.</summary>
+    private Task FinishAsync(Guid jobId, string status, string stopReason, FailureInfo? failure, int? bestEpoch, (string Json, string ETag)? model) =>
+        retry.RunAsync("Finishing the job", ct => store.FinishAsync(jobId, status, stopReason, failure, bestEpoch, model, ct), CancellationToken.None);
+
+    private async Task TrainAsync(Guid jobId, JobRun job, bool resuming, JobLease lease, CancellationToken shutdown)
     {
         var clock = Stopwatch.StartNew();
         // Listen for a cancel before the (possibly long) data load, and look once for one sent before listening.
         using var cancel = new CancellationTokenSource();
         using var timeout = new CancellationTokenSource();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown, cancel.Token, timeout.Token);
+        using var lost = new CancellationTokenSource();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown, cancel.Token, timeout.Token, lost.Token);
         using var subscription = events.Subscribe(jobId, e =>
         {
             if (e.Kind == "cancel" || (e.Kind == "status" && e.Status == JobStatus.Cancelling))
@@ -102,38 +136,63 @@ public sealed class TrainingJob(
                 cancel.Cancel();
             }
         });
-        if (await store.StatusAsync(jobId, shutdown) == JobStatus.Cancelling)
+        if (await retry.RunAsync("Reading the job's status", ct => store.StatusAsync(jobId, ct), shutdown) == JobStatus.Cancelling)
         {
             await cancel.CancelAsync();
         }
-        using var pollStop = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
-        var poll = PollForCancelAsync(jobId, cancel, pollStop.Token);
+        using var watchStop = CancellationTokenSource.CreateLinkedTokenSource(stop.Token);
+        var poll = PollForCancelAsync(jobId, cancel, watchStop.Token);
+        var keep = KeepLeaseAsync(jobId, lease, lost, watchStop.Token);
         try
         {
-            var run = new Run(jobId, resuming, clock, cancel, timeout, stop.Token, shutdown);
+            var run = new Run(jobId, resuming, clock, cancel, timeout, lost, stop.Token, shutdown);
             await LoadAndTrainAsync(run, job, job.StartedAt ?? DateTimeOffset.UtcNow);
+        }
+        catch (OperationCanceledException) when (lost.IsCancellationRequested)
+        {
+            throw new LeaseLostException();
         }
         catch (OperationCanceledException) when (!shutdown.IsCancellationRequested && stop.IsCancellationRequested)
         {
             // Cancelled or timed out before training began (while loading data): nothing to keep.
-            await store.FinishAsync(jobId, JobStatus.Cancelled, cancel.IsCancellationRequested ? StopReasons.Cancelled : StopReasons.Timeout,
-                null, null, null, CancellationToken.None);
+            await FinishAsync(jobId, JobStatus.Cancelled, cancel.IsCancellationRequested ? StopReasons.Cancelled : StopReasons.Timeout, null, null, null);
         }
         finally
         {
-            await pollStop.CancelAsync();
-            await poll;
+            await watchStop.CancelAsync();
+            await Task.WhenAll(poll, keep);
         }
     }
 
+    /// <summary>Keeps the lease through database restarts; stops training at once if another worker took the job meanwhile.</summary>
+    private async Task KeepLeaseAsync(Guid jobId, JobLease lease, CancellationTokenSource lost, CancellationToken stop)
+    {
+        try
+        {
+            if (!await lease.KeepAsync(LeaseCheck, stop))
+            {
+                logger.LogWarning("Job {JobId}: another worker took its lease while the database was away; this attempt stops", jobId);
+                await lost.CancelAsync();
+            }
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            // Not knowing is not losing: the epoch writes still find out if the database is gone for good.
+            logger.LogWarning(e, "Job {JobId}: checking its lease failed; no longer checking", jobId);
+        }
+    }
+
+    /// <summary>Thrown when an attempt stops because its lease went to another worker: that worker owns the job now.</summary>
+    private sealed class LeaseLostException() : Exception("The job's lease went to another worker.");
+
     /// <summary>One run of a job: its stop signals (user cancel, timeout, worker shutdown) and its clock.</summary>
     private sealed record Run(Guid JobId, bool Resuming, Stopwatch Clock, CancellationTokenSource Cancel, CancellationTokenSource Timeout,
-        CancellationToken Stop, CancellationToken Shutdown);
+        CancellationTokenSource Lost, CancellationToken Stop, CancellationToken Shutdown);
 
     private async Task LoadAndTrainAsync(Run run, JobRun job, DateTimeOffset startedAt)
     {
         var spec = JsonSerializer.Deserialize<SubmitJobRequest>(job.Spec, ApiJson.Options)!;
-        var dataset = job.DatasetId is Guid id ? await datasets.FindAsync(id, run.Stop) : null;
+        var dataset = job.DatasetId is Guid id ? await retry.RunAsync("Reading the dataset", ct => datasets.FindAsync(id, ct), run.Stop) : null;
         if (dataset is null)
         {
             throw new TrainingDataException("data.dataset_deleted", "The job's dataset was deleted before the job ran.");
@@ -144,14 +203,16 @@ public sealed class TrainingJob(
         }
         var remaining = plan.MaxRuntime - (DateTimeOffset.UtcNow - startedAt);
         run.Timeout.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
-        var loaded = await datasets.LoadColumnsAsync(dataset, plan.Data.Features.Concat(plan.Target.Columns.Select(c => dataset.Columns.First(d => d.Name == c))), run.Stop);
+        var columns = plan.Data.Features.Concat(plan.Target.Columns.Select(c => dataset.Columns.First(d => d.Name == c))).ToList();
+        var loaded = await retry.RunAsync("Loading the dataset", ct => datasets.LoadColumnsAsync(dataset, columns, ct), run.Stop);
         run.Stop.ThrowIfCancellationRequested();
         var prepared = Preprocessor.Prepare(plan.Data, loaded, dataset.RowCount);
-        await store.SetDataSummaryAsync(run.JobId, JsonSerializer.Serialize(prepared.Summary, ApiJson.Options), run.Stop);
+        string summary = JsonSerializer.Serialize(prepared.Summary, ApiJson.Options);
+        await retry.RunAsync("Storing the data summary", ct => store.SetDataSummaryAsync(run.JobId, summary, ct), run.Stop);
 
         var (trainerSpec, layout) = TrainerSpecFor(plan, prepared);
-        var checkpoint = run.Resuming ? await store.LoadCheckpointAsync(run.JobId, run.Shutdown) : null;
-        await store.TruncateHistoryAsync(run.JobId, checkpoint?.Epoch ?? 0, run.Shutdown);
+        var checkpoint = run.Resuming ? await retry.RunAsync("Loading the checkpoint", ct => store.LoadCheckpointAsync(run.JobId, ct), run.Shutdown) : null;
+        await retry.RunAsync("Dropping epochs after the checkpoint", ct => store.TruncateHistoryAsync(run.JobId, checkpoint?.Epoch ?? 0, ct), run.Shutdown);
         if (run.Resuming)
         {
             logger.LogInformation("Resuming job {JobId} after epoch {Epoch}", run.JobId, checkpoint?.Epoch ?? 0);
@@ -160,7 +221,7 @@ public sealed class TrainingJob(
         TrainingOutcome outcome;
         using (var trainer = new Trainer(device, trainerSpec, prepared.Train, prepared.Validation))
         {
-            outcome = await trainer.RunAsync(new EpochWriter(store, run.JobId), checkpoint, run.Stop);
+            outcome = await trainer.RunAsync(new EpochWriter(store, retry, run.JobId), checkpoint, run.Stop);
         }
         logger.LogInformation("Job {JobId} ended {StopReason} after {Epochs} epochs in {Seconds:F1} s", run.JobId, outcome.StopReason,
             outcome.EpochsCompleted, run.Clock.Elapsed.TotalSeconds);
@@ -196,29 +257,34 @@ public sealed class TrainingJob(
     {
         switch (outcome.StopReason)
         {
+            case StopReason.Cancelled when run.Lost.IsCancellationRequested:
+                throw new OperationCanceledException(run.Stop);
             case StopReason.Cancelled when run.Cancel.IsCancellationRequested:
-                await store.FinishAsync(run.JobId, JobStatus.Cancelled, StopReasons.Cancelled, null, outcome.BestEpoch, model, CancellationToken.None);
+                await FinishAsync(run.JobId, JobStatus.Cancelled, StopReasons.Cancelled, null, outcome.BestEpoch, model);
                 break;
             case StopReason.Cancelled when run.Timeout.IsCancellationRequested:
-                await store.FinishAsync(run.JobId, JobStatus.Cancelled, StopReasons.Timeout, null, outcome.BestEpoch, model, CancellationToken.None);
+                await FinishAsync(run.JobId, JobStatus.Cancelled, StopReasons.Timeout, null, outcome.BestEpoch, model);
                 break;
             case StopReason.Cancelled:
                 throw new OperationCanceledException(run.Shutdown);
             case StopReason.Diverged:
-                await store.FinishAsync(run.JobId, JobStatus.Failed, StopReasons.Diverged,
+                await FinishAsync(run.JobId, JobStatus.Failed, StopReasons.Diverged,
                     new FailureInfo("training.diverged", $"The loss or gradient became NaN or infinite in epoch {outcome.EpochsCompleted}; " +
                         "lower the learning rate, or clip gradients (optimizer.gradientClipNorm).", outcome.EpochsCompleted),
-                    null, null, CancellationToken.None);
+                    null, null);
                 break;
             default:
-                await store.FinishAsync(run.JobId, JobStatus.Succeeded,
+                await FinishAsync(run.JobId, JobStatus.Succeeded,
                     outcome.StopReason == StopReason.EarlyStopped ? StopReasons.EarlyStopped : StopReasons.Completed,
-                    null, outcome.BestEpoch, model, CancellationToken.None);
+                    null, outcome.BestEpoch, model);
                 break;
         }
     }
 
-    /// <summary>The fallback for a missed NOTIFY: re-read the status now and then while training.</summary>
+    /// <summary>
+    /// The fallback for a missed NOTIFY (a listener reconnecting after an outage misses those sent meanwhile): re-read the
+    /// status now and then while training. An error skips one look, never the rest: the poller lives as long as the run.
+    /// </summary>
     private async Task PollForCancelAsync(Guid jobId, CancellationTokenSource cancel, CancellationToken stop)
     {
         using var timer = new PeriodicTimer(workerOptions.Value.CancellationPollInterval);
@@ -226,26 +292,29 @@ public sealed class TrainingJob(
         {
             while (await timer.WaitForNextTickAsync(stop))
             {
-                if (await store.StatusAsync(jobId, stop) == JobStatus.Cancelling)
+                try
                 {
-                    await cancel.CancelAsync();
-                    return;
+                    if (await store.StatusAsync(jobId, stop) == JobStatus.Cancelling)
+                    {
+                        await cancel.CancelAsync();
+                        return;
+                    }
+                }
+                catch (Exception e) when (TransientRetry.IsTransient(e) || e is NpgsqlException)
+                {
+                    logger.LogWarning("Cancel polling for job {JobId} failed ({Error}); polling on", jobId, e.Message);
                 }
             }
         }
         catch (OperationCanceledException)
         {
         }
-        catch (NpgsqlException e)
-        {
-            logger.LogWarning(e, "Cancel polling for job {JobId} stopped", jobId);
-        }
     }
 
-    /// <summary>Stores each epoch (and its checkpoint) as the trainer reports it.</summary>
-    private sealed class EpochWriter(JobStore store, Guid jobId) : ITrainingObserver
+    /// <summary>Stores each epoch (and its checkpoint) as the trainer reports it, riding out a short outage.</summary>
+    private sealed class EpochWriter(JobStore store, TransientRetry retry, Guid jobId) : ITrainingObserver
     {
         public async ValueTask OnEpochAsync(EpochRecord record, TrainingCheckpoint? checkpoint) =>
-            await store.RecordEpochAsync(jobId, record, checkpoint, CancellationToken.None);
+            await retry.RunAsync($"Storing epoch {record.Epoch}", ct => store.RecordEpochAsync(jobId, record, checkpoint, ct), CancellationToken.None);
     }
 }
