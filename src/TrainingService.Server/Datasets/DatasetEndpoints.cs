@@ -37,10 +37,13 @@ public static class DatasetEndpoints
 
     // Streams the body (or the multipart 'file' section) into the importer; nothing is buffered whole. Everything that
     // can refuse the upload without reading its body (size, delimiter, name, media type, the concurrency caps) comes first.
+    /// <summary>What an upload works with.</summary>
+    private sealed record UploadServices(CsvImporter Importer, DatasetStore Store, UploadGate Gate, IOptions<DatasetOptions> Options);
+
     private static async Task<Results<Created<DatasetResponse>, Ok<DatasetResponse>, ProblemHttpResult>> Upload(
-        HttpRequest request, CsvImporter importer, DatasetStore store, UploadGate gate, IOptions<DatasetOptions> options,
-        string? name, string? delimiter, CancellationToken cancellationToken)
+        HttpRequest request, [AsParameters] UploadServices services, string? name, string? delimiter, CancellationToken cancellationToken)
     {
+        var (importer, store, gate, options) = services;
         var settings = options.Value;
         long limit = settings.MaxUploadBytes + 64 * 1024; // room for multipart framing
         if (request.ContentLength > limit)

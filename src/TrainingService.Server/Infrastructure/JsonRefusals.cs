@@ -160,14 +160,18 @@ internal static class JsonRefusals
         _ => "values",
     };
 
-    private static ApiProblem UnknownField(string unknown, string field, JsonTypeInfo parent, Dictionary<string, object?> position)
+    private static ApiProblem UnknownField(string unknown, string field, JsonTypeInfo parent, Dictionary<string, object?> position) =>
+        UnknownField(unknown, field, parent.Properties.Where(p => p.Set is not null || p.AssociatedParameter is not null).Select(p => p.Name).ToList(),
+            position);
+
+    /// <summary>A 400 <c>request.unknown_field</c> naming the field, the fields known there, and the closest of them.</summary>
+    internal static ApiProblem UnknownField(string unknown, string field, IReadOnlyList<string> known, IReadOnlyDictionary<string, object?>? position = null)
     {
-        var known = parent.Properties.Where(p => p.Set is not null || p.AssociatedParameter is not null).Select(p => p.Name).ToList();
         string? suggestion = Suggest(unknown, known);
         string hint = suggestion is null ? ""
             : Camel(unknown) == suggestion ? $" Did you mean '{suggestion}'? Spec fields are camelCase (loss parameters are snake_case)."
             : $" Did you mean '{suggestion}'?";
-        var extensions = new Dictionary<string, object?>(position) { ["known"] = known };
+        var extensions = new Dictionary<string, object?>(position ?? new Dictionary<string, object?>()) { ["known"] = known };
         if (suggestion is not null)
         {
             extensions["suggestion"] = suggestion;

@@ -48,6 +48,7 @@ public sealed record ApiProblem(int Status, string Code, string Detail, string? 
     {
         400 => "Bad request",
         404 => "Not found",
+        408 => "Request timeout",
         409 => "Conflict",
         413 => "Payload too large",
         415 => "Unsupported media type",

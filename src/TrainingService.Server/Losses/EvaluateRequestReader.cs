@@ -201,8 +201,7 @@ internal sealed class EvaluateRequestReader
                 return StartArray(ref reader, _body.Variance);
             default:
                 name = name.Length > 100 ? name[..100] + "…" : name;
-                _problem = ApiProblem.BadRequest("request.unknown_field",
-                    $"'{name}' is not a field of this request; the fields are {string.Join(", ", FieldNames)}.", name);
+                _problem = JsonRefusals.UnknownField(name, name, FieldNames);
                 return true;
         }
     }
