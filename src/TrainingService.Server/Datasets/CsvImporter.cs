@@ -52,8 +52,12 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         }
         var clock = Stopwatch.StartNew();
         await using var upload = new UploadStream(body, options.Value.MaxUploadBytes);
+        if (!_spool.TryCreate(out var spooled, out var unavailable))
+        {
+            return ImportResult.Refused(unavailable);
+        }
         // Deleted in every outcome (DisposeAsync), accepted, refused or abandoned.
-        await using var spooled = _spool.Create();
+        await using var spool = spooled;
         try
         {
             var (reader, problem) = await OpenReaderAsync(upload, delimiter, cancellationToken);

@@ -68,7 +68,7 @@ public static class DatasetEndpoints
         using var lease = gate.TryEnter(request.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "unknown");
         if (lease is null)
         {
-            return RetryLater(request.HttpContext, settings, new ApiProblem(StatusCodes.Status429TooManyRequests, "dataset.too_many_uploads",
+            return RetryLater(request.HttpContext, settings, ApiProblem.TooManyRequests("dataset.too_many_uploads",
                 $"Too many uploads in progress (at most {settings.MaxConcurrentUploadsPerClient} per client and {settings.MaxConcurrentUploads} " +
                 "in all: Datasets:MaxConcurrentUploadsPerClient, Datasets:MaxConcurrentUploads); try again after Retry-After."));
         }
@@ -123,6 +123,9 @@ public static class DatasetEndpoints
         return separator is not null || string.IsNullOrEmpty(delimiter);
     }
 
+    /// <summary>RFC 2046's limit; MultipartReader throws on a boundary near its buffer's size.</summary>
+    private const int MaxBoundaryLength = 70;
+
     /// <summary>Imports the multipart body's 'file' part; a body that is not well-formed multipart is refused like a bad file.</summary>
     private static async Task<ImportResult> ImportMultipartAsync(Stream body, MediaTypeHeaderValue mediaType,
         CsvImporter importer, string? name, char? separator, CancellationToken cancellationToken)
@@ -131,6 +134,11 @@ public static class DatasetEndpoints
         if (string.IsNullOrEmpty(boundary))
         {
             return ImportResult.Refused(ApiProblem.BadRequest("dataset.invalid_multipart", "The multipart body has no boundary."));
+        }
+        if (boundary.Length > MaxBoundaryLength)
+        {
+            return ImportResult.Refused(ApiProblem.BadRequest("dataset.invalid_multipart",
+                $"The multipart boundary is {boundary.Length} characters long; RFC 2046 allows at most {MaxBoundaryLength}."));
         }
         var reader = new MultipartReader(boundary, body);
         try

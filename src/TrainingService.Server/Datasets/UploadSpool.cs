@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Buffers;
 using System.Buffers.Binary;
 using System.Diagnostics;
@@ -34,11 +35,23 @@ public sealed class UploadSpool(IOptions<DatasetOptions> options, ILogger<Upload
         ? System.IO.Directory.GetFiles(Directory, $"upload-{Environment.ProcessId}-*.spool")
         : [];
 
-    internal SpoolFile Create()
+    /// <summary>A new spool file, or a 503 problem when the spool directory cannot take one (removed, full, not writable).</summary>
+    internal bool TryCreate([NotNullWhen(true)] out SpoolFile? file, [NotNullWhen(false)] out ApiProblem? problem)
     {
-        System.IO.Directory.CreateDirectory(Directory);
-        string path = Path.Combine(Directory, $"upload-{Environment.ProcessId}-{Guid.NewGuid():N}.spool");
-        return new SpoolFile(this, path);
+        try
+        {
+            System.IO.Directory.CreateDirectory(Directory);
+            file = new SpoolFile(this, Path.Combine(Directory, $"upload-{Environment.ProcessId}-{Guid.NewGuid():N}.spool"));
+            problem = null;
+            return true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            file = null;
+            problem = new ApiProblem(StatusCodes.Status503ServiceUnavailable, "dataset.spool_full",
+                $"This server's spool directory cannot take an upload now ({e.GetType().Name}); try again shortly.");
+            return false;
+        }
     }
 
     internal bool TryReserve(long bytes)

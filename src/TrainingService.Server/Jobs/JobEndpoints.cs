@@ -106,7 +106,7 @@ public static class JobEndpoints
     }
 
     private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Cancel(Guid id, JobStore store, IBackgroundJobClient client,
-        CancellationToken cancellationToken)
+        ILogger<JobStore> logger, CancellationToken cancellationToken)
     {
         var (job, problem) = await store.CancelAsync(id, cancellationToken);
         if (problem is not null || job is null)
@@ -115,7 +115,15 @@ public static class JobEndpoints
         }
         if (job.Status == JobStatus.Cancelled && job.HangfireJobId is not null)
         {
-            client.Delete(job.HangfireJobId); // never picked up; if a worker has it anyway, it sees the status and stops
+            try
+            {
+                client.Delete(job.HangfireJobId); // never picked up; if a worker has it anyway, it sees the status and stops
+            }
+            catch (Exception e)
+            {
+                // The cancel is committed: a Hangfire job left behind finds the job cancelled and does nothing.
+                logger.LogWarning(e, "Deleting Hangfire job {HangfireJobId} of cancelled job {JobId} failed", job.HangfireJobId, id);
+            }
         }
         return TypedResults.Accepted($"/api/jobs/{id}", job.ToResponse());
     }

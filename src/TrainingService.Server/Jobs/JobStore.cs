@@ -31,7 +31,7 @@ public sealed record FailureInfo(string Code, string Message, int? Epoch = null)
 /// epochs, finish, and the unlinking of a deleted dataset. Raw SQL rather than EF because each write is one atomic
 /// PostgreSQL statement or transaction with its NOTIFY: a guarded state transition (<c>UPDATE … WHERE status = ANY(…)</c>),
 /// an idempotent epoch upsert (<c>ON CONFLICT</c>) with the job's summary and version bump, a checkpoint replace.
-/// Every change bumps <c>jobs.version</c>, which ETags are made from, and sends a NOTIFY in the same transaction
+/// Every change a client can see bumps <c>jobs.version</c>, which ETags are made from, and sends a NOTIFY in the same transaction
 /// (<see cref="NotifyAsync"/>, called from this class only): <see cref="JobStates"/> relies on that.
 /// </summary>
 public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : IDatasetReferences

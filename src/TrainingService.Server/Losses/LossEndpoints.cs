@@ -105,7 +105,20 @@ public static class LossEndpoints
         }
         // Held until the response is written: the gradient is in memory until then.
         context.Response.RegisterForDispose(slot);
-        var (body, problem) = await EvaluateRequestReader.ReadAsync(context.Request.BodyReader, options.Value.MaxElements, cancellationToken);
+        RequireBriskClient(context);
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        deadline.CancelAfter(BodyDeadline);
+        EvaluateLossBody? body;
+        ApiProblem? problem;
+        try
+        {
+            (body, problem) = await EvaluateRequestReader.ReadAsync(context.Request.BodyReader, options.Value.MaxElements, deadline.Token);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
+        {
+            return new ApiProblem(StatusCodes.Status408RequestTimeout, "loss.request_timeout",
+                $"The body did not arrive within {BodyDeadline.TotalSeconds:N0} s; an evaluation holds one of few slots while it reads.").ToResult();
+        }
         if (body is null)
         {
             return problem!.ToResult();
@@ -114,6 +127,26 @@ public static class LossEndpoints
         {
             slot.Large = body.ValueCount >= LossEvaluationSlots.LargeRequestValues;
             return await EvaluateAsync(body, device, cancellationToken);
+        }
+    }
+
+    /// <summary>How long reading one evaluation's body may take: the largest allowed body arrives in seconds on a LAN.</summary>
+    private static readonly TimeSpan BodyDeadline = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// An evaluation holds one of few slots from its first byte to its last, so a client must send and read at a brisk
+    /// pace (64 KiB/s after 5 s), or Kestrel cuts it off and the slot returns.
+    /// </summary>
+    private static void RequireBriskClient(HttpContext context)
+    {
+        var rate = new Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate(64 * 1024, TimeSpan.FromSeconds(5));
+        if (context.Features.Get<Microsoft.AspNetCore.Server.Kestrel.Core.Features.IHttpMinRequestBodyDataRateFeature>() is { } request)
+        {
+            request.MinDataRate = rate;
+        }
+        if (context.Features.Get<Microsoft.AspNetCore.Server.Kestrel.Core.Features.IHttpMinResponseDataRateFeature>() is { } response)
+        {
+            response.MinDataRate = rate;
         }
     }
 

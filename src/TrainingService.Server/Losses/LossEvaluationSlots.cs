@@ -20,6 +20,10 @@ public sealed partial class LossEvaluationSlots(IOptions<LossApiOptions> options
     private readonly Lock _lock = new();
     private int _taken;
     private bool _largeSinceCollect;
+    private long _lastCollect = long.MinValue / 2;
+
+    /// <summary>At most one compaction in this interval, so no client can pause the process at will.</summary>
+    private static readonly TimeSpan CompactionInterval = TimeSpan.FromSeconds(10);
 
     public int Capacity => _capacity;
 
@@ -42,7 +46,8 @@ public sealed partial class LossEvaluationSlots(IOptions<LossApiOptions> options
     /// runs no collection and would keep them (measured: 275 MiB resident after a 4M-value request, 138 MiB before it);
     /// and the accelerator's buffers were malloc'd, so glibc keeps their freed pages in its arenas unless trimmed
     /// (measured after two at once: 278 MiB with the collection alone, 167 MiB with the trim). The blocking collection
-    /// of a small heap takes 30–60 ms; a large request takes seconds.
+    /// of a small heap takes 30–60 ms; a large request takes seconds. Compactions are at least
+    /// <see cref="CompactionInterval"/> apart.
     /// </summary>
     private void Release(bool large)
     {
@@ -50,11 +55,13 @@ public sealed partial class LossEvaluationSlots(IOptions<LossApiOptions> options
         {
             _taken--;
             _largeSinceCollect |= large;
-            if (_taken > 0 || !_largeSinceCollect)
+            long now = Environment.TickCount64;
+            if (_taken > 0 || !_largeSinceCollect || now - _lastCollect < (long)CompactionInterval.TotalMilliseconds)
             {
-                return;
+                return; // a later release does it (the flag stays)
             }
             _largeSinceCollect = false;
+            _lastCollect = now;
         }
         long before = Environment.WorkingSet;
         var clock = Stopwatch.StartNew();
