@@ -97,6 +97,43 @@ public sealed class LossEvaluateLimitsTests(ServiceFixture service)
 
 
     [Fact]
+    public async Task A_body_that_stops_arriving_is_a_408_within_the_deadline_and_frees_its_slot()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var api = ServiceFixture.StartProcess("api", database.ConnectionString, new Dictionary<string, string>
+        {
+            ["Losses:MaxBodyTime"] = "00:00:01",
+            ["Losses:MaxConcurrentEvaluations"] = "1",
+        });
+        await api.WaitReadyAsync(Startup);
+        using var tcp = new System.Net.Sockets.TcpClient();
+        await tcp.ConnectAsync(IPAddress.Loopback, api.Port);
+        var stream = tcp.GetStream();
+        byte[] start = """{"loss": "mse", "targets": [0], "predictions": [1"""u8.ToArray();
+        await stream.WriteAsync(Encoding.ASCII.GetBytes(
+            $"POST {Url} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"));
+        await stream.WriteAsync(start); // then nothing: the client dawdles, still inside the grace of the minimum data rate
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        var answer = new StringBuilder();
+        var buffer = new byte[4096];
+        while (!answer.ToString().Contains("loss.request_timeout", StringComparison.Ordinal)
+            && await stream.ReadAsync(buffer, timeout.Token) is > 0 and var read)
+        {
+            answer.Append(Encoding.UTF8.GetString(buffer, 0, read));
+        }
+
+        Assert.Equal("HTTP/1.1 408 Request Timeout", answer.ToString().Split("\r\n")[0]);
+        Assert.Contains("\"code\":\"loss.request_timeout\"", answer.ToString());
+        // The deadline (1 s), not Kestrel's minimum data rate, whose 5 s grace the client is still inside.
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(0.9), TimeSpan.FromSeconds(4.5));
+        // Its slot is free again: the one evaluation allowed at once runs.
+        var next = await api.Client.PostAsync(Url, Json("""{"loss": "mse", "predictions": [1], "targets": [0]}"""));
+        Assert.Equal(HttpStatusCode.OK, next.StatusCode);
+    }
+
+    [Fact]
     public async Task Past_the_concurrent_evaluations_a_request_gets_429_with_retry_after_and_is_not_queued()
     {
         var slots = service.Factory.Services.GetRequiredService<LossEvaluationSlots>();

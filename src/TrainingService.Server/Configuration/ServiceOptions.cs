@@ -172,6 +172,13 @@ public sealed class LossApiOptions
     [Range(1, 64)]
     public int MaxConcurrentEvaluations { get; set; } = 2;
 
+    /// <summary>
+    /// Longest the body of one evaluation may take to arrive (it holds one of few slots while it does); past it 408
+    /// <c>loss.request_timeout</c>. The largest allowed body arrives in seconds on a LAN.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan MaxBodyTime { get; set; } = TimeSpan.FromMinutes(2);
+
     /// <summary>The body limit Kestrel enforces, derived from <see cref="MaxElements"/> so a body cannot run far past it.</summary>
     public long MaxRequestBytes() => 4L * BytesPerValue * MaxElements + OtherFieldBytes;
 }

@@ -107,7 +107,8 @@ public static class LossEndpoints
         context.Response.RegisterForDispose(slot);
         RequireBriskClient(context);
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        deadline.CancelAfter(BodyDeadline);
+        var maxBodyTime = options.Value.MaxBodyTime;
+        deadline.CancelAfter(maxBodyTime);
         EvaluateLossBody? body;
         ApiProblem? problem;
         try
@@ -117,7 +118,7 @@ public static class LossEndpoints
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             return new ApiProblem(StatusCodes.Status408RequestTimeout, "loss.request_timeout",
-                $"The body did not arrive within {BodyDeadline.TotalSeconds:N0} s; an evaluation holds one of few slots while it reads.").ToResult();
+                $"The body did not arrive within {maxBodyTime.TotalSeconds:N0} s (Losses:MaxBodyTime); an evaluation holds one of few slots while it reads.").ToResult();
         }
         if (body is null)
         {
@@ -129,9 +130,6 @@ public static class LossEndpoints
             return await EvaluateAsync(body, device, cancellationToken);
         }
     }
-
-    /// <summary>How long reading one evaluation's body may take: the largest allowed body arrives in seconds on a LAN.</summary>
-    private static readonly TimeSpan BodyDeadline = TimeSpan.FromMinutes(2);
 
     /// <summary>
     /// An evaluation holds one of few slots from its first byte to its last, so a client must send and read at a brisk
