@@ -53,23 +53,11 @@ internal static class EvaluateBenchmark
     private static async Task MeasureAsync(ServiceProcess api, byte[] body, int concurrent, int idleSeconds)
     {
         double before = api.ResidentMiB();
-        api.ResetPeak();
-        double sampledPeak = 0;
-        using var sampling = new CancellationTokenSource();
-        var sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                sampledPeak = Math.Max(sampledPeak, api.ResidentMiB());
-                await Task.Delay(20);
-            }
-        });
+        var watch = api.WatchPeak();
         var clock = Stopwatch.StartNew();
         var results = await Task.WhenAll(Enumerable.Range(0, concurrent).Select(_ => SendAsync(api, body)));
         double seconds = clock.Elapsed.TotalSeconds;
-        await sampling.CancelAsync();
-        await sampler;
-        double peak = Math.Max(sampledPeak, api.PeakMiB());
+        double peak = await watch.StopAsync();
         await Task.Delay(TimeSpan.FromSeconds(idleSeconds));
         double after = api.ResidentMiB();
         double payloadMiB = concurrent * body.Length / (1024.0 * 1024);

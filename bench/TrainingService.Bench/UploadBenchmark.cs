@@ -87,31 +87,20 @@ internal static class UploadBenchmark
     private static async Task<(double Seconds, double PeakMiB)> UploadAsync(ServiceProcess api, string path, long rows)
     {
         GC.Collect();
-        api.ResetPeak();
-        double sampledPeak = 0;
-        using var sampling = new CancellationTokenSource();
-        var sampler = Task.Run(async () =>
-        {
-            while (!sampling.IsCancellationRequested)
-            {
-                sampledPeak = Math.Max(sampledPeak, api.ResidentMiB());
-                await Task.Delay(20);
-            }
-        });
+        var watch = api.WatchPeak();
         var clock = Stopwatch.StartNew();
         await using var file = File.OpenRead(path);
         var content = new StreamContent(file, 1 << 16);
         content.Headers.ContentType = new MediaTypeHeaderValue("text/csv");
         var response = await api.Client.PostAsync($"/api/datasets?name={Path.GetFileName(path)}-{Guid.NewGuid():N}", content);
         double seconds = clock.Elapsed.TotalSeconds;
-        await sampling.CancelAsync();
-        await sampler;
+        double peak = await watch.StopAsync();
         string body = await response.Content.ReadAsStringAsync();
         if (!response.IsSuccessStatusCode || !body.Contains($"\"rowCount\":{rows}"))
         {
             throw new InvalidOperationException($"Upload failed: {(int)response.StatusCode} {body[..Math.Min(500, body.Length)]}");
         }
-        return (seconds, Math.Max(sampledPeak, api.PeakMiB()));
+        return (seconds, peak);
     }
 
     /// <summary>Writes the file unless it exists: 10 numeric columns, or 6 numeric and 4 text (2 categorical, 1 boolean, 1 label).</summary>

@@ -147,6 +147,47 @@ public sealed class ServiceProcess : IAsyncDisposable
     /// <summary>Resident memory now (VmRSS) in MiB, from /proc.</summary>
     public double ResidentMiB() => ProcStatus("VmRSS:");
 
+    /// <summary>
+    /// Resets the peak and samples resident memory every 20 ms until the returned watch is stopped; its peak is the larger
+    /// of the samples and VmHWM (which a kernel that trims pages can under-report).
+    /// </summary>
+    public PeakWatch WatchPeak()
+    {
+        ResetPeak();
+        return new PeakWatch(this);
+    }
+
+    /// <summary>A running peak measurement; see <see cref="WatchPeak"/>.</summary>
+    public sealed class PeakWatch
+    {
+        private readonly ServiceProcess _process;
+        private readonly CancellationTokenSource _stop = new();
+        private readonly Task _sampler;
+        private double _sampled;
+
+        internal PeakWatch(ServiceProcess process)
+        {
+            _process = process;
+            _sampler = Task.Run(async () =>
+            {
+                while (!_stop.IsCancellationRequested)
+                {
+                    _sampled = Math.Max(_sampled, process.ResidentMiB());
+                    await Task.Delay(20);
+                }
+            });
+        }
+
+        /// <summary>Stops sampling; the peak in MiB.</summary>
+        public async Task<double> StopAsync()
+        {
+            await _stop.CancelAsync();
+            await _sampler;
+            _stop.Dispose();
+            return Math.Max(_sampled, _process.PeakMiB());
+        }
+    }
+
     /// <summary>Peak resident memory (VmHWM) in MiB since start or since <see cref="ResetPeak"/>.</summary>
     public double PeakMiB() => ProcStatus("VmHWM:");
 
