@@ -53,6 +53,30 @@ public sealed class UploadLimitTests(ServiceFixture service)
     }
 
     [Fact]
+    public async Task A_spool_directory_that_cannot_take_a_file_gets_503_not_a_500()
+    {
+        // A path under a regular file: CreateDirectory fails the way a removed or unwritable spool does.
+        string blocker = Path.GetTempFileName();
+        try
+        {
+            var options = Microsoft.Extensions.Options.Options.Create(new Configuration.DatasetOptions { SpoolDirectory = Path.Combine(blocker, "spool") });
+            var spool = new UploadSpool(options, Microsoft.Extensions.Logging.Abstractions.NullLogger<UploadSpool>.Instance);
+            var importer = new CsvImporter(service.Factory.Services.GetRequiredService<NpgsqlDataSource>(), options,
+                Microsoft.Extensions.Logging.Abstractions.NullLogger<CsvImporter>.Instance, spool);
+
+            var result = await importer.ImportAsync(new MemoryStream(Encoding.UTF8.GetBytes(TestData.Linear(10, seed: 94))), "blocked", null,
+                CancellationToken.None);
+
+            Assert.Equal(503, result.Problem?.Status);
+            Assert.Equal("dataset.spool_full", result.Problem?.Code);
+        }
+        finally
+        {
+            File.Delete(blocker);
+        }
+    }
+
+    [Fact]
     public async Task Dataset_names_longer_than_the_cap_or_with_a_nul_are_refused_naming_the_field()
     {
         string csv = "a,b\n1,2\n";
