@@ -124,7 +124,8 @@ public sealed class DatasetTests(ServiceFixture service)
         // test host caps uploads below that, so this drives an importer configured with a larger cap.
         var settings = new Configuration.DatasetOptions { MaxUploadBytes = 64_000_000 };
         var importer = new CsvImporter(service.Factory.Services.GetRequiredService<Npgsql.NpgsqlDataSource>(),
-            Microsoft.Extensions.Options.Options.Create(settings), Microsoft.Extensions.Logging.Abstractions.NullLogger<CsvImporter>.Instance);
+            Microsoft.Extensions.Options.Options.Create(settings), Microsoft.Extensions.Logging.Abstractions.NullLogger<CsvImporter>.Instance,
+            service.Factory.Services.GetRequiredService<UploadSpool>());
         var file = new MemoryStream();
         file.Write("a,b\n1,2\n3,\"open\n"u8);
         var filler = Encoding.ASCII.GetBytes(new string('x', 1 << 20));

@@ -1,7 +1,6 @@
 using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
-using Microsoft.Extensions.Logging.Abstractions;
 using Microsoft.Extensions.Options;
 using nietras.SeparatedValues;
 using Npgsql;
@@ -29,9 +28,9 @@ public sealed record ImportResult(Guid DatasetId, bool Created, ApiProblem? Prob
 /// connection, and a refused file writes nothing to PostgreSQL.
 /// </summary>
 public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOptions> options, ILogger<CsvImporter> logger,
-    UploadSpool? spool = null)
+    UploadSpool spool)
 {
-    private readonly UploadSpool _spool = spool ?? new UploadSpool(options, NullLogger<UploadSpool>.Instance);
+    private readonly UploadSpool _spool = spool;
 
     // Flush a chunk before this many cells (or buffered characters) accumulate across all columns.
     private const int CellBudget = 4_000_000;
