@@ -24,7 +24,7 @@ internal sealed class ApiExceptionHandler(ILogger<ApiExceptionHandler> logger, I
     public async ValueTask<bool> TryHandleAsync(HttpContext context, Exception exception, CancellationToken cancellationToken)
     {
         var problem = Refusal(context, exception);
-        if (problem is null && Unreachable(exception))
+        if (problem is null && DatabaseFaults.IsUnreachable(exception))
         {
             logger.LogWarning(exception, "Database unreachable on {Method} {Path}", context.Request.Method, context.Request.Path);
             context.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(CultureInfo.InvariantCulture);
@@ -113,24 +113,5 @@ internal sealed class ApiExceptionHandler(ILogger<ApiExceptionHandler> logger, I
         : type == typeof(DateTimeOffset) ? DateTimeOffset.TryParse(value, CultureInfo.InvariantCulture, out _)
         : type != typeof(DateTime) || DateTime.TryParse(value, CultureInfo.InvariantCulture, out _);
 
-    /// <summary>
-    /// PostgreSQL out of reach: a connection refused or reset, a timeout, the pool exhausted, the server shutting down or
-    /// out of connections. Npgsql marks all of these transient, also when Hangfire or EF Core wraps them.
-    /// </summary>
-    internal static bool Unreachable(Exception exception) =>
-        Find<NpgsqlException>(exception) is { IsTransient: true } or PostgresException { SqlState: ['0', '8', ..] or ['5', '7', 'P', ..] or ['5', '3', ..] };
-
-    /// <summary>The first exception of type <typeparamref name="T"/> in the chain of inner exceptions.</summary>
-    private static T? Find<T>(Exception? exception) where T : Exception
-    {
-        for (int depth = 0; exception is not null && depth < 16; depth++)
-        {
-            if (exception is T found)
-            {
-                return found;
-            }
-            exception = exception is AggregateException { InnerExceptions.Count: 1 } aggregate ? aggregate.InnerExceptions[0] : exception.InnerException;
-        }
-        return null;
-    }
+    private static T? Find<T>(Exception? exception) where T : Exception => DatabaseFaults.Find<T>(exception);
 }

@@ -3,6 +3,7 @@ using System.Net.Sockets;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using TrainingService.Server.Configuration;
+using TrainingService.Server.Infrastructure;
 
 namespace TrainingService.Server.Jobs;
 
@@ -19,13 +20,9 @@ public sealed class TransientRetry(NpgsqlDataSource dataSource, IOptions<WorkerO
     private static readonly TimeSpan FirstDelay = TimeSpan.FromMilliseconds(50), MaxDelay = TimeSpan.FromMilliseconds(500);
 
     /// <summary>True for errors that another try may not meet: a lost or refused connection, a server shutting down or starting up.</summary>
-    public static bool IsTransient(Exception e) => e switch
-    {
-        PostgresException p => p.IsTransient || p.SqlState.StartsWith("08", StringComparison.Ordinal) || p.SqlState.StartsWith("57P", StringComparison.Ordinal),
-        NpgsqlException n => n.IsTransient || n.InnerException is IOException or SocketException or TimeoutException,
-        TimeoutException or SocketException or IOException => true,
-        _ => false,
-    };
+    public static bool IsTransient(Exception e) =>
+        DatabaseFaults.IsUnreachable(e) || e is TimeoutException or SocketException or IOException
+        || e is NpgsqlException { InnerException: IOException or SocketException or TimeoutException };
 
     /// <summary>Runs <paramref name="call"/>, retrying it on transient errors.</summary>
     public async Task<T> RunAsync<T>(string what, Func<CancellationToken, Task<T>> call, CancellationToken cancellationToken)
