@@ -5,10 +5,13 @@ namespace TrainingService.Bench;
 /// <summary>The service's executable as the benchmarks run it: Release build, warnings only, errors echoed, patient client.</summary>
 internal static class BenchService
 {
+    /// <summary>The owner key every benchmark's service is configured with; <see cref="ServiceProcess.Client"/> sends it.</summary>
+    public const string OwnerKey = "ts_00000000000000be_BenchOwnerKeyBenchOwnerKeyBenchOwnerKeyBenc";
+
     /// <summary>Starts <paramref name="role"/> on <paramref name="postgres"/> and waits until it serves.</summary>
     public static Task<ServiceProcess> StartAsync(string role, string postgres, IReadOnlyDictionary<string, string>? settings = null)
     {
-        var all = new Dictionary<string, string> { ["Logging:LogLevel:Default"] = "Warning" };
+        var all = new Dictionary<string, string> { ["Logging:LogLevel:Default"] = "Warning", ["Auth:OwnerKey"] = OwnerKey };
         foreach (var (key, value) in settings ?? new Dictionary<string, string>())
         {
             all[key] = value;

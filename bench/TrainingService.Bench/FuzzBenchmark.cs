@@ -43,6 +43,7 @@ internal static class FuzzBenchmark
         var fiveHundreds = new ConcurrentQueue<string>();
         int created = 0;
         using var client = new HttpClient { BaseAddress = api.Client.BaseAddress, Timeout = TimeSpan.FromSeconds(60) };
+        client.DefaultRequestHeaders.Authorization = api.Client.DefaultRequestHeaders.Authorization;
         var clock = Stopwatch.StartNew();
         await Parallel.ForEachAsync(Enumerable.Range(0, requests), new ParallelOptions { MaxDegreeOfParallelism = concurrency }, async (i, _) =>
         {
@@ -218,7 +219,7 @@ internal static class FuzzBenchmark
         using var socket = new TcpClient();
         await socket.ConnectAsync(System.Net.IPAddress.Loopback, port);
         var stream = socket.GetStream();
-        string request = $"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n" +
+        string request = $"POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {BenchService.OwnerKey}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n" +
             "Connection: close\r\n\r\nFFFFFFFFFFFFFFFF\r\n{}\r\n0\r\n\r\n";
         await stream.WriteAsync(Encoding.ASCII.GetBytes(request));
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(30));

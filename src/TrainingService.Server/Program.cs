@@ -1,3 +1,6 @@
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.Extensions.Options;
+using TrainingService.Server.Access;
 using TrainingService.Server.Compute;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Data;
@@ -13,12 +16,22 @@ if (args.Contains("--healthcheck"))
     return await HealthProbe.RunAsync();
 }
 
+// `--create-owner-key`: migrate, create an owner key of Auth:OwnerTenant, print it, exit (for scripts and operators).
+bool createOwnerKey = args.Contains("--create-owner-key");
+args = args.Where(a => a != "--create-owner-key").ToArray();
+
 var builder = WebApplication.CreateBuilder(args);
 builder.Configuration.AddRoleSwitch(args);
 var service = builder.Configuration.ReadServiceOptions();
+if (service.ServesApi && AccessSetup.CheckNoAuthAddresses(builder.Configuration) is { } openAddresses)
+{
+    Console.Error.WriteLine(openAddresses);
+    return 2;
+}
 
 builder.Services.AddServiceOptions(builder.Configuration);
 builder.Services.AddApiBasics();
+builder.Services.AddAccess(service);
 builder.Services.AddDatabase();
 builder.Services.AddCompute();
 builder.Services.AddJobQueue(service);
@@ -29,13 +42,35 @@ builder.Services.AddLosses();
 var app = builder.Build();
 app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate(); // a bad setting stops us before the database is touched
 await app.Services.MigrateDatabaseAsync();
+if (createOwnerKey)
+{
+    Console.Out.WriteLine(await app.Services.GetRequiredService<OwnerKeys>().CreateAsync(CancellationToken.None));
+    return 0;
+}
 
 app.UseApiBasics();
 if (service.ServesApi)
 {
+    string? firstKey = await app.Services.GetRequiredService<OwnerKeys>().EnsureAsync(CancellationToken.None);
+    app.Lifetime.ApplicationStarted.Register(() =>
+    {
+        var server = app.Services.GetRequiredService<IServer>();
+        if (AccessSetup.CheckNoAuthAddresses(server, app.Services.GetRequiredService<IOptions<AuthOptions>>()) is { } open)
+        {
+            app.Logger.LogCritical("{Problem} Stopping.", open);
+            Environment.ExitCode = 2;
+            app.Lifetime.StopApplication();
+        }
+        else if (firstKey is not null)
+        {
+            OwnerKeys.Print(firstKey, server);
+        }
+    });
     app.UseApiDocs();
     app.UseDefaultFiles();
     app.UseStaticFiles();
+    app.UseAccess();
+    app.MapKeyEndpoints();
     app.MapDatasetEndpoints();
     app.MapJobEndpoints();
     app.MapModelEndpoints();
@@ -44,7 +79,7 @@ if (service.ServesApi)
 }
 app.Logger.LogInformation("TrainingService started as {Role}", service.Role);
 await app.RunAsync();
-return 0;
+return Environment.ExitCode;
 
 /// <summary>Exposed for WebApplicationFactory in the tests.</summary>
 public partial class Program;

@@ -28,7 +28,15 @@ public sealed class ServiceProcess : IAsyncDisposable
         _echoStandardError = options.EchoStandardError;
         Port = port;
         Client = new HttpClient { BaseAddress = new Uri($"http://127.0.0.1:{port}"), Timeout = options.ClientTimeout };
+        if (options.Settings.TryGetValue("Auth:OwnerKey", out string? key))
+        {
+            Client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+            ApiKey = key;
+        }
     }
+
+    /// <summary>The owner key the process was configured with (Auth:OwnerKey), which <see cref="Client"/> sends; null when none.</summary>
+    public string? ApiKey { get; }
 
     public int Port { get; }
     public int Pid => _process.Id;

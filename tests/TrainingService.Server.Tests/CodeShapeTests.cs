@@ -80,11 +80,12 @@ public sealed class CodeShapeTests
         ["Configuration"] = [],
         ["Data"] = ["Configuration"],
         ["Compute"] = ["Configuration"],
-        ["Datasets"] = ["Configuration", "Infrastructure", "Data"],
-        ["Losses"] = ["Configuration", "Infrastructure", "Compute"],
+        ["Access"] = ["Configuration", "Infrastructure", "Data"],
+        ["Datasets"] = ["Configuration", "Infrastructure", "Data", "Access"],
+        ["Losses"] = ["Configuration", "Infrastructure", "Compute", "Access"],
         ["Preprocessing"] = ["Datasets"],
-        ["Jobs"] = ["Configuration", "Infrastructure", "Data", "Compute", "Datasets", "Losses", "Preprocessing"],
-        ["Histories"] = ["Configuration", "Infrastructure", "Data", "Jobs"],
+        ["Jobs"] = ["Configuration", "Infrastructure", "Data", "Compute", "Access", "Datasets", "Losses", "Preprocessing"],
+        ["Histories"] = ["Configuration", "Infrastructure", "Data", "Access", "Jobs"],
     };
 
     [Fact]

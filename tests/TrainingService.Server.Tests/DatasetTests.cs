@@ -136,7 +136,7 @@ public sealed class DatasetTests(ServiceFixture service)
         file.Position = 0;
         long datasets = await CountAsync("datasets");
 
-        var problem = (await importer.ImportAsync(file, "too-long", null, CancellationToken.None)).Problem;
+        var problem = (await importer.ImportAsync("default", file, "too-long", null, CancellationToken.None)).Problem;
 
         Assert.NotNull(problem);
         Assert.Equal(400, problem.Status);
@@ -399,7 +399,7 @@ public sealed class DatasetTests(ServiceFixture service)
             bool malformed = i % 2 == 0;
             byte[] input = malformed ? Malform(valid, random) : RandomInput(random);
             long datasets = await CountAsync("datasets");
-            var result = await importer.ImportAsync(new MemoryStream(input), $"fuzz-{i}", null, CancellationToken.None);
+            var result = await importer.ImportAsync("default", new MemoryStream(input), $"fuzz-{i}", null, CancellationToken.None);
             if (result.Problem is null)
             {
                 Assert.False(malformed, $"malformed input {i} was accepted: {Convert.ToBase64String(input)}");

@@ -29,7 +29,7 @@ public sealed class HostileConnectionTests
             ($"/api/jobs/{Guid.NewGuid()}/predict", "application/json"),
         })
         {
-            string request = $"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: {type}\r\nTransfer-Encoding: chunked\r\n" +
+            string request = $"POST {path} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ServiceFixture.OwnerKey}\r\nContent-Type: {type}\r\nTransfer-Encoding: chunked\r\n" +
                 "Connection: close\r\n\r\nFFFFFFFFFFFFFFFF\r\n{\"a\": 1}\r\n0\r\n\r\n";
 
             string response = await RawAsync(api.Port, request);

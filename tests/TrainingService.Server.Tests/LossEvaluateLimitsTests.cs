@@ -77,7 +77,7 @@ public sealed class LossEvaluateLimitsTests(ServiceFixture service)
         var stream = tcp.GetStream();
         byte[] start = Encoding.UTF8.GetBytes($$"""{"loss": "mse", "targets": [0], "predictions": [{{Numbers(Max + 1, "1")}}, """);
         await stream.WriteAsync(Encoding.ASCII.GetBytes(
-            $"POST {Url} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{start.Length:X}\r\n"));
+            $"POST {Url} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ServiceFixture.OwnerKey}\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n{start.Length:X}\r\n"));
         await stream.WriteAsync(start);
         await stream.WriteAsync("\r\n"u8.ToArray());
 
@@ -111,7 +111,7 @@ public sealed class LossEvaluateLimitsTests(ServiceFixture service)
         var stream = tcp.GetStream();
         byte[] start = """{"loss": "mse", "targets": [0], "predictions": [1"""u8.ToArray();
         await stream.WriteAsync(Encoding.ASCII.GetBytes(
-            $"POST {Url} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"));
+            $"POST {Url} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {ServiceFixture.OwnerKey}\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n"));
         await stream.WriteAsync(start); // then nothing: the client dawdles, still inside the grace of the minimum data rate
         var clock = System.Diagnostics.Stopwatch.StartNew();
 

@@ -29,7 +29,7 @@ public sealed class RecoveryTests(ServiceFixture service)
         await using var _ = lease;
 
         // The cancel is answered 202 (cancelling) just before the worker, whose training completed, writes the outcome.
-        var (cancelling, problem) = await Store.CancelAsync(id, CancellationToken.None);
+        var (cancelling, problem) = await Store.CancelAsync("default", id, CancellationToken.None);
         bool finished = await Store.FinishAsync(id, JobStatus.Succeeded, StopReasons.Completed, null, 2, ("{\"layers\":[]}", "\"m1\""), CancellationToken.None);
 
         Assert.Null(problem);
@@ -39,7 +39,7 @@ public sealed class RecoveryTests(ServiceFixture service)
         Assert.Equal("cancelled", (string?)job["status"]);
         Assert.Equal("cancelled", (string?)job["stopReason"]);
         Assert.Equal("cancelled", (string?)job["transitions"]!.AsArray()[^1]!["status"]);
-        Assert.NotNull(await Store.LoadModelAsync(id, CancellationToken.None));
+        Assert.NotNull(await Store.LoadModelAsync("default", id, CancellationToken.None));
     }
 
     [Fact]
@@ -178,7 +178,7 @@ public sealed class RecoveryTests(ServiceFixture service)
     private async Task<(Guid Id, JobLease Lease)> NewRunningJobAsync()
     {
         var dataset = await _client.UploadAsync(TestData.Linear(20, seed: 60));
-        var (created, _) = await Store.CreateAsync(new NewJob(Guid.Parse(dataset.Id()), "{}", 1, 3, null, null, ""), TimeSpan.FromHours(1),
+        var (created, _) = await Store.CreateAsync(new NewJob("default", Guid.Parse(dataset.Id()), "{}", 1, 3, null, null, ""), TimeSpan.FromHours(1),
             CancellationToken.None);
         var lease = await JobLease.TryAcquireAsync(DataSource, created!.JobId, CancellationToken.None);
         Assert.NotNull(lease);

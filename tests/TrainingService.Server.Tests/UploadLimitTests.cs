@@ -42,7 +42,7 @@ public sealed class UploadLimitTests(ServiceFixture service)
         long datasets = await service.Database.ScalarAsync<long>("SELECT count(*) FROM datasets");
 
         // 100,000 rows of three full-precision doubles: 2.4 MB encoded, over the 1 MiB spool.
-        var result = await importer.ImportAsync(new MemoryStream(Encoding.UTF8.GetBytes(TestData.Linear(100_000, seed: 93))), "spool", null,
+        var result = await importer.ImportAsync("default", new MemoryStream(Encoding.UTF8.GetBytes(TestData.Linear(100_000, seed: 93))), "spool", null,
             CancellationToken.None);
 
         Assert.Equal(503, result.Problem?.Status);
@@ -64,7 +64,7 @@ public sealed class UploadLimitTests(ServiceFixture service)
             var importer = new CsvImporter(service.Factory.Services.GetRequiredService<NpgsqlDataSource>(), options,
                 Microsoft.Extensions.Logging.Abstractions.NullLogger<CsvImporter>.Instance, spool);
 
-            var result = await importer.ImportAsync(new MemoryStream(Encoding.UTF8.GetBytes(TestData.Linear(10, seed: 94))), "blocked", null,
+            var result = await importer.ImportAsync("default", new MemoryStream(Encoding.UTF8.GetBytes(TestData.Linear(10, seed: 94))), "blocked", null,
                 CancellationToken.None);
 
             Assert.Equal(503, result.Problem?.Status);
@@ -93,7 +93,7 @@ public sealed class UploadLimitTests(ServiceFixture service)
         // A query string cannot carry a lone surrogate (it is decoded from UTF-8); a multipart file name or a caller can.
         var importer = service.Factory.Services.GetRequiredService<CsvImporter>();
 
-        var result = await importer.ImportAsync(new MemoryStream("a,b\n1,2\n"u8.ToArray()), "bad \ud800 name", null, CancellationToken.None);
+        var result = await importer.ImportAsync("default", new MemoryStream("a,b\n1,2\n"u8.ToArray()), "bad \ud800 name", null, CancellationToken.None);
 
         Assert.Equal("dataset.invalid_name", result.Problem?.Code);
         Assert.Equal("name", result.Problem?.Field);
@@ -237,7 +237,7 @@ public sealed class UploadLimitTests(ServiceFixture service)
             await tcp.ConnectAsync(server.Host, server.Port, stop.Token);
             var stream = tcp.GetStream();
             await stream.WriteAsync(Encoding.ASCII.GetBytes(
-                $"POST /api/datasets?name=raw-{Guid.NewGuid():N} HTTP/1.1\r\nHost: {server.Authority}\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"), stop.Token);
+                $"POST /api/datasets?name=raw-{Guid.NewGuid():N} HTTP/1.1\r\nHost: {server.Authority}\r\nAuthorization: Bearer {ServiceFixture.OwnerKey}\r\nContent-Type: text/csv\r\nTransfer-Encoding: chunked\r\n\r\n"), stop.Token);
             var answer = ReadAnswerAsync(stream, stop.Token);
             finish ??= new TaskCompletionSource().Task;
             try

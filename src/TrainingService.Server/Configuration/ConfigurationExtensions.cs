@@ -20,6 +20,7 @@ public static class ConfigurationExtensions
         Add<DatasetOptions>(services, "Datasets");
         Add<JobOptions>(services, "Jobs");
         Add<LossApiOptions>(services, "Losses");
+        Add<AuthOptions>(services, "Auth");
         services.AddOptions<DatabaseOptions>()
             .Configure(o => o.ConnectionString = configuration.GetConnectionString("Postgres") ?? "")
             .Validate(o => !string.IsNullOrWhiteSpace(o.ConnectionString),

@@ -244,3 +244,43 @@ public sealed class JobOptions : IValidatableObject
         }
     }
 }
+
+/// <summary>How callers prove who they are.</summary>
+public enum AuthMode
+{
+    /// <summary>Every request but health, docs and the dashboard's files needs an API key (the default).</summary>
+    Keys,
+    /// <summary>No keys: every caller is the owner of tenant "default". Refused at start unless every listening address is loopback.</summary>
+    None,
+}
+
+/// <summary>Section <c>Auth</c>: API keys.</summary>
+public sealed class AuthOptions
+{
+    /// <summary>The shape of an API key: <c>ts_</c>, a 16-hex-digit public id, <c>_</c>, a 43-character base64url secret.</summary>
+    public const string KeyPattern = "^ts_[0-9a-f]{16}_[A-Za-z0-9_-]{43}$";
+
+    /// <summary>The shape of a tenant name.</summary>
+    public const string TenantPattern = "^[a-z0-9][a-z0-9_-]{0,63}$";
+
+    /// <summary><c>keys</c> (default) or <c>none</c> (one user on a laptop; loopback addresses only).</summary>
+    public AuthMode Mode { get; set; } = AuthMode.Keys;
+
+    /// <summary>
+    /// An owner key (<c>ts_&lt;id&gt;_&lt;secret&gt;</c>) to create at start if it does not exist, for automation (compose,
+    /// Kubernetes secrets). When empty and no key exists, the first start creates one and prints it once.
+    /// </summary>
+    [RegularExpression(KeyPattern, ErrorMessage = "Auth:OwnerKey must look like ts_<16 hex digits>_<43 base64url characters>; create one with --create-owner-key.")]
+    public string? OwnerKey { get; set; }
+
+    /// <summary>The tenant of the configured or first owner key.</summary>
+    [RegularExpression(TenantPattern, ErrorMessage = "Auth:OwnerTenant must be 1–64 lowercase letters, digits, '-' or '_', starting with a letter or digit.")]
+    public string OwnerTenant { get; set; } = "default";
+
+    /// <summary>
+    /// How long an API process trusts a key it has checked before reading it again. Revocations reach every process at once
+    /// by NOTIFY; this bounds the delay when a notification is lost (the listener reconnecting).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
+    public TimeSpan KeyCacheTime { get; set; } = TimeSpan.FromSeconds(30);
+}

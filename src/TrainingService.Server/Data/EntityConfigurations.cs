@@ -11,8 +11,11 @@ internal sealed class DatasetConfiguration : IEntityTypeConfiguration<Dataset>
         builder.ToTable("datasets");
         builder.HasKey(d => d.Id);
         builder.Property(d => d.Sha256).HasMaxLength(64);
-        builder.HasIndex(d => new { d.Sha256, d.Delimiter }).IsUnique(); // the same bytes read with another delimiter are another dataset
-        builder.HasIndex(d => d.CreatedAt);
+        // Per tenant: the same bytes uploaded by another tenant are another dataset (and say nothing of the first). The same
+        // bytes read with another delimiter are another dataset too.
+        builder.HasIndex(d => new { d.Tenant, d.Sha256, d.Delimiter }).IsUnique();
+        builder.HasIndex(d => new { d.Tenant, d.CreatedAt });
+        builder.HasOne<Tenant>().WithMany().HasForeignKey(d => d.Tenant).OnDelete(DeleteBehavior.Restrict);
         builder.Property(d => d.Columns).HasColumnType("jsonb");
         builder.Property(d => d.Preview).HasColumnType("jsonb");
     }
@@ -42,9 +45,11 @@ internal sealed class JobConfiguration : IEntityTypeConfiguration<Job>
         builder.HasOne<Dataset>().WithMany().HasForeignKey(j => j.DatasetId).OnDelete(DeleteBehavior.SetNull);
         builder.HasOne<Job>().WithMany().HasForeignKey(j => j.RetryOf).OnDelete(DeleteBehavior.SetNull);
         // Newest-first listings with a (created_at, id) cursor, optionally filtered by status or dataset.
-        builder.HasIndex(j => new { j.CreatedAt, j.Id }).IsDescending();
+        builder.HasIndex(j => new { j.Tenant, j.CreatedAt, j.Id }).IsDescending();
         builder.HasIndex(j => new { j.Status, j.CreatedAt });
+        builder.HasIndex(j => new { j.Tenant, j.Status });
         builder.HasIndex(j => new { j.DatasetId, j.CreatedAt });
+        builder.HasOne<Tenant>().WithMany().HasForeignKey(j => j.Tenant).OnDelete(DeleteBehavior.Restrict);
     }
 }
 
@@ -85,8 +90,32 @@ internal sealed class IdempotencyRecordConfiguration : IEntityTypeConfiguration<
     public void Configure(EntityTypeBuilder<IdempotencyRecord> builder)
     {
         builder.ToTable("idempotency_keys");
-        builder.HasKey(r => r.Key);
+        builder.HasKey(r => new { r.Tenant, r.Key });
         builder.Property(r => r.Key).HasMaxLength(255);
         builder.HasOne<Job>().WithMany().HasForeignKey(r => r.JobId).OnDelete(DeleteBehavior.Cascade);
+    }
+}
+
+internal sealed class TenantConfiguration : IEntityTypeConfiguration<Tenant>
+{
+    public void Configure(EntityTypeBuilder<Tenant> builder)
+    {
+        builder.ToTable("tenants");
+        builder.HasKey(t => t.Name);
+        builder.Property(t => t.Name).HasMaxLength(64);
+    }
+}
+
+internal sealed class ApiKeyConfiguration : IEntityTypeConfiguration<ApiKey>
+{
+    public void Configure(EntityTypeBuilder<ApiKey> builder)
+    {
+        builder.ToTable("api_keys", t => t.HasCheckConstraint("ck_api_keys_role", "role IN ('viewer', 'member', 'admin', 'owner')"));
+        builder.HasKey(k => k.Id);
+        builder.Property(k => k.Id).HasMaxLength(32);
+        builder.Property(k => k.Role).HasMaxLength(16);
+        builder.Property(k => k.Name).HasMaxLength(256);
+        builder.HasIndex(k => new { k.Tenant, k.CreatedAt });
+        builder.HasOne<Tenant>().WithMany().HasForeignKey(k => k.Tenant).OnDelete(DeleteBehavior.Restrict);
     }
 }

@@ -43,7 +43,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     private static readonly ApiProblem EmptyFile = ApiProblem.BadRequest("dataset.empty", "The file is empty: a header row is required.");
 
     /// <summary>Imports the CSV in <paramref name="body"/>; a refused file comes back as the result's problem, never thrown.</summary>
-    public async Task<ImportResult> ImportAsync(Stream body, string name, char? delimiter, CancellationToken cancellationToken)
+    public async Task<ImportResult> ImportAsync(string tenant, Stream body, string name, char? delimiter, CancellationToken cancellationToken)
     {
         if (CheckName(name, options.Value.MaxNameLength) is { } invalidName)
         {
@@ -66,7 +66,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             }
             using (reader)
             {
-                (var dataset, problem) = await ParseAsync(reader, upload, name, spooled, cancellationToken);
+                (var dataset, problem) = await ParseAsync(reader, upload, tenant, name, spooled, cancellationToken);
                 if (dataset is null)
                 {
                     return ImportResult.Refused(problem!);
@@ -127,14 +127,14 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     }
 
     /// <summary>A parsed upload, ready for its row in <c>datasets</c>; its chunks are in the spool.</summary>
-    private sealed record NewDataset(Guid Id, string Name, long SizeBytes, long Rows, string Sha256, string Delimiter, int ChunkRows,
+    private sealed record NewDataset(Guid Id, string Tenant, string Name, long SizeBytes, long Rows, string Sha256, string Delimiter, int ChunkRows,
         List<ColumnSchema> Columns, List<string?[]> Preview);
 
     /// <summary>What the row pass found: the row count and preview, or the problem that stopped it.</summary>
     private sealed record ParsedRows(long Rows, List<string?[]> Preview, ApiProblem? Problem = null);
 
     /// <summary>Reads the header, then every row, spooling the encoded chunks column by column.</summary>
-    private async Task<(NewDataset? Dataset, ApiProblem? Problem)> ParseAsync(SepReader reader, UploadStream upload, string name,
+    private async Task<(NewDataset? Dataset, ApiProblem? Problem)> ParseAsync(SepReader reader, UploadStream upload, string tenant, string name,
         SpoolFile spooled, CancellationToken cancellationToken)
     {
         var settings = options.Value;
@@ -154,7 +154,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         {
             return (null, parsed.Problem);
         }
-        return (new NewDataset(datasetId, name, upload.Length64, parsed.Rows, upload.FinishHash(), reader.Spec.Sep.Separator.ToString(),
+        return (new NewDataset(datasetId, tenant, name, upload.Length64, parsed.Rows, upload.FinishHash(), reader.Spec.Sep.Separator.ToString(),
             chunkRows, columns.Select(c => c.Finish()).ToList(), parsed.Preview), null);
     }
 
@@ -260,7 +260,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     private async Task<ImportResult> StoreAsync(NewDataset dataset, SpoolFile spooled, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        if (await FindExisting(connection, dataset.Sha256, dataset.Delimiter, cancellationToken) is Guid existing)
+        if (await FindExisting(connection, dataset, cancellationToken) is Guid existing)
         {
             return new ImportResult(existing, Created: false);
         }
@@ -278,7 +278,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             // The same bytes were committed by a concurrent upload a moment ago.
             await transaction.RollbackAsync(CancellationToken.None);
             await using var lookup = await dataSource.OpenConnectionAsync(cancellationToken);
-            return await FindExisting(lookup, dataset.Sha256, dataset.Delimiter, cancellationToken) is Guid winner
+            return await FindExisting(lookup, dataset, cancellationToken) is Guid winner
                 ? new ImportResult(winner, Created: false)
                 : ImportResult.Refused(ApiProblem.Conflict("dataset.conflict",
                     "An identical upload was stored and deleted while this one was being read; send it again."));
@@ -289,10 +289,11 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         CancellationToken cancellationToken)
     {
         await using var insert = new NpgsqlCommand("""
-            INSERT INTO datasets (id, name, created_at, size_bytes, row_count, sha256, delimiter, chunk_rows, columns, preview)
-            VALUES (@id, @name, now(), @size, @rows, @sha, @delimiter, @chunkRows, @columns, @preview)
+            INSERT INTO datasets (id, tenant, name, created_at, size_bytes, row_count, sha256, delimiter, chunk_rows, columns, preview)
+            VALUES (@id, @tenant, @name, now(), @size, @rows, @sha, @delimiter, @chunkRows, @columns, @preview)
             """, connection, transaction);
         insert.Parameters.AddWithValue("id", dataset.Id);
+        insert.Parameters.AddWithValue("tenant", dataset.Tenant);
         insert.Parameters.AddWithValue("name", dataset.Name);
         insert.Parameters.AddWithValue("size", dataset.SizeBytes);
         insert.Parameters.AddWithValue("rows", dataset.Rows);
@@ -461,12 +462,14 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         await copy.CompleteAsync(cancellationToken);
     }
 
-    /// <summary>The dataset already made of these bytes read with this delimiter, if any.</summary>
-    private static async Task<Guid?> FindExisting(NpgsqlConnection connection, string sha, string delimiter, CancellationToken cancellationToken)
+    /// <summary>The tenant's dataset already made of these bytes read with this delimiter, if any (another tenant's never counts).</summary>
+    private static async Task<Guid?> FindExisting(NpgsqlConnection connection, NewDataset dataset, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("SELECT id FROM datasets WHERE sha256 = @sha AND delimiter = @delimiter", connection);
-        command.Parameters.AddWithValue("sha", sha);
-        command.Parameters.AddWithValue("delimiter", delimiter);
+        await using var command = new NpgsqlCommand(
+            "SELECT id FROM datasets WHERE tenant = @tenant AND sha256 = @sha AND delimiter = @delimiter", connection);
+        command.Parameters.AddWithValue("tenant", dataset.Tenant);
+        command.Parameters.AddWithValue("sha", dataset.Sha256);
+        command.Parameters.AddWithValue("delimiter", dataset.Delimiter);
         return await command.ExecuteScalarAsync(cancellationToken) as Guid?;
     }
 }

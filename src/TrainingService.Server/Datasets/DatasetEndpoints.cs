@@ -6,6 +6,7 @@ using Microsoft.AspNetCore.WebUtilities;
 using Microsoft.Extensions.Options;
 using Microsoft.Net.Http.Headers;
 using MinDataRate = Microsoft.AspNetCore.Server.Kestrel.Core.MinDataRate;
+using TrainingService.Server.Access;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Infrastructure;
 
@@ -27,11 +28,11 @@ public static class DatasetEndpoints
             .WithDescription("RFC 4180 CSV with a header row; ',', ';', tab or '|' detected from the header or given by ?delimiter=. " +
                 "Streamed and stored column by column; uploading the same bytes again returns the existing dataset (200).")
             .WithTextExample("text/csv", "sepal length (cm),sepal width (cm),species\n5.1,3.5,setosa\n7.0,3.2,versicolor\n6.3,3.3,virginica\n")
-            .DisableAntiforgery();
-        group.MapGet("/", List).WithName("ListDatasets").WithSummary("List datasets, newest first");
-        group.MapGet("/{id:guid}", Get).WithName("GetDataset").WithSummary("A dataset's schema and column statistics");
-        group.MapGet("/{id:guid}/preview", Preview).WithName("PreviewDataset").WithSummary("The first rows as written");
-        group.MapDelete("/{id:guid}", Delete).WithName("DeleteDataset").WithSummary("Delete a dataset not used by a queued or running job");
+            .DisableAntiforgery().RequireRole(Role.Member);
+        group.MapGet("/", List).WithName("ListDatasets").RequireRole(Role.Viewer).WithSummary("List datasets, newest first");
+        group.MapGet("/{id:guid}", Get).WithName("GetDataset").RequireRole(Role.Viewer).WithSummary("A dataset's schema and column statistics");
+        group.MapGet("/{id:guid}/preview", Preview).WithName("PreviewDataset").RequireRole(Role.Viewer).WithSummary("The first rows as written");
+        group.MapDelete("/{id:guid}", Delete).WithName("DeleteDataset").RequireRole(Role.Member).WithSummary("Delete a dataset not used by a queued or running job");
         return app;
     }
 
@@ -65,7 +66,9 @@ public static class DatasetEndpoints
             return Problems.UnsupportedMediaType("dataset.unsupported_media_type",
                 $"Send the CSV as text/csv (or multipart/form-data with a 'file' part), not {request.ContentType}.");
         }
-        using var lease = gate.TryEnter(request.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "unknown");
+        var caller = request.HttpContext.Caller();
+        // Per key, not per address: clients behind one proxy are many callers, and one caller may come from many addresses.
+        using var lease = gate.TryEnter(caller.KeyId ?? request.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "local");
         if (lease is null)
         {
             return RetryLater(request.HttpContext, settings, ApiProblem.TooManyRequests("dataset.too_many_uploads",
@@ -78,8 +81,8 @@ public static class DatasetEndpoints
         try
         {
             result = multipart
-                ? await ImportMultipartAsync(body, mediaType!, importer, name, separator, cancellationToken)
-                : await importer.ImportAsync(body, name ?? DefaultName(null), separator, cancellationToken);
+                ? await ImportMultipartAsync(body, mediaType!, importer, caller.Tenant, name, separator, cancellationToken)
+                : await importer.ImportAsync(caller.Tenant, body, name ?? DefaultName(null), separator, cancellationToken);
         }
         catch (UploadRefusedException e)
         {
@@ -89,7 +92,7 @@ public static class DatasetEndpoints
         {
             return RetryLater(request.HttpContext, settings, full);
         }
-        return await Respond(result, store, settings, cancellationToken);
+        return await Respond(result, caller.Tenant, store, settings, cancellationToken);
     }
 
     /// <summary>The body's size cap and Kestrel's minimum data rate for this request (neither exists under a test server).</summary>
@@ -128,7 +131,7 @@ public static class DatasetEndpoints
 
     /// <summary>Imports the multipart body's 'file' part; a body that is not well-formed multipart is refused like a bad file.</summary>
     private static async Task<ImportResult> ImportMultipartAsync(Stream body, MediaTypeHeaderValue mediaType,
-        CsvImporter importer, string? name, char? separator, CancellationToken cancellationToken)
+        CsvImporter importer, string tenant, string? name, char? separator, CancellationToken cancellationToken)
     {
         var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
         if (string.IsNullOrEmpty(boundary))
@@ -150,7 +153,7 @@ public static class DatasetEndpoints
                 {
                     string fileName = disposition.FileName.Value ?? disposition.FileNameStar.Value ?? "";
                     string datasetName = name ?? DefaultName(Path.GetFileNameWithoutExtension(fileName));
-                    return await importer.ImportAsync(section.Body, datasetName, separator, cancellationToken);
+                    return await importer.ImportAsync(tenant, section.Body, datasetName, separator, cancellationToken);
                 }
             }
         }
@@ -164,13 +167,13 @@ public static class DatasetEndpoints
     }
 
     private static async Task<Results<Created<DatasetResponse>, Ok<DatasetResponse>, ProblemHttpResult>> Respond(ImportResult result,
-        DatasetStore store, DatasetOptions settings, CancellationToken cancellationToken)
+        string tenant, DatasetStore store, DatasetOptions settings, CancellationToken cancellationToken)
     {
         if (result.Problem is { } problem)
         {
             return problem.ToResult();
         }
-        if (await store.FindAsync(result.DatasetId, cancellationToken) is not { } found)
+        if (await store.FindAsync(tenant, result.DatasetId, cancellationToken) is not { } found)
         {
             return Problems.Conflict("dataset.conflict", "The dataset was deleted while this upload was being answered; send it again.");
         }
@@ -181,37 +184,38 @@ public static class DatasetEndpoints
     private static string DefaultName(string? fileName) =>
         string.IsNullOrWhiteSpace(fileName) ? $"dataset-{DateTimeOffset.UtcNow:yyyyMMdd-HHmmss}" : fileName;
 
-    private static async Task<Results<Ok<DatasetResponse>, ProblemHttpResult>> Get(Guid id, DatasetStore store,
+    private static async Task<Results<Ok<DatasetResponse>, ProblemHttpResult>> Get(Guid id, HttpContext http, DatasetStore store,
         IOptions<DatasetOptions> options, CancellationToken cancellationToken) =>
-        await store.FindAsync(id, cancellationToken) is { } dataset
+        await store.FindAsync(http.Caller().Tenant, id, cancellationToken) is { } dataset
             ? TypedResults.Ok(DatasetResponse.From(dataset, options.Value.TopCategories))
             : DatasetStore.NotFound(id).ToResult();
 
-    private static async Task<Results<Ok<DatasetPage>, ProblemHttpResult>> List(DatasetStore store,
+    private static async Task<Results<Ok<DatasetPage>, ProblemHttpResult>> List(HttpContext http, DatasetStore store,
         IOptions<DatasetOptions> options, CancellationToken cancellationToken, int offset = 0, int limit = 20)
     {
         if (offset < 0 || limit is < 1 or > 100)
         {
             return Problems.BadRequest("dataset.invalid_page", "offset must be ≥ 0 and limit between 1 and 100.", offset < 0 ? "offset" : "limit");
         }
-        var (items, total) = await store.ListAsync(offset, limit, cancellationToken);
+        var (items, total) = await store.ListAsync(http.Caller().Tenant, offset, limit, cancellationToken);
         var page = items.Select(d => DatasetResponse.From(d, options.Value.TopCategories)).ToList();
         return TypedResults.Ok(new DatasetPage(page, offset, limit, total));
     }
 
-    private static async Task<Results<Ok<DatasetPreview>, ProblemHttpResult>> Preview(Guid id, DatasetStore store,
+    private static async Task<Results<Ok<DatasetPreview>, ProblemHttpResult>> Preview(Guid id, HttpContext http, DatasetStore store,
         IOptions<DatasetOptions> options, CancellationToken cancellationToken, int rows = 20)
     {
         if (rows < 1 || rows > options.Value.PreviewRows)
         {
             return Problems.BadRequest("dataset.invalid_preview_rows", $"rows must be between 1 and {options.Value.PreviewRows}.", "rows");
         }
-        return await store.FindPreviewAsync(id, rows, cancellationToken) is { } preview
+        return await store.FindPreviewAsync(http.Caller().Tenant, id, rows, cancellationToken) is { } preview
             ? TypedResults.Ok(preview)
             : DatasetStore.NotFound(id).ToResult();
     }
 
     // Refused while a queued or running job needs the data; finished jobs keep their history and model.
-    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, DatasetStore store, CancellationToken cancellationToken) =>
-        await store.DeleteAsync(id, cancellationToken) is { } problem ? problem.ToResult() : TypedResults.NoContent();
+    private static async Task<Results<NoContent, ProblemHttpResult>> Delete(Guid id, HttpContext http, DatasetStore store,
+        CancellationToken cancellationToken) =>
+        await store.DeleteAsync(http.Caller().Tenant, id, cancellationToken) is { } problem ? problem.ToResult() : TypedResults.NoContent();
 }

@@ -27,22 +27,25 @@ public sealed class DatasetStore(NpgsqlDataSource dataSource, IDatasetReferences
     /// <summary>The problem every dataset endpoint answers for an unknown id.</summary>
     public static ApiProblem NotFound(Guid id) => ApiProblem.NotFound("dataset.not_found", $"No dataset {id}.");
 
-    public async Task<DatasetInfo?> FindAsync(Guid id, CancellationToken cancellationToken)
+    /// <summary>The tenant's dataset with this id; another tenant's is null, exactly like one that does not exist.</summary>
+    public async Task<DatasetInfo?> FindAsync(string tenant, Guid id, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
-            "SELECT id, name, created_at, size_bytes, row_count, sha256, delimiter, columns FROM datasets WHERE id = @id");
+            "SELECT id, name, created_at, size_bytes, row_count, sha256, delimiter, columns FROM datasets WHERE id = @id AND tenant = @tenant");
         command.Parameters.AddWithValue("id", id);
+        command.Parameters.AddWithValue("tenant", tenant);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? Read(reader) : null;
     }
 
     /// <summary>A page of datasets, newest first, and how many there are in all.</summary>
-    public async Task<(List<DatasetInfo> Items, long Total)> ListAsync(int offset, int limit, CancellationToken cancellationToken)
+    public async Task<(List<DatasetInfo> Items, long Total)> ListAsync(string tenant, int offset, int limit, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
             SELECT id, name, created_at, size_bytes, row_count, sha256, delimiter, columns, count(*) OVER ()
-            FROM datasets ORDER BY created_at DESC, id DESC OFFSET @offset LIMIT @limit
+            FROM datasets WHERE tenant = @tenant ORDER BY created_at DESC, id DESC OFFSET @offset LIMIT @limit
             """);
+        command.Parameters.AddWithValue("tenant", tenant);
         command.Parameters.AddWithValue("offset", offset);
         command.Parameters.AddWithValue("limit", limit);
         var items = new List<DatasetInfo>();
@@ -58,17 +61,19 @@ public sealed class DatasetStore(NpgsqlDataSource dataSource, IDatasetReferences
         if (items.Count == 0 && offset > 0)
         {
             // A page past the end has no row to carry the window count.
-            await using var count = dataSource.CreateCommand("SELECT count(*) FROM datasets");
+            await using var count = dataSource.CreateCommand("SELECT count(*) FROM datasets WHERE tenant = @tenant");
+            count.Parameters.AddWithValue("tenant", tenant);
             total = (long)(await count.ExecuteScalarAsync(cancellationToken))!;
         }
         return (items, total);
     }
 
     /// <summary>The first <paramref name="rows"/> rows as written, with the column names; null if there is no such dataset.</summary>
-    public async Task<DatasetPreview?> FindPreviewAsync(Guid id, int rows, CancellationToken cancellationToken)
+    public async Task<DatasetPreview?> FindPreviewAsync(string tenant, Guid id, int rows, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT columns, preview FROM datasets WHERE id = @id");
+        await using var command = dataSource.CreateCommand("SELECT columns, preview FROM datasets WHERE id = @id AND tenant = @tenant");
         command.Parameters.AddWithValue("id", id);
+        command.Parameters.AddWithValue("tenant", tenant);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
@@ -83,14 +88,15 @@ public sealed class DatasetStore(NpgsqlDataSource dataSource, IDatasetReferences
     /// Deletes a dataset unless a queued or running job needs its data (409 <c>dataset.in_use</c>); finished jobs keep
     /// their history and model and are detached. Null when deleted, else the problem.
     /// </summary>
-    public async Task<ApiProblem?> DeleteAsync(Guid id, CancellationToken cancellationToken)
+    public async Task<ApiProblem?> DeleteAsync(string tenant, Guid id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         // The lock keeps a job from being submitted on the dataset between the check and the delete.
-        await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id FOR UPDATE", connection, transaction))
+        await using (var lockRow = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id AND tenant = @tenant FOR UPDATE", connection, transaction))
         {
             lockRow.Parameters.AddWithValue("id", id);
+            lockRow.Parameters.AddWithValue("tenant", tenant);
             if (await lockRow.ExecuteScalarAsync(cancellationToken) is null)
             {
                 return NotFound(id);

@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
+using TrainingService.Server.Access;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Infrastructure;
 using TrainingService.Server.Jobs;
@@ -17,14 +18,14 @@ public static class HistoryEndpoints
 
     public static IEndpointRouteBuilder MapHistoryEndpoints(this IEndpointRouteBuilder app)
     {
-        app.MapGet("/api/jobs/{id:guid}/history", Get).WithTags("Histories").WithName("GetHistory")
+        app.MapGet("/api/jobs/{id:guid}/history", Get).WithTags("Histories").WithName("GetHistory").RequireRole(Role.Viewer)
             .WithSummary("Per-epoch history: exact pages (afterEpoch, limit), a sampled view (maxPoints), or CSV (Accept: text/csv)")
             .Produces<HistoryResponse>(200, "application/json", "text/csv").Produces(304)
             .ProducesProblem(400).ProducesProblem(404);
-        app.MapGet("/api/jobs/{id:guid}/history/stream", Stream).WithTags("Histories").WithName("StreamHistory")
+        app.MapGet("/api/jobs/{id:guid}/history/stream", Stream).WithTags("Histories").WithName("StreamHistory").RequireRole(Role.Viewer)
             .WithSummary("Server-Sent Events: one 'epoch' event per epoch (id = epoch; Last-Event-ID resumes), heartbeats, a final 'end' event")
             .Produces(200, contentType: "text/event-stream").ProducesProblem(404);
-        app.MapGet("/api/histories", Compare).WithTags("Histories").WithName("CompareHistories")
+        app.MapGet("/api/histories", Compare).WithTags("Histories").WithName("CompareHistories").RequireRole(Role.Viewer)
             .WithSummary("One series (valLoss, trainLoss, a metric…) of several jobs, for comparing runs");
         return app;
     }
@@ -50,7 +51,7 @@ public static class HistoryEndpoints
         }
         // State (and its version) before the epochs: if an epoch lands in between, the ETag names an older version than
         // the body holds, which costs the client one extra 200 later, never a 304 that hides an epoch.
-        var job = await services.States.GetAsync(id, cancellationToken);
+        var job = await services.States.GetAsync(request.HttpContext.Caller().Tenant, id, cancellationToken);
         if (job is null)
         {
             return Problems.NotFound("job.not_found", $"No job {id}.");
@@ -145,7 +146,8 @@ public static class HistoryEndpoints
         {
             return Problems.BadRequest("history.invalid_last_event_id", "Last-Event-ID (or afterEpoch) must be an epoch number.", "Last-Event-ID");
         }
-        if (await services.States.GetAsync(id, cancellationToken) is null)
+        string tenant = context.Caller().Tenant;
+        if (await services.States.GetAsync(tenant, id, cancellationToken) is null)
         {
             return Problems.NotFound("job.not_found", $"No job {id}.");
         }
@@ -156,7 +158,7 @@ public static class HistoryEndpoints
         await events.StartAsync(cancellationToken);
         try
         {
-            await StreamUntilEndAsync(id, services, events, signal.Reader, cancellationToken);
+            await StreamUntilEndAsync(tenant, id, services, events, signal.Reader, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
@@ -166,13 +168,13 @@ public static class HistoryEndpoints
     }
 
     /// <summary>Sends epochs as they land until the job ends (then an 'end' event), the job disappears, or the stream is cancelled.</summary>
-    private static async Task StreamUntilEndAsync(Guid id, HistoryServices services, HistoryEventWriter events, ChannelReader<bool> signal,
+    private static async Task StreamUntilEndAsync(string tenant, Guid id, HistoryServices services, HistoryEventWriter events, ChannelReader<bool> signal,
         CancellationToken cancellationToken)
     {
         while (!cancellationToken.IsCancellationRequested)
         {
             // Status first, then epochs: a job seen as ended has all its epochs committed already.
-            var job = await services.States.GetAsync(id, cancellationToken);
+            var job = await services.States.GetAsync(tenant, id, cancellationToken);
             if (job is null)
             {
                 return; // the job no longer exists
@@ -204,7 +206,7 @@ public static class HistoryEndpoints
     }
 
     private static async Task<Results<Ok<HistoryComparison>, ProblemHttpResult>> Compare(string? jobIds, string? metric, string? maxPoints,
-        JobStore store, HistoryReader reader, IOptions<JobOptions> options, CancellationToken cancellationToken)
+        HttpContext http, JobStates states, HistoryReader reader, IOptions<JobOptions> options, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         if (string.IsNullOrWhiteSpace(jobIds))
@@ -238,7 +240,7 @@ public static class HistoryEndpoints
         bool sampled = false;
         foreach (var jobId in ids.Distinct())
         {
-            string? status = await store.StatusAsync(jobId, cancellationToken);
+            string? status = (await states.GetAsync(http.Caller().Tenant, jobId, cancellationToken))?.Status;
             if (status is null)
             {
                 return Problems.NotFound("job.not_found", $"No job {jobId}.");

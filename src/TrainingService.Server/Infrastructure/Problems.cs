@@ -47,6 +47,8 @@ public sealed record ApiProblem(int Status, string Code, string Detail, string? 
     public static string Title(int status) => status switch
     {
         400 => "Bad request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
         404 => "Not found",
         408 => "Request timeout",
         409 => "Conflict",

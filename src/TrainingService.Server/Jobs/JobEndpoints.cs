@@ -4,6 +4,7 @@ using System.Text.Json;
 using Hangfire;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.Extensions.Options;
+using TrainingService.Server.Access;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Infrastructure;
 
@@ -15,7 +16,7 @@ public static class JobEndpoints
     public static IEndpointRouteBuilder MapJobEndpoints(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/jobs").WithTags("Jobs");
-        group.MapPost("/", Submit).WithName("SubmitJob")
+        group.MapPost("/", Submit).WithName("SubmitJob").RequireRole(Role.Member)
             .WithSummary("Submit a training spec; the job is queued for a worker (202)")
             .WithDescription("Honours an Idempotency-Key header: the same key and body within Jobs:IdempotencyWindow returns the " +
                 "first job; the same key with another body is a 422.")
@@ -33,12 +34,12 @@ public static class JobEndpoints
                 earlyStopping = new { monitor = "valLoss", patience = 5 },
                 seed = 42,
             });
-        group.MapGet("/", List).WithName("ListJobs").WithSummary("Jobs, newest first, with cursor pagination");
-        group.MapGet("/{id:guid}", Get).WithName("GetJob").WithSummary("A job: status, transitions, progress, summary (ETag)")
+        group.MapGet("/", List).WithName("ListJobs").RequireRole(Role.Viewer).WithSummary("Jobs, newest first, with cursor pagination");
+        group.MapGet("/{id:guid}", Get).WithName("GetJob").RequireRole(Role.Viewer).WithSummary("A job: status, transitions, progress, summary (ETag)")
             .Produces<JobResponse>().Produces(304).ProducesProblem(404);
-        group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob")
+        group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob").RequireRole(Role.Member)
             .WithSummary("Cancel: a queued job at once, a running one at its next batch boundary");
-        group.MapPost("/{id:guid}/retry", Retry).WithName("RetryJob").WithSummary("A new job with the same spec (retryOf links back)");
+        group.MapPost("/{id:guid}/retry", Retry).WithName("RetryJob").RequireRole(Role.Member).WithSummary("A new job with the same spec (retryOf links back)");
         return app;
     }
 
@@ -50,13 +51,14 @@ public static class JobEndpoints
         {
             return Problems.BadRequest("job.invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.", "Idempotency-Key");
         }
-        return Accepted(await submitter.SubmitAsync(request, idempotencyKey, retryOf: null, cancellationToken));
+        return Accepted(await submitter.SubmitAsync(http.HttpContext.Caller().Tenant, request, idempotencyKey, retryOf: null, cancellationToken));
     }
 
     private static async Task<IResult> Get(Guid id, HttpRequest http, HttpResponse response, JobStates states, JobStore store,
         CancellationToken cancellationToken)
     {
-        var state = await states.GetAsync(id, cancellationToken);
+        string tenant = http.HttpContext.Caller().Tenant;
+        var state = await states.GetAsync(tenant, id, cancellationToken);
         if (state is null)
         {
             return NotFound(id);
@@ -66,7 +68,7 @@ public static class JobEndpoints
         {
             return ETags.NotModified(response, etag);
         }
-        var job = await store.FindAsync(id, cancellationToken);
+        var job = await store.FindAsync(tenant, id, cancellationToken);
         if (job is null)
         {
             return NotFound(id);
@@ -78,7 +80,7 @@ public static class JobEndpoints
     /// <summary>Query parameters of <c>GET /api/jobs</c>.</summary>
     private sealed record ListQuery(string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter, int? Limit, string? Cursor);
 
-    private static async Task<Results<Ok<JobPage>, ProblemHttpResult>> List([AsParameters] ListQuery query, JobStore store,
+    private static async Task<Results<Ok<JobPage>, ProblemHttpResult>> List([AsParameters] ListQuery query, HttpContext http, JobStore store,
         IOptions<JobOptions> options, CancellationToken cancellationToken)
     {
         int max = options.Value.MaxListLimit;
@@ -100,15 +102,15 @@ public static class JobEndpoints
             }
             before = (at, after);
         }
-        var page = await store.ListAsync(new JobFilter(query.Status, query.DatasetId, query.CreatedAfter), before, take + 1, cancellationToken);
+        var page = await store.ListAsync(new JobFilter(http.Caller().Tenant, query.Status, query.DatasetId, query.CreatedAfter), before, take + 1, cancellationToken);
         string? next = page.Count > take ? WriteCursor(page[take - 1].CreatedAt, page[take - 1].Id) : null;
         return TypedResults.Ok(new JobPage(page.Take(take).Select(j => j.ToResponse()).ToList(), next));
     }
 
-    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Cancel(Guid id, JobStore store, IBackgroundJobClient client,
+    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Cancel(Guid id, HttpContext http, JobStore store, IBackgroundJobClient client,
         ILogger<JobStore> logger, CancellationToken cancellationToken)
     {
-        var (job, problem) = await store.CancelAsync(id, cancellationToken);
+        var (job, problem) = await store.CancelAsync(http.Caller().Tenant, id, cancellationToken);
         if (problem is not null || job is null)
         {
             return problem?.ToResult() ?? NotFound(id);
@@ -128,16 +130,16 @@ public static class JobEndpoints
         return TypedResults.Accepted($"/api/jobs/{id}", job.ToResponse());
     }
 
-    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Retry(Guid id, JobStore store, JobSubmitter submitter,
-        CancellationToken cancellationToken)
+    private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Retry(Guid id, HttpContext http, JobStore store,
+        JobSubmitter submitter, CancellationToken cancellationToken)
     {
-        var original = await store.FindAsync(id, cancellationToken);
+        var original = await store.FindAsync(http.Caller().Tenant, id, cancellationToken);
         if (original is null)
         {
             return NotFound(id);
         }
         var spec = JsonSerializer.Deserialize<SubmitJobRequest>(original.Spec, ApiJson.Options)!;
-        return Accepted(await submitter.SubmitAsync(spec, idempotencyKey: null, retryOf: id, cancellationToken));
+        return Accepted(await submitter.SubmitAsync(http.Caller().Tenant, spec, idempotencyKey: null, retryOf: id, cancellationToken));
     }
 
     private static Results<Accepted<JobResponse>, ProblemHttpResult> Accepted((Data.Entities.Job? Job, ApiProblem? Problem) outcome) =>

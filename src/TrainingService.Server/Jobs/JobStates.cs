@@ -37,8 +37,17 @@ public sealed class JobStates
         events.Resynchronised += Reset;
     }
 
-    /// <summary>The job's current state, or null if it does not exist.</summary>
-    public async Task<JobState?> GetAsync(Guid id, CancellationToken cancellationToken)
+    /// <summary>
+    /// The tenant's job's current state, or null if it does not exist or is another tenant's: cached or not, the caller
+    /// cannot tell those apart.
+    /// </summary>
+    public async Task<JobState?> GetAsync(string tenant, Guid id, CancellationToken cancellationToken)
+    {
+        var state = await GetAnyAsync(id, cancellationToken);
+        return state?.Tenant == tenant ? state : null;
+    }
+
+    private async Task<JobState?> GetAnyAsync(Guid id, CancellationToken cancellationToken)
     {
         long now = Environment.TickCount64;
         if (_events.IsListening && _states.TryGetValue(id, out var cached) && cached.Expires > now)

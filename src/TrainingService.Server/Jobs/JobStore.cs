@@ -9,19 +9,19 @@ using TrainingService.Server.Data.Entities;
 namespace TrainingService.Server.Jobs;
 
 /// <summary>What the history endpoints say about their job.</summary>
-public sealed record JobState(long Version, string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure);
+public sealed record JobState(string Tenant, long Version, string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure);
 
 /// <summary>A job to insert: the normalized spec, and the idempotency key it came with, if any.</summary>
-public sealed record NewJob(Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash);
+public sealed record NewJob(string Tenant, Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash);
 
 /// <summary>What a submit did: inserted a new job, or found the job an earlier request with the same key created.</summary>
 public sealed record JobCreation(Guid JobId, bool IsNew);
 
 /// <summary>Filters of a job listing; null means any.</summary>
-public sealed record JobFilter(string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter);
+public sealed record JobFilter(string Tenant, string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter);
 
 /// <summary>What the worker reads to run a job.</summary>
-public sealed record JobRun(string Status, string Spec, Guid? DatasetId, DateTimeOffset? StartedAt);
+public sealed record JobRun(string Tenant, string Status, string Spec, Guid? DatasetId, DateTimeOffset? StartedAt);
 
 /// <summary>A job's failure as stored.</summary>
 public sealed record FailureInfo(string Code, string Message, int? Epoch = null);
@@ -49,21 +49,23 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         var id = Guid.CreateVersion7();
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var lockDataset = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id FOR SHARE", connection, transaction))
+        await using (var lockDataset = new NpgsqlCommand("SELECT 1 FROM datasets WHERE id = @id AND tenant = @tenant FOR SHARE", connection, transaction))
         {
             lockDataset.Parameters.AddWithValue("id", job.DatasetId);
+            lockDataset.Parameters.AddWithValue("tenant", job.Tenant);
             if (await lockDataset.ExecuteScalarAsync(cancellationToken) is null)
             {
                 return (null, ApiProblem.Unprocessable("job.unknown_dataset", $"Dataset {job.DatasetId} was just deleted.", "datasetId"));
             }
         }
         await using (var insert = new NpgsqlCommand("""
-            INSERT INTO jobs (id, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version, updated_at)
-            VALUES (@id, now(), @dataset, 'queued', @spec, @seed, @epochs,
+            INSERT INTO jobs (id, tenant, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version, updated_at)
+            VALUES (@id, @tenant, now(), @dataset, 'queued', @spec, @seed, @epochs,
                     jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now())
             """, connection, transaction))
         {
             insert.Parameters.AddWithValue("id", id);
+            insert.Parameters.AddWithValue("tenant", job.Tenant);
             insert.Parameters.AddWithValue("dataset", job.DatasetId);
             insert.Parameters.AddWithValue("spec", NpgsqlDbType.Jsonb, job.Spec);
             insert.Parameters.AddWithValue("seed", job.Seed);
@@ -73,7 +75,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         }
         if (job.IdempotencyKey is { } key)
         {
-            var (firstHash, firstJob) = await RememberKeyAsync(connection, transaction, key, job.RequestHash, id, idempotencyWindow, cancellationToken);
+            var (firstHash, firstJob) = await RememberKeyAsync(connection, transaction, job.Tenant, key, job.RequestHash, id, idempotencyWindow, cancellationToken);
             if (firstJob != id)
             {
                 await transaction.RollbackAsync(cancellationToken);
@@ -88,21 +90,24 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
 
     /// <summary>Claims <paramref name="key"/> for <paramref name="job"/> unless a live claim exists; returns the claim that holds.</summary>
     private static async Task<(string RequestHash, Guid JobId)> RememberKeyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction,
-        string key, string requestHash, Guid job, TimeSpan window, CancellationToken cancellationToken)
+        string tenant, string key, string requestHash, Guid job, TimeSpan window, CancellationToken cancellationToken)
     {
         await using (var remember = new NpgsqlCommand("""
-            DELETE FROM idempotency_keys WHERE key = @key AND created_at < now() - @window;
-            INSERT INTO idempotency_keys (key, request_hash, job_id, created_at) VALUES (@key, @hash, @job, now())
-            ON CONFLICT (key) DO NOTHING;
+            DELETE FROM idempotency_keys WHERE tenant = @tenant AND key = @key AND created_at < now() - @window;
+            INSERT INTO idempotency_keys (tenant, key, request_hash, job_id, created_at) VALUES (@tenant, @key, @hash, @job, now())
+            ON CONFLICT (tenant, key) DO NOTHING;
             """, connection, transaction))
         {
+            remember.Parameters.AddWithValue("tenant", tenant);
             remember.Parameters.AddWithValue("key", key);
             remember.Parameters.AddWithValue("window", window);
             remember.Parameters.AddWithValue("hash", requestHash);
             remember.Parameters.AddWithValue("job", job);
             await remember.ExecuteNonQueryAsync(cancellationToken);
         }
-        await using var owner = new NpgsqlCommand("SELECT request_hash, job_id FROM idempotency_keys WHERE key = @key", connection, transaction);
+        await using var owner = new NpgsqlCommand("SELECT request_hash, job_id FROM idempotency_keys WHERE tenant = @tenant AND key = @key",
+            connection, transaction);
+        owner.Parameters.AddWithValue("tenant", tenant);
         owner.Parameters.AddWithValue("key", key);
         await using var reader = await owner.ExecuteReaderAsync(cancellationToken);
         await reader.ReadAsync(cancellationToken);
@@ -113,14 +118,15 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
     /// queued → cancelled at once; running → cancelling (the worker stops at its next batch and confirms); cancelling
     /// stays. Returns the job as the cancel left it, null when there is no such job, or a 409 problem for a job that has ended.
     /// </summary>
-    public async Task<(Job? Job, ApiProblem? Problem)> CancelAsync(Guid id, CancellationToken cancellationToken)
+    public async Task<(Job? Job, ApiProblem? Problem)> CancelAsync(string tenant, Guid id, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         Job? job;
-        await using (var read = new NpgsqlCommand($"SELECT {JobColumns} FROM jobs WHERE id = @id FOR UPDATE", connection, transaction))
+        await using (var read = new NpgsqlCommand($"SELECT {JobColumns} FROM jobs WHERE id = @id AND tenant = @tenant FOR UPDATE", connection, transaction))
         {
             read.Parameters.AddWithValue("id", id);
+            read.Parameters.AddWithValue("tenant", tenant);
             job = await ReadJobAsync(read, cancellationToken);
         }
         if (job is null || JobStatus.IsTerminal(job.Status))
@@ -148,11 +154,12 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         return (job, null);
     }
 
-    /// <summary>A whole job row, or null.</summary>
-    public async Task<Job?> FindAsync(Guid id, CancellationToken cancellationToken)
+    /// <summary>The tenant's job with this id, or null (another tenant's job is null too, exactly like a missing one).</summary>
+    public async Task<Job?> FindAsync(string tenant, Guid id, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand($"SELECT {JobColumns} FROM jobs WHERE id = @id");
+        await using var command = dataSource.CreateCommand($"SELECT {JobColumns} FROM jobs WHERE id = @id AND tenant = @tenant");
         command.Parameters.AddWithValue("id", id);
+        command.Parameters.AddWithValue("tenant", tenant);
         return await ReadJobAsync(command, cancellationToken);
     }
 
@@ -168,6 +175,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
             conditions.Add(condition);
             command.Parameters.AddWithValue(name, value);
         }
+        Where("tenant = @tenant", "tenant", filter.Tenant);
         if (filter.Status is not null)
         {
             Where("status = @status", "status", filter.Status);
@@ -197,7 +205,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
     private const string JobColumns = """
         id, created_at, dataset_id, status, spec, seed, total_epochs, started_at, finished_at, transitions, stop_reason, failure_code,
         failure_message, failure_epoch, epochs_completed, last_train_loss, last_val_loss, best_val_loss, best_val_loss_epoch, best_epoch,
-        data_summary, retry_of, hangfire_job_id, device, version
+        data_summary, retry_of, hangfire_job_id, device, version, tenant
         """;
 
     /// <summary>Reads the command's first row, or every row into <paramref name="all"/> (returning the last).</summary>
@@ -229,14 +237,17 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
             FailureMessage = Text(12), FailureEpoch = Get<int>(13), EpochsCompleted = r.GetInt32(14), LastTrainLoss = Get<double>(15),
             LastValLoss = Get<double>(16), BestValLoss = Get<double>(17), BestValLossEpoch = Get<int>(18), BestEpoch = Get<int>(19),
             DataSummary = Text(20), RetryOf = Get<Guid>(21), HangfireJobId = Text(22), Device = Text(23), Version = r.GetInt64(24),
+            Tenant = r.GetString(25),
         };
     }
 
     /// <summary>A job's stored model document and its ETag, or null when none is stored.</summary>
-    public async Task<(string Json, string ETag)?> LoadModelAsync(Guid id, CancellationToken cancellationToken)
+    public async Task<(string Json, string ETag)?> LoadModelAsync(string tenant, Guid id, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT model, e_tag FROM job_models WHERE job_id = @id");
+        await using var command = dataSource.CreateCommand(
+            "SELECT m.model, m.e_tag FROM job_models m JOIN jobs j ON j.id = m.job_id WHERE m.job_id = @id AND j.tenant = @tenant");
         command.Parameters.AddWithValue("id", id);
+        command.Parameters.AddWithValue("tenant", tenant);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         return await reader.ReadAsync(cancellationToken) ? (reader.GetString(0), reader.GetString(1)) : null;
     }
@@ -244,14 +255,14 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
     /// <summary>What the worker needs to run a job, or null if it does not exist.</summary>
     public async Task<JobRun?> LoadRunAsync(Guid id, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT status, spec, dataset_id, started_at FROM jobs WHERE id = @id");
+        await using var command = dataSource.CreateCommand("SELECT status, spec, dataset_id, started_at, tenant FROM jobs WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
             return null;
         }
-        return new JobRun(reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetGuid(2),
+        return new JobRun(reader.GetString(4), reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetGuid(2),
             reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3));
     }
 
@@ -528,14 +539,14 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
     public async Task<JobState?> StateAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
-            "SELECT status, stop_reason, epochs_completed, total_epochs, failure_code, failure_message, failure_epoch, version FROM jobs WHERE id = @id");
+            "SELECT status, stop_reason, epochs_completed, total_epochs, failure_code, failure_message, failure_epoch, version, tenant FROM jobs WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
         {
             return null;
         }
-        return new JobState(reader.GetInt64(7), reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3),
+        return new JobState(reader.GetString(8), reader.GetInt64(7), reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3),
             reader.IsDBNull(4) ? null : new JobFailure(reader.GetString(4), reader.IsDBNull(5) ? "" : reader.GetString(5),
                 reader.IsDBNull(6) ? null : reader.GetInt32(6)));
     }

@@ -17,14 +17,14 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
     IBackgroundJobClient client, IOptions<JobOptions> options, ILogger<JobSubmitter> logger)
 {
     /// <summary>The accepted job as stored (an earlier one for a repeated idempotency key), or the problem that refused it.</summary>
-    public async Task<(Job? Job, ApiProblem? Problem)> SubmitAsync(SubmitJobRequest request, string? idempotencyKey, Guid? retryOf,
+    public async Task<(Job? Job, ApiProblem? Problem)> SubmitAsync(string tenant, SubmitJobRequest request, string? idempotencyKey, Guid? retryOf,
         CancellationToken cancellationToken)
     {
         if (!validator.TryValidate(request, out var spec, out var problem))
         {
             return (null, problem);
         }
-        var dataset = await datasets.FindAsync(request.DatasetId!.Value, cancellationToken);
+        var dataset = await datasets.FindAsync(tenant, request.DatasetId!.Value, cancellationToken);
         if (dataset is null)
         {
             return (null, ApiProblem.Unprocessable("job.unknown_dataset", $"No dataset {request.DatasetId}; upload one with POST /api/datasets.", "datasetId"));
@@ -34,7 +34,7 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
             return (null, problem);
         }
         string requestHash = Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(request, ApiJson.Options)));
-        var job = new NewJob(dataset.Id, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options), plan.Seed, plan.Epochs, retryOf,
+        var job = new NewJob(tenant, dataset.Id, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options), plan.Seed, plan.Epochs, retryOf,
             idempotencyKey, requestHash);
         var (created, refused) = await store.CreateAsync(job, options.Value.IdempotencyWindow, cancellationToken);
         if (created is null)
@@ -42,7 +42,7 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
             return (null, refused);
         }
         // The response describes the job as accepted; a worker may start it the moment it is enqueued.
-        var accepted = await store.FindAsync(created.JobId, cancellationToken);
+        var accepted = await store.FindAsync(tenant, created.JobId, cancellationToken);
         if (created.IsNew)
         {
             await EnqueueAsync(created.JobId, cancellationToken);

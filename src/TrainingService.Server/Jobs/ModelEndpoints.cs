@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using TrainingService.Compute.Devices;
 using TrainingService.Compute.Models;
 using TrainingService.Compute.Training;
+using TrainingService.Server.Access;
 using TrainingService.Server.Infrastructure;
 
 namespace TrainingService.Server.Jobs;
@@ -33,21 +34,23 @@ public static class ModelEndpoints
     public static IEndpointRouteBuilder MapModelEndpoints(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/jobs").WithTags("Models");
-        group.MapGet("/{id:guid}/model", Get).WithName("GetModel")
+        group.MapGet("/{id:guid}/model", Get).WithName("GetModel").RequireRole(Role.Viewer)
             .WithSummary("The trained model: architecture, weights, feature pipeline, label order (ETag)")
             .Produces<ModelDocument>().Produces(304).ProducesProblem(404).ProducesProblem(409);
-        group.MapPost("/{id:guid}/predict", Predict).WithName("Predict")
+        group.MapPost("/{id:guid}/predict", Predict).WithName("Predict").RequireRole(Role.Viewer)
             .WithSummary("Predict rows with the job's model, preprocessing them as in training")
             .WithJsonExample(new { rows = new[] { new Dictionary<string, object?> { ["sepal length (cm)"] = 5.9, ["sepal width (cm)"] = 3.0 } } });
         return app;
     }
 
-    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, JobStore store, CancellationToken cancellationToken)
+    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, JobStore store, JobStates states,
+        CancellationToken cancellationToken)
     {
-        var model = await store.LoadModelAsync(id, cancellationToken);
+        string tenant = request.HttpContext.Caller().Tenant;
+        var model = await store.LoadModelAsync(tenant, id, cancellationToken);
         if (model is null)
         {
-            return await Missing(store, id, cancellationToken);
+            return await Missing(states, tenant, id, cancellationToken);
         }
         if (ETags.Matches(request, model.Value.ETag))
         {
@@ -57,13 +60,14 @@ public static class ModelEndpoints
         return TypedResults.Text(model.Value.Json, "application/json");
     }
 
-    private static async Task<Results<Ok<PredictResponse>, ProblemHttpResult>> Predict(Guid id, PredictRequest request, JobStore store,
-        ComputeDevice device, CancellationToken cancellationToken)
+    private static async Task<Results<Ok<PredictResponse>, ProblemHttpResult>> Predict(Guid id, PredictRequest request, HttpContext http,
+        JobStore store, JobStates states, ComputeDevice device, CancellationToken cancellationToken)
     {
-        var stored = await store.LoadModelAsync(id, cancellationToken);
+        string tenant = http.Caller().Tenant;
+        var stored = await store.LoadModelAsync(tenant, id, cancellationToken);
         if (stored is null)
         {
-            return await Missing(store, id, cancellationToken);
+            return await Missing(states, tenant, id, cancellationToken);
         }
         if (CheckRows(request.Rows) is { } refused)
         {
@@ -166,9 +170,9 @@ public static class ModelEndpoints
         }
     }
 
-    private static async Task<ProblemHttpResult> Missing(JobStore store, Guid id, CancellationToken cancellationToken)
+    private static async Task<ProblemHttpResult> Missing(JobStates states, string tenant, Guid id, CancellationToken cancellationToken)
     {
-        string? status = await store.StatusAsync(id, cancellationToken);
+        string? status = (await states.GetAsync(tenant, id, cancellationToken))?.Status;
         return status is null
             ? Problems.NotFound("job.not_found", $"No job {id}.")
             : Problems.Conflict("job.no_model", $"Job {id} has no model yet (status {status}); models are stored when training ends.");

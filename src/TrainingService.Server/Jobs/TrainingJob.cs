@@ -192,7 +192,7 @@ public sealed class TrainingJob(
     private async Task LoadAndTrainAsync(Run run, JobRun job, DateTimeOffset startedAt)
     {
         var spec = JsonSerializer.Deserialize<SubmitJobRequest>(job.Spec, ApiJson.Options)!;
-        var dataset = job.DatasetId is Guid id ? await retry.RunAsync("Reading the dataset", ct => datasets.FindAsync(id, ct), run.Stop) : null;
+        var dataset = job.DatasetId is Guid id ? await retry.RunAsync("Reading the dataset", ct => datasets.FindAsync(job.Tenant, id, ct), run.Stop) : null;
         if (dataset is null)
         {
             throw new TrainingDataException("data.dataset_deleted", "The job's dataset was deleted before the job ran.");

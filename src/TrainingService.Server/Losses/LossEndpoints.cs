@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
+using TrainingService.Server.Access;
 using TrainingService.Server.Configuration;
 using TrainingService.Compute.Devices;
 using TrainingService.Compute.Losses;
@@ -58,9 +59,9 @@ public static class LossEndpoints
     public static IEndpointRouteBuilder MapLossEndpoints(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/losses").WithTags("Losses");
-        group.MapGet("/", Catalog).WithName("ListLosses").WithSummary("Every loss: tasks, targets, input space, parameters, formula, reductions");
+        group.MapGet("/", Catalog).WithName("ListLosses").RequireRole(Role.Viewer).WithSummary("Every loss: tasks, targets, input space, parameters, formula, reductions");
         long maxBytes = app.ServiceProvider.GetRequiredService<IOptions<LossApiOptions>>().Value.MaxRequestBytes();
-        group.MapPost("/evaluate", Evaluate).WithName("EvaluateLoss")
+        group.MapPost("/evaluate", Evaluate).WithName("EvaluateLoss").RequireRole(Role.Viewer)
             .Accepts<EvaluateLossRequest>("application/json")
             .WithMetadata(new RequestSizeLimitAttribute(maxBytes)) // from Losses:MaxElements; Kestrel's 30 MB default is too small for 10⁶ predictions
             .WithSummary("A loss and its gradient, computed by the kernels the trainer uses")

@@ -21,10 +21,17 @@ public sealed class ServiceFixture : IAsyncLifetime
     /// </summary>
     public const int MaxLossElements = 1000;
 
+    /// <summary>
+    /// The owner key every test host and process is configured with (Auth:OwnerKey), of tenant "default"; the shared
+    /// <see cref="Client"/> sends it. Tests about keys make their own.
+    /// </summary>
+    public const string OwnerKey = "ts_00000000000000ff_TestOwnerKeyTestOwnerKeyTestOwnerKeyTestOwn";
+
     /// <summary>Settings every test host and test process uses: fast polling, small limits the tests can reach.</summary>
     public static Dictionary<string, string> Settings(string connectionString) => new()
     {
         ["ConnectionStrings:Postgres"] = connectionString,
+        ["Auth:OwnerKey"] = OwnerKey,
         ["Compute:Device"] = "Cpu",
         ["Worker:QueuePollInterval"] = "00:00:01",
         ["Worker:InvisibilityTimeout"] = "00:00:05",
@@ -71,8 +78,19 @@ public sealed class ServiceFixture : IAsyncLifetime
             }
             builder.UseSetting("Losses:MaxElements", MaxLossElements.ToString(System.Globalization.CultureInfo.InvariantCulture));
         });
-        Client = Factory.CreateClient();
+        Client = CreateClient(OwnerKey);
         await Client.GetAsync("/health/live"); // starts the host: migrations, Hangfire, the listener
+    }
+
+    /// <summary>A client of the in-process host that sends <paramref name="key"/> (none when null).</summary>
+    public HttpClient CreateClient(string? key)
+    {
+        var client = Factory.CreateClient();
+        if (key is not null)
+        {
+            client.DefaultRequestHeaders.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", key);
+        }
+        return client;
     }
 
     public async Task DisposeAsync()

@@ -4,11 +4,13 @@ namespace TrainingService.Server.Data.Entities;
 public sealed class Dataset
 {
     public Guid Id { get; set; }
+    /// <summary>The owning tenant; every read and write is scoped to it.</summary>
+    public required string Tenant { get; set; }
     public required string Name { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     public long SizeBytes { get; set; }
     public long RowCount { get; set; }
-    /// <summary>Hex SHA-256 of the uploaded bytes; unique, so re-uploads return the existing dataset.</summary>
+    /// <summary>Hex SHA-256 of the uploaded bytes; unique per tenant (with the delimiter), so re-uploads return the existing dataset.</summary>
     public required string Sha256 { get; set; }
     public required string Delimiter { get; set; }
     public int ChunkRows { get; set; }

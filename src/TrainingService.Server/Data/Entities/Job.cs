@@ -4,6 +4,8 @@ namespace TrainingService.Server.Data.Entities;
 public sealed class Job
 {
     public Guid Id { get; set; }
+    /// <summary>The owning tenant; every read and write is scoped to it.</summary>
+    public required string Tenant { get; set; }
     public DateTimeOffset CreatedAt { get; set; }
     /// <summary>Null once the dataset is deleted; the job keeps its history and model.</summary>
     public Guid? DatasetId { get; set; }
@@ -77,6 +79,8 @@ public sealed class JobModel
 /// <summary>A remembered <c>Idempotency-Key</c> of <c>POST /api/jobs</c>.</summary>
 public sealed class IdempotencyRecord
 {
+    /// <summary>Keys are per tenant: two tenants may use the same key for different jobs.</summary>
+    public required string Tenant { get; set; }
     public required string Key { get; set; }
     public required string RequestHash { get; set; }
     public Guid JobId { get; set; }

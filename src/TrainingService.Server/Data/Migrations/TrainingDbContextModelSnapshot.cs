@@ -22,6 +22,63 @@ namespace TrainingService.Server.Data.Migrations
 
             NpgsqlModelBuilderExtensions.UseIdentityByDefaultColumns(modelBuilder);
 
+            modelBuilder.Entity("TrainingService.Server.Data.Entities.ApiKey", b =>
+                {
+                    b.Property<string>("Id")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .HasColumnType("text")
+                        .HasColumnName("created_by");
+
+                    b.Property<string>("Name")
+                        .IsRequired()
+                        .HasMaxLength(256)
+                        .HasColumnType("character varying(256)")
+                        .HasColumnName("name");
+
+                    b.Property<DateTimeOffset?>("RevokedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("revoked_at");
+
+                    b.Property<string>("RevokedBy")
+                        .HasColumnType("text")
+                        .HasColumnName("revoked_by");
+
+                    b.Property<string>("Role")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("role");
+
+                    b.Property<byte[]>("SecretHash")
+                        .IsRequired()
+                        .HasColumnType("bytea")
+                        .HasColumnName("secret_hash");
+
+                    b.Property<string>("Tenant")
+                        .IsRequired()
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant");
+
+                    b.HasKey("Id")
+                        .HasName("pk_api_keys");
+
+                    b.HasIndex("Tenant", "CreatedAt")
+                        .HasDatabaseName("ix_api_keys_tenant_created_at");
+
+                    b.ToTable("api_keys", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_api_keys_role", "role IN ('viewer', 'member', 'admin', 'owner')");
+                        });
+                });
+
             modelBuilder.Entity("TrainingService.Server.Data.Entities.Dataset", b =>
                 {
                     b.Property<Guid>("Id")
@@ -71,15 +128,20 @@ namespace TrainingService.Server.Data.Migrations
                         .HasColumnType("bigint")
                         .HasColumnName("size_bytes");
 
+                    b.Property<string>("Tenant")
+                        .IsRequired()
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant");
+
                     b.HasKey("Id")
                         .HasName("pk_datasets");
 
-                    b.HasIndex("CreatedAt")
-                        .HasDatabaseName("ix_datasets_created_at");
+                    b.HasIndex("Tenant", "CreatedAt")
+                        .HasDatabaseName("ix_datasets_tenant_created_at");
 
-                    b.HasIndex("Sha256", "Delimiter")
+                    b.HasIndex("Tenant", "Sha256", "Delimiter")
                         .IsUnique()
-                        .HasDatabaseName("ix_datasets_sha256_delimiter");
+                        .HasDatabaseName("ix_datasets_tenant_sha256_delimiter");
 
                     b.ToTable("datasets", (string)null);
                 });
@@ -119,6 +181,10 @@ namespace TrainingService.Server.Data.Migrations
 
             modelBuilder.Entity("TrainingService.Server.Data.Entities.IdempotencyRecord", b =>
                 {
+                    b.Property<string>("Tenant")
+                        .HasColumnType("text")
+                        .HasColumnName("tenant");
+
                     b.Property<string>("Key")
                         .HasMaxLength(255)
                         .HasColumnType("character varying(255)")
@@ -137,7 +203,7 @@ namespace TrainingService.Server.Data.Migrations
                         .HasColumnType("text")
                         .HasColumnName("request_hash");
 
-                    b.HasKey("Key")
+                    b.HasKey("Tenant", "Key")
                         .HasName("pk_idempotency_keys");
 
                     b.HasIndex("JobId")
@@ -244,6 +310,11 @@ namespace TrainingService.Server.Data.Migrations
                         .HasColumnType("text")
                         .HasColumnName("stop_reason");
 
+                    b.Property<string>("Tenant")
+                        .IsRequired()
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant");
+
                     b.Property<int>("TotalEpochs")
                         .HasColumnType("integer")
                         .HasColumnName("total_epochs");
@@ -267,15 +338,18 @@ namespace TrainingService.Server.Data.Migrations
                     b.HasIndex("RetryOf")
                         .HasDatabaseName("ix_jobs_retry_of");
 
-                    b.HasIndex("CreatedAt", "Id")
-                        .IsDescending()
-                        .HasDatabaseName("ix_jobs_created_at_id");
-
                     b.HasIndex("DatasetId", "CreatedAt")
                         .HasDatabaseName("ix_jobs_dataset_id_created_at");
 
                     b.HasIndex("Status", "CreatedAt")
                         .HasDatabaseName("ix_jobs_status_created_at");
+
+                    b.HasIndex("Tenant", "Status")
+                        .HasDatabaseName("ix_jobs_tenant_status");
+
+                    b.HasIndex("Tenant", "CreatedAt", "Id")
+                        .IsDescending()
+                        .HasDatabaseName("ix_jobs_tenant_created_at_id");
 
                     b.ToTable("jobs", null, t =>
                         {
@@ -387,6 +461,47 @@ namespace TrainingService.Server.Data.Migrations
                     b.ToTable("job_models", (string)null);
                 });
 
+            modelBuilder.Entity("TrainingService.Server.Data.Entities.Tenant", b =>
+                {
+                    b.Property<string>("Name")
+                        .HasMaxLength(64)
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("name");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<string>("CreatedBy")
+                        .HasColumnType("text")
+                        .HasColumnName("created_by");
+
+                    b.HasKey("Name")
+                        .HasName("pk_tenants");
+
+                    b.ToTable("tenants", (string)null);
+                });
+
+            modelBuilder.Entity("TrainingService.Server.Data.Entities.ApiKey", b =>
+                {
+                    b.HasOne("TrainingService.Server.Data.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("Tenant")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_api_keys_tenants_tenant");
+                });
+
+            modelBuilder.Entity("TrainingService.Server.Data.Entities.Dataset", b =>
+                {
+                    b.HasOne("TrainingService.Server.Data.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("Tenant")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_datasets_tenants_tenant");
+                });
+
             modelBuilder.Entity("TrainingService.Server.Data.Entities.DatasetChunk", b =>
                 {
                     b.HasOne("TrainingService.Server.Data.Entities.Dataset", null)
@@ -420,6 +535,13 @@ namespace TrainingService.Server.Data.Migrations
                         .HasForeignKey("RetryOf")
                         .OnDelete(DeleteBehavior.SetNull)
                         .HasConstraintName("fk_jobs_jobs_retry_of");
+
+                    b.HasOne("TrainingService.Server.Data.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("Tenant")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_jobs_tenants_tenant");
                 });
 
             modelBuilder.Entity("TrainingService.Server.Data.Entities.JobCheckpoint", b =>

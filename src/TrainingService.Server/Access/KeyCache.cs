@@ -1,0 +1,91 @@
+using System.Collections.Concurrent;
+using Microsoft.Extensions.Options;
+using Npgsql;
+using TrainingService.Server.Configuration;
+
+namespace TrainingService.Server.Access;
+
+/// <summary>
+/// Keys this process has read, so an authenticated poll costs a dictionary lookup and a SHA-256, not a query. A
+/// revocation evicts its key in every process through LISTEN on <see cref="KeyStore.Channel"/>; while the listener is
+/// down (and once it reconnects, since notifications sent meanwhile are lost) the cache is emptied, and an entry is never
+/// trusted for longer than <see cref="AuthOptions.KeyCacheTime"/>. Unknown ids are remembered for a second, so a client
+/// guessing ids cannot turn every request into a query; the cache is bounded and starts over when full.
+/// </summary>
+public sealed class KeyCache(KeyStore store, NpgsqlDataSource dataSource, IOptions<AuthOptions> options, ILogger<KeyCache> logger)
+    : BackgroundService
+{
+    private const int MaxEntries = 100_000;
+    private static readonly TimeSpan UnknownTime = TimeSpan.FromSeconds(1);
+
+    private sealed record Entry(KeyRecord? Key, long ReadAt);
+
+    private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
+    private volatile bool _listening;
+
+    /// <summary>The key with this id as last read (null when none), from the cache when fresh.</summary>
+    public async ValueTask<KeyRecord?> FindAsync(string id, CancellationToken cancellationToken)
+    {
+        if (_listening && _entries.TryGetValue(id, out var entry) && IsFresh(entry))
+        {
+            return entry.Key;
+        }
+        long readAt = Environment.TickCount64;
+        var key = await store.FindAsync(id, cancellationToken);
+        if (_listening)
+        {
+            if (_entries.Count >= MaxEntries)
+            {
+                _entries.Clear();
+            }
+            _entries[id] = new Entry(key, readAt);
+        }
+        return key;
+    }
+
+    /// <summary>Drops a key now (this process revoked it; the notification follows for the others).</summary>
+    public void Evict(string id) => _entries.TryRemove(id, out _);
+
+    private bool IsFresh(Entry entry)
+    {
+        var age = TimeSpan.FromMilliseconds(Environment.TickCount64 - entry.ReadAt);
+        return age < (entry.Key is null ? UnknownTime : options.Value.KeyCacheTime);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        var delay = TimeSpan.FromMilliseconds(100);
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await using var connection = await dataSource.OpenConnectionAsync(stoppingToken);
+                connection.Notification += (_, e) => Evict(e.Payload);
+                await using (var listen = new NpgsqlCommand($"LISTEN {KeyStore.Channel}", connection))
+                {
+                    await listen.ExecuteNonQueryAsync(stoppingToken);
+                }
+                _entries.Clear(); // whatever was revoked while nobody listened
+                _listening = true;
+                delay = TimeSpan.FromMilliseconds(100);
+                while (!stoppingToken.IsCancellationRequested)
+                {
+                    await connection.WaitAsync(stoppingToken);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                break;
+            }
+            catch (Exception e)
+            {
+                _listening = false;
+                _entries.Clear();
+                logger.LogWarning("Key revocation listener lost its connection ({Error}); keys are read from the database until it is back", e.Message);
+                await Task.Delay(delay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
+                delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
+            }
+        }
+        _listening = false;
+    }
+}
