@@ -18,10 +18,11 @@ public static class AccessSetup
         services.AddSingleton<KeyStore>();
         services.AddSingleton<KeyCache>();
         services.AddSingleton<OwnerKeys>();
-        if (service.ServesApi)
+        if (!service.ServesApi)
         {
-            services.AddHostedService(provider => provider.GetRequiredService<KeyCache>());
+            return services; // a worker answers health endpoints only; it has no callers to authenticate
         }
+        services.AddHostedService(provider => provider.GetRequiredService<KeyCache>());
         services.AddAuthentication(ApiKeyAuthentication.SchemeName)
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthentication>(ApiKeyAuthentication.SchemeName, null);
         services.AddAuthorization(options =>
