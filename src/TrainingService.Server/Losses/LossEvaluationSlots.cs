@@ -11,7 +11,7 @@ namespace TrainingService.Server.Losses;
 /// numbers in memory from the first byte read to the last byte written, so a request past the cap is refused at once
 /// (429 with Retry-After) rather than queued: memory stays bounded by the cap times the largest request.
 /// </summary>
-public sealed partial class LossEvaluationSlots(IOptions<LossApiOptions> options, ILogger<LossEvaluationSlots> logger)
+public sealed partial class LossEvaluationSlots(IOptions<LossApiOptions> options, ILogger<LossEvaluationSlots> logger) : IDisposable
 {
     /// <summary>Values (all arrays of a request) from which an evaluation's memory is handed back to the system afterwards.</summary>
     public const long LargeRequestValues = 1 << 20;
@@ -21,9 +21,14 @@ public sealed partial class LossEvaluationSlots(IOptions<LossApiOptions> options
     private int _taken;
     private bool _largeSinceCollect;
     private long _lastCollect = long.MinValue / 2;
+    private Timer? _deferred;
+    private int _compactions;
 
     /// <summary>At most one compaction in this interval, so no client can pause the process at will.</summary>
-    private static readonly TimeSpan CompactionInterval = TimeSpan.FromSeconds(10);
+    internal TimeSpan CompactionInterval { get; init; } = TimeSpan.FromSeconds(10);
+
+    /// <summary>Compactions run so far (for tests).</summary>
+    internal int Compactions => Volatile.Read(ref _compactions);
 
     public int Capacity => _capacity;
 
@@ -55,14 +60,53 @@ public sealed partial class LossEvaluationSlots(IOptions<LossApiOptions> options
         {
             _taken--;
             _largeSinceCollect |= large;
-            long now = Environment.TickCount64;
-            if (_taken > 0 || !_largeSinceCollect || now - _lastCollect < (long)CompactionInterval.TotalMilliseconds)
+            if (!TryStartCompaction())
             {
-                return; // a later release does it (the flag stays)
+                return;
             }
-            _largeSinceCollect = false;
-            _lastCollect = now;
         }
+        Compact();
+    }
+
+    /// <summary>
+    /// Under the lock: true when the caller must compact now. Too soon after the last one, a compaction is deferred to
+    /// the end of the interval (a timer), so an idle process still hands the memory back without another request.
+    /// </summary>
+    private bool TryStartCompaction()
+    {
+        long now = Environment.TickCount64;
+        long wait = _lastCollect + (long)CompactionInterval.TotalMilliseconds - now;
+        if (_taken > 0 || !_largeSinceCollect)
+        {
+            return false; // the last evaluation out does it (the flag stays)
+        }
+        if (wait > 0)
+        {
+            _deferred ??= new Timer(_ => Deferred(), null, TimeSpan.FromMilliseconds(wait), Timeout.InfiniteTimeSpan);
+            return false;
+        }
+        _largeSinceCollect = false;
+        _lastCollect = now;
+        return true;
+    }
+
+    private void Deferred()
+    {
+        lock (_lock)
+        {
+            _deferred?.Dispose();
+            _deferred = null;
+            if (!TryStartCompaction())
+            {
+                return;
+            }
+        }
+        Compact();
+    }
+
+    private void Compact()
+    {
+        Interlocked.Increment(ref _compactions);
         long before = Environment.WorkingSet;
         var clock = Stopwatch.StartNew();
         GCSettings.LargeObjectHeapCompactionMode = GCLargeObjectHeapCompactionMode.CompactOnce;
@@ -84,6 +128,15 @@ public sealed partial class LossEvaluationSlots(IOptions<LossApiOptions> options
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {
             // Not glibc (musl has no malloc_trim): freed native memory stays with the allocator.
+        }
+    }
+
+    public void Dispose()
+    {
+        lock (_lock)
+        {
+            _deferred?.Dispose();
+            _deferred = null;
         }
     }
 
