@@ -76,6 +76,7 @@ if (service.ServesApi)
     app.MapModelEndpoints();
     app.MapHistoryEndpoints();
     app.MapLossEndpoints();
+    AccessSetup.CheckEveryApiRouteHasARole(app);
 }
 app.Logger.LogInformation("TrainingService started as {Role}", service.Role);
 await app.RunAsync();

@@ -8,8 +8,9 @@ using TrainingService.Server.Configuration;
 namespace TrainingService.Server.Access;
 
 /// <summary>
-/// API keys, tenants and roles: the authentication scheme, one policy per role (each admitting the roles above it), and a
-/// fallback policy of <see cref="Role.Owner"/>, so a route that forgets <see cref="RequireRole"/> is closed, not open.
+/// API keys, tenants and roles: the authentication scheme and one policy per role (each admitting the roles above it).
+/// A route under <c>/api</c> that forgets <see cref="RequireRole"/> stops the process at start
+/// (<see cref="CheckEveryApiRouteHasARole"/>), so it is never served open.
 /// </summary>
 public static class AccessSetup
 {
@@ -32,7 +33,6 @@ public static class AccessSetup
                 options.AddPolicy(role.Policy(), policy => policy.RequireAuthenticatedUser()
                     .RequireAssertion(context => Caller.FromPrincipal(context.User)?.IsAtLeast(role) == true));
             }
-            options.FallbackPolicy = options.GetPolicy(Role.Owner.Policy());
         });
         return services;
     }
@@ -42,6 +42,24 @@ public static class AccessSetup
         app.UseAuthentication();
         app.UseAuthorization();
         return app;
+    }
+
+    /// <summary>
+    /// Throws at start when a route under <c>/api</c> declares neither a role nor anonymous access. (A fallback
+    /// authorization policy would close such a route too, but it also applies to requests that match no route, turning
+    /// an unknown path or a wrong method into 401/403 instead of 404/405.)
+    /// </summary>
+    public static void CheckEveryApiRouteHasARole(IEndpointRouteBuilder app)
+    {
+        var open = app.DataSources.SelectMany(source => source.Endpoints).OfType<RouteEndpoint>()
+            .Where(e => e.RoutePattern.RawText?.StartsWith("/api", StringComparison.OrdinalIgnoreCase) == true)
+            .Where(e => e.Metadata.GetMetadata<RequiredRole>() is null && e.Metadata.GetMetadata<IAllowAnonymous>() is null)
+            .Select(e => e.DisplayName ?? e.RoutePattern.RawText)
+            .ToList();
+        if (open.Count > 0)
+        {
+            throw new InvalidOperationException($"Routes without RequireRole: {string.Join(", ", open)}.");
+        }
     }
 
     /// <summary>The least role that may call this route (every role above it may too).</summary>

@@ -44,10 +44,22 @@ public sealed class OwnerKeys(KeyStore store, IOptions<AuthOptions> options, ILo
         var stored = await store.FindAsync(id, cancellationToken);
         if (stored is null)
         {
-            await store.CreateAsync(id, ApiKeyFormat.Hash(secret), tenant, Role.Owner, "configured owner key", null, createTenant: true, cancellationToken);
-            logger.LogInformation("Stored the configured owner key {KeyId} for tenant {Tenant}", id, tenant);
+            try
+            {
+                await store.CreateAsync(id, ApiKeyFormat.Hash(secret), tenant, Role.Owner, "configured owner key", null, createTenant: true, cancellationToken);
+                logger.LogInformation("Stored the configured owner key {KeyId} for tenant {Tenant}", id, tenant);
+                return;
+            }
+            catch (Npgsql.PostgresException e) when (e.SqlState == Npgsql.PostgresErrorCodes.UniqueViolation)
+            {
+                stored = await store.FindAsync(id, cancellationToken); // another API process starting with the same setting stored it first
+            }
         }
-        else if (!ApiKeyFormat.Matches(secret, stored.SecretHash))
+        if (stored is null)
+        {
+            return;
+        }
+        if (!ApiKeyFormat.Matches(secret, stored.SecretHash))
         {
             throw new OptionsValidationException("Auth", typeof(AuthOptions),
                 [$"Auth:OwnerKey has id {id}, which is stored with another secret. Give the key that was created, or a new one."]);
