@@ -78,8 +78,8 @@ public static class DatasetEndpoints
         try
         {
             result = multipart
-                ? await ImportMultipartAsync(body, mediaType!, importer, name, separator, cancellationToken)
-                : await importer.ImportAsync(body, name ?? DefaultName(null), separator, cancellationToken);
+                ? await ImportMultipartAsync(body, mediaType!, importer, name, separator, request.ContentLength, cancellationToken)
+                : await importer.ImportAsync(body, name ?? DefaultName(null), separator, cancellationToken, request.ContentLength);
         }
         catch (UploadRefusedException e)
         {
@@ -128,7 +128,7 @@ public static class DatasetEndpoints
 
     /// <summary>Imports the multipart body's 'file' part; a body that is not well-formed multipart is refused like a bad file.</summary>
     private static async Task<ImportResult> ImportMultipartAsync(Stream body, MediaTypeHeaderValue mediaType,
-        CsvImporter importer, string? name, char? separator, CancellationToken cancellationToken)
+        CsvImporter importer, string? name, char? separator, long? declaredLength, CancellationToken cancellationToken)
     {
         var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
         if (string.IsNullOrEmpty(boundary))
@@ -150,7 +150,7 @@ public static class DatasetEndpoints
                 {
                     string fileName = disposition.FileName.Value ?? disposition.FileNameStar.Value ?? "";
                     string datasetName = name ?? DefaultName(Path.GetFileNameWithoutExtension(fileName));
-                    return await importer.ImportAsync(section.Body, datasetName, separator, cancellationToken);
+                    return await importer.ImportAsync(section.Body, datasetName, separator, cancellationToken, declaredLength);
                 }
             }
         }
