@@ -22,10 +22,12 @@ public sealed record ImportResult(Guid DatasetId, bool Created, ApiProblem? Prob
 /// <summary>
 /// Streams a CSV into PostgreSQL in two steps (docs/decisions/004). While the body arrives, Sep tokenises it, each row
 /// is checked (field count, RFC 4180 quoting), cells go to per-column accumulators, and full chunks are encoded and
-/// spooled to a local file, so memory stays bounded by the chunk size whatever the file size. Only once the whole body
-/// is read and accepted is a connection taken: a file whose SHA-256 is already stored answers with the existing
-/// dataset, anything else is COPYed from the spool and committed in one transaction. A slow client therefore holds no
-/// connection, and a refused file writes nothing to PostgreSQL.
+/// spooled to a local file, so memory stays bounded by the chunk size whatever the file size. A body of declared size
+/// that arrives briskly also has its chunks COPYed as they are made (<see cref="ChunkStreamer"/>), in a transaction
+/// committed with the dataset's row at the end, or rolled back if these bytes turn out to be stored already. Any other
+/// body, or one whose client stalls, takes a connection only once it is read and accepted: a file whose SHA-256 is
+/// already stored answers with the existing dataset, anything else is COPYed from the spool and committed in one
+/// transaction. A slow client therefore holds no connection while it dawdles, and nothing uncommitted is ever visible.
 /// </summary>
 public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOptions> options, ILogger<CsvImporter> logger,
     UploadSpool spool)

@@ -13,9 +13,9 @@ namespace TrainingService.Server.Datasets;
 internal sealed record EncodedChunk(int Chunk, int Column, int Rows, short Encoding, byte[] Data);
 
 /// <summary>
-/// Local disk where an upload keeps its encoded chunks until its body is complete (docs/decisions/004): PostgreSQL is
-/// not touched while a client is still sending, so a slow client holds no pooled connection and a refused upload
-/// writes nothing there. One file per upload, <c>upload-{pid}-{guid}.spool</c>, deleted when the upload ends; all of
+/// Local disk where an upload keeps its encoded chunks until its body is complete (docs/decisions/004): whatever the
+/// client does, the upload can be stored from here once its body is in, so a slow client need hold no pooled
+/// connection (a streaming COPY beside the spool gives its connection up when the client stalls). One file per upload, <c>upload-{pid}-{guid}.spool</c>, deleted when the upload ends; all of
 /// this process's files together stay under <see cref="DatasetOptions.MaxSpoolBytes"/>. The directory exists only while
 /// it holds files: it is created for an upload and removed, if empty, when this process's last upload ends.
 /// </summary>
