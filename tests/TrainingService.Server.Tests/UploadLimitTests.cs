@@ -138,12 +138,12 @@ public sealed class UploadLimitTests(ServiceFixture service)
 
         Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM datasets"));
         Assert.Equal(chunkBytes, await database.ScalarAsync<long>("SELECT pg_total_relation_size('dataset_chunks')")); // not even dead rows
-        Assert.Empty(Directory.GetFiles(spool));
+        Assert.Empty(SpoolFiles(spool));
 
         // Two uploads in flight from this client, then a third: refused before its body is read.
         var finish = new TaskCompletionSource();
         var held = Enumerable.Range(0, 2).Select(_ => RawUpload.SendAsync(uri, Rows(200), TimeSpan.FromMilliseconds(50), finish: finish.Task)).ToList();
-        await WaitUntilAsync(() => Directory.GetFiles(spool).Length == 2, TimeSpan.FromSeconds(20));
+        await WaitUntilAsync(() => SpoolFiles(spool).Length == 2, TimeSpan.FromSeconds(20));
         var third = await RawUpload.SendAsync(uri, Rows(1), TimeSpan.Zero, limitBytes: 0);
         third.AssertProblem(HttpStatusCode.TooManyRequests, "dataset.too_many_uploads");
         Assert.Equal("10", third.RetryAfter);
@@ -153,7 +153,7 @@ public sealed class UploadLimitTests(ServiceFixture service)
             Assert.Equal(HttpStatusCode.Created, (await upload).Status);
         }
         Assert.Equal(2L, await database.ScalarAsync<long>("SELECT count(*) FROM datasets"));
-        await WaitUntilAsync(() => Directory.GetFiles(spool).Length == 0, TimeSpan.FromSeconds(10));
+        await WaitUntilAsync(() => !Directory.Exists(spool), TimeSpan.FromSeconds(10)); // no files, and no empty folder left either
     }
 
     [Fact]
@@ -177,7 +177,7 @@ public sealed class UploadLimitTests(ServiceFixture service)
 
         // 100 clients, each about 400 bytes a second (above the 50 B/s floor, so only the overall timeout ends them).
         var uploads = Enumerable.Range(0, 100).Select(_ => RawUpload.SendAsync(api.Client.BaseAddress!, Rows(8), TimeSpan.FromMilliseconds(100))).ToList();
-        await WaitUntilAsync(() => Directory.GetFiles(spool).Length == 100, TimeSpan.FromSeconds(30));
+        await WaitUntilAsync(() => SpoolFiles(spool).Length == 100, TimeSpan.FromSeconds(30));
 
         foreach (string url in new[] { "/api/jobs", $"/api/jobs/{job.Id()}/history", "/api/datasets", "/health/ready", "/api/jobs", "/api/datasets" })
         {
@@ -186,7 +186,7 @@ public sealed class UploadLimitTests(ServiceFixture service)
             Assert.True(response.IsSuccessStatusCode, $"{url}: {(int)response.StatusCode} {await response.Content.ReadAsStringAsync()}");
             Assert.True(clock.Elapsed < TimeSpan.FromSeconds(5), $"{url} took {clock.Elapsed}");
         }
-        Assert.Equal(100, Directory.GetFiles(spool).Length);
+        Assert.Equal(100, SpoolFiles(spool).Length);
         Assert.DoesNotContain(uploads, u => u.IsCompleted);
         Assert.Equal("succeeded", (string?)(await api.Client.WaitForEndAsync(job.Id()))["status"]);
 
@@ -194,10 +194,13 @@ public sealed class UploadLimitTests(ServiceFixture service)
         {
             (await upload).AssertProblem(HttpStatusCode.RequestTimeout, "dataset.upload_timeout");
         }
-        await WaitUntilAsync(() => Directory.GetFiles(spool).Length == 0, TimeSpan.FromSeconds(10));
+        await WaitUntilAsync(() => !Directory.Exists(spool), TimeSpan.FromSeconds(10));
         Assert.Equal(1L, await database.ScalarAsync<long>("SELECT count(*) FROM datasets"));
         Assert.Equal(HttpStatusCode.OK, (await api.Client.GetAsync("/health/ready")).StatusCode);
     }
+
+    /// <summary>The files in a spool folder; none when the spool has removed the folder (it does once its last upload ends).</summary>
+    private static string[] SpoolFiles(string spool) => Directory.Exists(spool) ? Directory.GetFiles(spool) : [];
 
     private static byte[] Rows(int count) =>
         Encoding.ASCII.GetBytes(string.Concat(Enumerable.Range(0, count).Select(i => $"{i % 10},{Random.Shared.Next(1000)}\n")));

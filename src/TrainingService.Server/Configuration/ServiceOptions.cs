@@ -140,6 +140,15 @@ public sealed class DatasetOptions
     public TimeSpan UploadTimeout { get; set; } = TimeSpan.FromMinutes(30);
 
     /// <summary>
+    /// While an upload whose declared size fits arrives briskly, its chunks are also streamed into PostgreSQL on one
+    /// connection, so storing overlaps parsing; once a read of its body waits this long (or the client sends under
+    /// <see cref="MinUploadBytesPerSecond"/>), that COPY is rolled back, the connection released, and the upload stored
+    /// from its spool after the body is complete. Zero: never stream (always store after the body).
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00", "00:01:00")]
+    public TimeSpan StreamStallTimeout { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>
     /// Where uploads spool their encoded chunks until the body is complete (empty: <c>trainingservice-spool</c> under the
     /// system temp directory). Each process removes its own stale files at start.
     /// </summary>

@@ -22,15 +22,18 @@ public sealed record ImportResult(Guid DatasetId, bool Created, ApiProblem? Prob
 /// <summary>
 /// Streams a CSV into PostgreSQL in two steps (docs/decisions/004). While the body arrives, Sep tokenises it, each row
 /// is checked (field count, RFC 4180 quoting), cells go to per-column accumulators, and full chunks are encoded and
-/// spooled to a local file, so memory stays bounded by the chunk size whatever the file size. Only once the whole body
-/// is read and accepted is a connection taken: a file whose SHA-256 is already stored answers with the existing
-/// dataset, anything else is COPYed from the spool and committed in one transaction. A slow client therefore holds no
-/// connection, and a refused file writes nothing to PostgreSQL.
+/// spooled to a local file, so memory stays bounded by the chunk size whatever the file size. A body of declared size
+/// that arrives briskly also has its chunks COPYed as they are made (<see cref="ChunkStreamer"/>), in a transaction
+/// committed with the dataset's row at the end, or rolled back if these bytes turn out to be stored already. Any other
+/// body, or one whose client stalls, takes a connection only once it is read and accepted: a file whose SHA-256 is
+/// already stored answers with the existing dataset, anything else is COPYed from the spool and committed in one
+/// transaction. A slow client therefore holds no connection while it dawdles, and nothing uncommitted is ever visible.
 /// </summary>
 public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOptions> options, ILogger<CsvImporter> logger,
     UploadSpool spool)
 {
     private readonly UploadSpool _spool = spool;
+    private readonly DeadChunkVacuum _vacuum = new(dataSource, logger);
 
     // Flush a chunk before this many cells (or buffered characters) accumulate across all columns.
     private const int CellBudget = 4_000_000;
@@ -42,8 +45,13 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
 
     private static readonly ApiProblem EmptyFile = ApiProblem.BadRequest("dataset.empty", "The file is empty: a header row is required.");
 
-    /// <summary>Imports the CSV in <paramref name="body"/>; a refused file comes back as the result's problem, never thrown.</summary>
-    public async Task<ImportResult> ImportAsync(string tenant, Stream body, string name, char? delimiter, CancellationToken cancellationToken)
+    /// <summary>
+    /// Imports the CSV in <paramref name="body"/> for <paramref name="tenant"/>; a refused file comes back as the result's
+    /// problem, never thrown. A body whose <paramref name="declaredLength"/> is known to fit may be stored while it arrives
+    /// (see <see cref="ChunkStreamer"/>).
+    /// </summary>
+    public async Task<ImportResult> ImportAsync(string tenant, Stream body, string name, char? delimiter, CancellationToken cancellationToken,
+        long? declaredLength = null)
     {
         if (CheckName(name, options.Value.MaxNameLength) is { } invalidName)
         {
@@ -57,6 +65,11 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         }
         // Deleted in every outcome (DisposeAsync), accepted, refused or abandoned.
         await using var spool = spooled;
+        var datasetId = Guid.CreateVersion7();
+        // Rolled back, unless committed, in every outcome too.
+        await using var streamer = StreamsWhileReading(declaredLength)
+            ? new ChunkStreamer(dataSource, upload, datasetId, options.Value.StreamStallTimeout, options.Value.MinUploadBytesPerSecond, _vacuum, logger)
+            : null;
         try
         {
             var (reader, problem) = await OpenReaderAsync(upload, delimiter, cancellationToken);
@@ -66,18 +79,21 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             }
             using (reader)
             {
-                (var dataset, problem) = await ParseAsync(reader, upload, tenant, name, spooled, cancellationToken);
+                (var dataset, problem) = await ParseAsync(reader, upload, tenant, datasetId, name, new ChunkSink(spooled, streamer), cancellationToken);
                 if (dataset is null)
                 {
                     return ImportResult.Refused(problem!);
                 }
                 double parseSeconds = clock.Elapsed.TotalSeconds;
-                var result = await StoreAsync(dataset, spooled, cancellationToken);
+                var streamed = streamer is null ? null : await streamer.FinishAsync();
+                var result = streamed is null ? await StoreAsync(dataset, spooled, cancellationToken)
+                    : await CommitStreamedAsync(dataset, streamed, cancellationToken);
                 if (result.Created)
                 {
                     logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s " +
-                        "({ParseSeconds:F2} s reading and parsing, {StoreSeconds:F2} s storing)", dataset.Id, name, dataset.Rows,
-                        dataset.Columns.Count, dataset.SizeBytes, clock.Elapsed.TotalSeconds, parseSeconds, clock.Elapsed.TotalSeconds - parseSeconds);
+                        "({ParseSeconds:F2} s reading and parsing, {StoreSeconds:F2} s storing; {Mode})", dataset.Id, name, dataset.Rows,
+                        dataset.Columns.Count, dataset.SizeBytes, clock.Elapsed.TotalSeconds, parseSeconds, clock.Elapsed.TotalSeconds - parseSeconds,
+                        streamed is not null ? "streamed while reading" : streamer?.AbandonedBecause is { } why ? $"from the spool: {why}" : "from the spool");
                 }
                 return result;
             }
@@ -87,6 +103,10 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             return ImportResult.Refused(e.Problem); // thrown by the upload streams from inside Sep's reads
         }
     }
+
+    /// <summary>Whether a body is stored while it arrives: only one known to fit (a refused upload should write nothing).</summary>
+    private bool StreamsWhileReading(long? declaredLength) =>
+        declaredLength is long length && length <= options.Value.MaxUploadBytes && options.Value.StreamStallTimeout > TimeSpan.Zero;
 
     /// <summary>
     /// A dataset name PostgreSQL can store and people can read: at most <paramref name="maxLength"/> characters, no NUL
@@ -134,8 +154,8 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     private sealed record ParsedRows(long Rows, List<string?[]> Preview, ApiProblem? Problem = null);
 
     /// <summary>Reads the header, then every row, spooling the encoded chunks column by column.</summary>
-    private async Task<(NewDataset? Dataset, ApiProblem? Problem)> ParseAsync(SepReader reader, UploadStream upload, string tenant, string name,
-        SpoolFile spooled, CancellationToken cancellationToken)
+    private async Task<(NewDataset? Dataset, ApiProblem? Problem)> ParseAsync(SepReader reader, UploadStream upload, string tenant,
+        Guid datasetId, string name, ChunkSink sink, CancellationToken cancellationToken)
     {
         var settings = options.Value;
         // The header is read as a row (HasHeader = false) so duplicate and empty names get our own, precise errors.
@@ -148,8 +168,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         }
         int chunkRows = Math.Clamp(CellBudget / names.Length, 16, settings.ChunkRows);
         var columns = names.Select((n, i) => new ColumnAccumulator(n, i, chunkRows, settings.MaxCategories)).ToArray();
-        var datasetId = Guid.CreateVersion7();
-        var parsed = await ParseRowsAsync(reader, columns, chunkRows, spooled, cancellationToken);
+        var parsed = await ParseRowsAsync(reader, columns, chunkRows, sink, cancellationToken);
         if (parsed.Problem is not null)
         {
             return (null, parsed.Problem);
@@ -163,7 +182,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     /// Returns the number of rows and the preview rows, or the first problem.
     /// </summary>
     private async Task<ParsedRows> ParseRowsAsync(SepReader reader, ColumnAccumulator[] columns, int chunkRows,
-        SpoolFile spooled, CancellationToken cancellationToken)
+        ChunkSink sink, CancellationToken cancellationToken)
     {
         int previewRows = options.Value.PreviewRows;
         var preview = new List<string?[]>();
@@ -192,7 +211,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             bufferedChars += row.Span.Length;
             if (columns[0].Rows == chunkRows || bufferedChars > CharBudget)
             {
-                if (await spooled.TryWriteAsync(Encode(chunks++, columns), cancellationToken) is { } full)
+                if (await sink.TryWriteAsync(Encode(chunks++, columns), cancellationToken) is { } full)
                 {
                     return new ParsedRows(rows, preview, full);
                 }
@@ -203,7 +222,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         {
             return new ParsedRows(rows, preview, next.Problem ?? ApiProblem.BadRequest("dataset.no_rows", "The file has a header but no data rows."));
         }
-        if (columns[0].Rows > 0 && await spooled.TryWriteAsync(Encode(chunks, columns), cancellationToken) is { } lastFull)
+        if (columns[0].Rows > 0 && await sink.TryWriteAsync(Encode(chunks, columns), cancellationToken) is { } lastFull)
         {
             return new ParsedRows(rows, preview, lastFull);
         }
@@ -275,14 +294,43 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         }
         catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
         {
-            // The same bytes were committed by a concurrent upload a moment ago.
             await transaction.RollbackAsync(CancellationToken.None);
-            await using var lookup = await dataSource.OpenConnectionAsync(cancellationToken);
-            return await FindExisting(lookup, dataset, cancellationToken) is Guid winner
-                ? new ImportResult(winner, Created: false)
-                : ImportResult.Refused(ApiProblem.Conflict("dataset.conflict",
-                    "An identical upload was stored and deleted while this one was being read; send it again."));
+            return await ConcurrentWinnerAsync(dataset, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Commits chunks that were streamed while the body arrived, with the dataset's row; if these bytes were stored
+    /// meanwhile (known only now, from the hash), rolls them back instead and answers with the existing dataset.
+    /// </summary>
+    private async Task<ImportResult> CommitStreamedAsync(NewDataset dataset, StreamedCopy streamed, CancellationToken cancellationToken)
+    {
+        await using var copy = streamed; // rolled back (and vacuumed) unless committed
+        if (await FindExisting(copy.Connection, dataset, cancellationToken) is Guid existing)
+        {
+            return new ImportResult(existing, Created: false);
+        }
+        try
+        {
+            await InsertAsync(copy.Connection, copy.Transaction, dataset, cancellationToken);
+            await copy.Transaction.CommitAsync(cancellationToken);
+            copy.Committed = true;
+            return new ImportResult(dataset.Id, Created: true);
+        }
+        catch (PostgresException e) when (e.SqlState == PostgresErrorCodes.UniqueViolation)
+        {
+            return await ConcurrentWinnerAsync(dataset, cancellationToken);
+        }
+    }
+
+    /// <summary>The same bytes were committed by a concurrent upload a moment ago: its dataset is the answer.</summary>
+    private async Task<ImportResult> ConcurrentWinnerAsync(NewDataset dataset, CancellationToken cancellationToken)
+    {
+        await using var lookup = await dataSource.OpenConnectionAsync(cancellationToken);
+        return await FindExisting(lookup, dataset, cancellationToken) is Guid winner
+            ? new ImportResult(winner, Created: false)
+            : ImportResult.Refused(ApiProblem.Conflict("dataset.conflict",
+                "An identical upload was stored and deleted while this one was being read; send it again."));
     }
 
     private static async Task InsertAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, NewDataset dataset,
@@ -471,5 +519,23 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         command.Parameters.AddWithValue("sha", dataset.Sha256);
         command.Parameters.AddWithValue("delimiter", dataset.Delimiter);
         return await command.ExecuteScalarAsync(cancellationToken) as Guid?;
+    }
+}
+
+/// <summary>Where the parse puts each encoded chunk: always the spool, and the streaming COPY while there is one.</summary>
+internal sealed class ChunkSink(SpoolFile spool, ChunkStreamer? streamer)
+{
+    /// <summary>Spools the chunk and offers it to the COPY; the problem if the spool cannot take it.</summary>
+    public async ValueTask<ApiProblem?> TryWriteAsync(EncodedChunk[] chunk, CancellationToken cancellationToken)
+    {
+        if (await spool.TryWriteAsync(chunk, cancellationToken) is { } full)
+        {
+            return full;
+        }
+        if (streamer is not null)
+        {
+            await streamer.OfferAsync(chunk);
+        }
+        return null;
     }
 }

@@ -81,8 +81,8 @@ public static class DatasetEndpoints
         try
         {
             result = multipart
-                ? await ImportMultipartAsync(body, mediaType!, importer, caller.Tenant, name, separator, cancellationToken)
-                : await importer.ImportAsync(caller.Tenant, body, name ?? DefaultName(null), separator, cancellationToken);
+                ? await ImportMultipartAsync(body, mediaType!, importer, caller.Tenant, name, separator, request.ContentLength, cancellationToken)
+                : await importer.ImportAsync(caller.Tenant, body, name ?? DefaultName(null), separator, cancellationToken, request.ContentLength);
         }
         catch (UploadRefusedException e)
         {
@@ -131,7 +131,7 @@ public static class DatasetEndpoints
 
     /// <summary>Imports the multipart body's 'file' part; a body that is not well-formed multipart is refused like a bad file.</summary>
     private static async Task<ImportResult> ImportMultipartAsync(Stream body, MediaTypeHeaderValue mediaType,
-        CsvImporter importer, string tenant, string? name, char? separator, CancellationToken cancellationToken)
+        CsvImporter importer, string tenant, string? name, char? separator, long? declaredLength, CancellationToken cancellationToken)
     {
         var boundary = HeaderUtilities.RemoveQuotes(mediaType.Boundary).Value;
         if (string.IsNullOrEmpty(boundary))
@@ -153,7 +153,7 @@ public static class DatasetEndpoints
                 {
                     string fileName = disposition.FileName.Value ?? disposition.FileNameStar.Value ?? "";
                     string datasetName = name ?? DefaultName(Path.GetFileNameWithoutExtension(fileName));
-                    return await importer.ImportAsync(tenant, section.Body, datasetName, separator, cancellationToken);
+                    return await importer.ImportAsync(tenant, section.Body, datasetName, separator, cancellationToken, declaredLength);
                 }
             }
         }

@@ -13,13 +13,16 @@ namespace TrainingService.Server.Datasets;
 internal sealed record EncodedChunk(int Chunk, int Column, int Rows, short Encoding, byte[] Data);
 
 /// <summary>
-/// Local disk where an upload keeps its encoded chunks until its body is complete (docs/decisions/004): PostgreSQL is
-/// not touched while a client is still sending, so a slow client holds no pooled connection and a refused upload
-/// writes nothing there. One file per upload, <c>upload-{pid}-{guid}.spool</c>, deleted when the upload ends; all of
-/// this process's files together stay under <see cref="DatasetOptions.MaxSpoolBytes"/>.
+/// Local disk where an upload keeps its encoded chunks until its body is complete (docs/decisions/004): whatever the
+/// client does, the upload can be stored from here once its body is in, so a slow client need hold no pooled
+/// connection (a streaming COPY beside the spool gives its connection up when the client stalls). One file per upload, <c>upload-{pid}-{guid}.spool</c>, deleted when the upload ends; all of
+/// this process's files together stay under <see cref="DatasetOptions.MaxSpoolBytes"/>. The directory exists only while
+/// it holds files: it is created for an upload and removed, if empty, when this process's last upload ends.
 /// </summary>
 public sealed class UploadSpool(IOptions<DatasetOptions> options, ILogger<UploadSpool> logger) : IHostedService
 {
+    private readonly Lock _directoryLock = new();
+    private int _open;
     private long _used;
 
     /// <summary>The directory this process spools into.</summary>
@@ -40,8 +43,7 @@ public sealed class UploadSpool(IOptions<DatasetOptions> options, ILogger<Upload
     {
         try
         {
-            System.IO.Directory.CreateDirectory(Directory);
-            file = new SpoolFile(this, Path.Combine(Directory, $"upload-{Environment.ProcessId}-{Guid.NewGuid():N}.spool"));
+            file = Create();
             problem = null;
             return true;
         }
@@ -51,6 +53,55 @@ public sealed class UploadSpool(IOptions<DatasetOptions> options, ILogger<Upload
             problem = new ApiProblem(StatusCodes.Status503ServiceUnavailable, "dataset.spool_full",
                 $"This server's spool directory cannot take an upload now ({e.GetType().Name}); try again shortly.");
             return false;
+        }
+    }
+
+    private SpoolFile Create()
+    {
+        string path = Path.Combine(Directory, $"upload-{Environment.ProcessId}-{Guid.NewGuid():N}.spool");
+        lock (_directoryLock)
+        {
+            for (int attempt = 1; ; attempt++)
+            {
+                try
+                {
+                    System.IO.Directory.CreateDirectory(Directory);
+                    var file = new SpoolFile(this, path);
+                    _open++;
+                    return file;
+                }
+                catch (DirectoryNotFoundException) when (attempt < 3)
+                {
+                    // Another process sharing the directory removed it, empty, between the two calls.
+                }
+            }
+        }
+    }
+
+    /// <summary>A spool file was deleted; the last one of this process removes the directory if nothing else is in it.</summary>
+    internal void Closed()
+    {
+        lock (_directoryLock)
+        {
+            if (--_open == 0)
+            {
+                RemoveIfEmpty();
+            }
+        }
+    }
+
+    private void RemoveIfEmpty()
+    {
+        try
+        {
+            if (System.IO.Directory.Exists(Directory) && !System.IO.Directory.EnumerateFileSystemEntries(Directory).Any())
+            {
+                System.IO.Directory.Delete(Directory); // not recursive: fails if another process's file appeared meanwhile
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            // In use by another process, or not ours to remove: it stays.
         }
     }
 
@@ -69,9 +120,10 @@ public sealed class UploadSpool(IOptions<DatasetOptions> options, ILogger<Upload
     internal long Budget => options.Value.MaxSpoolBytes;
 
     /// <summary>
-    /// At start, creates the directory (a directory that cannot be written stops the process here, not at the first
+    /// At start, creates the directory (a directory that cannot be created stops the process here, not at the first
     /// upload) and removes files left by a process that died mid-upload: those of processes no longer running, and
-    /// those with this process's id (left by an earlier process that had it, e.g. pid 1 in a restarted container).
+    /// those with this process's id (left by an earlier process that had it, e.g. pid 1 in a restarted container); then
+    /// the directory itself if that left it empty.
     /// </summary>
     public Task StartAsync(CancellationToken cancellationToken)
     {
@@ -82,6 +134,13 @@ public sealed class UploadSpool(IOptions<DatasetOptions> options, ILogger<Upload
             if (parts.Length == 3 && int.TryParse(parts[1], out int pid) && (pid == Environment.ProcessId || !IsRunning(pid)))
             {
                 TryDelete(path);
+            }
+        }
+        lock (_directoryLock)
+        {
+            if (_open == 0)
+            {
+                RemoveIfEmpty();
             }
         }
         return Task.CompletedTask;
@@ -127,6 +186,7 @@ internal sealed class SpoolFile : IAsyncDisposable
     private readonly FileStream _file;
     private readonly byte[] _header = new byte[HeaderBytes];
     private long _reserved;
+    private bool _closed;
 
     public SpoolFile(UploadSpool owner, string path)
     {
@@ -207,8 +267,14 @@ internal sealed class SpoolFile : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        if (_closed)
+        {
+            return;
+        }
+        _closed = true;
         await _file.DisposeAsync(); // DeleteOnClose removes the file
         _owner.Release(_reserved);
         _reserved = 0;
+        _owner.Closed();
     }
 }

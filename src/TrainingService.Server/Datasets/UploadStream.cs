@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using System.Security.Cryptography;
 using System.Text.Unicode;
 using TrainingService.Server.Infrastructure;
@@ -15,16 +16,41 @@ internal sealed class UploadStream(Stream inner, long maxBytes) : Stream
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private readonly byte[] _carry = new byte[4];
     private int _carryLength;
+    private long _length;
+    private long _waitedTicks;   // Stopwatch ticks spent in finished reads
+    private long _pendingSince;  // Stopwatch timestamp of the read in progress, 0 when none
 
     /// <summary>Bytes read so far.</summary>
-    public long Length64 { get; private set; }
+    public long Length64 => Volatile.Read(ref _length);
+
+    /// <summary>
+    /// For a watcher on another thread: bytes read so far, time spent waiting for them (reads that have returned), and
+    /// how long the read in progress has waited (zero when the parser is not waiting on the client).
+    /// </summary>
+    public (long Bytes, TimeSpan Waited, TimeSpan Pending) Progress()
+    {
+        long since = Volatile.Read(ref _pendingSince);
+        return (Volatile.Read(ref _length), Stopwatch.GetElapsedTime(0, Volatile.Read(ref _waitedTicks)),
+            since == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(since));
+    }
 
     /// <summary>The hex SHA-256 of everything read; call once the stream is consumed.</summary>
     public string FinishHash() => Convert.ToHexStringLower(_hash.GetHashAndReset());
 
     public override async ValueTask<int> ReadAsync(Memory<byte> buffer, CancellationToken cancellationToken = default)
     {
-        int read = await inner.ReadAsync(buffer, cancellationToken);
+        long started = Stopwatch.GetTimestamp();
+        Volatile.Write(ref _pendingSince, started);
+        int read;
+        try
+        {
+            read = await inner.ReadAsync(buffer, cancellationToken);
+        }
+        finally
+        {
+            Volatile.Write(ref _pendingSince, 0);
+            Interlocked.Add(ref _waitedTicks, Stopwatch.GetTimestamp() - started);
+        }
         if (read == 0)
         {
             if (_carryLength > 0)
@@ -36,8 +62,8 @@ internal sealed class UploadStream(Stream inner, long maxBytes) : Stream
         var bytes = buffer.Span[..read];
         Validate(bytes);
         _hash.AppendData(bytes);
-        Length64 += read;
-        if (Length64 > maxBytes)
+        long length = Interlocked.Add(ref _length, read);
+        if (length > maxBytes)
         {
             throw new UploadRefusedException(ApiProblem.TooLarge("dataset.too_large",
                 $"The file is larger than the {maxBytes:N0}-byte limit (Datasets:MaxUploadBytes)."));
