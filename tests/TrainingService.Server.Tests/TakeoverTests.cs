@@ -116,6 +116,27 @@ public sealed class TakeoverTests(ServiceFixture service)
         }
     }
 
+    [Fact]
+    public async Task A_job_whose_spec_no_longer_plans_when_it_runs_fails_with_the_planners_problem_code_and_detail()
+    {
+        // The spec was checked at submit; here it names a column the dataset lacks (as if stored before a rule changed).
+        var dataset = await _client.UploadAsync(TestData.Linear(40, seed: 65));
+        string spec = $$"""
+            {"datasetId":"{{dataset.Id()}}","target":"missing","model":{"type":"linear"},"loss":"mse",
+             "optimizer":{"name":"sgd","learningRate":0.05},"epochs":3,"batchSize":8}
+            """;
+        var (created, _) = await Store.CreateAsync(new NewJob(Guid.Parse(dataset.Id()), spec, 1, 3, null, null, ""), TimeSpan.FromHours(1),
+            CancellationToken.None);
+        await service.Factory.Services.GetRequiredService<IBackgroundJobClient>().EnqueueAsync(Store, created!.JobId, CancellationToken.None);
+
+        var done = await _client.WaitForEndAsync(created.JobId.ToString(), 60);
+
+        Assert.Equal("failed", (string?)done["status"]);
+        Assert.Equal("job.unknown_column", (string?)done["failure"]!["code"]);
+        Assert.Contains("missing", (string?)done["failure"]!["message"]);
+        Assert.Equal(0, (int)done["epochsCompleted"]!);
+    }
+
     private JobRecovery NewRecovery(IBackgroundJobClient client) => new(DataSource, client,
         service.Factory.Services.GetRequiredService<JobStorage>(), Store, Options.Create(new WorkerOptions()), NullLogger<JobRecovery>.Instance);
 
