@@ -574,10 +574,13 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
-    /// <summary>Records the Hangfire job that carries this job.</summary>
+    /// <summary>
+    /// Records the Hangfire job that carries a newly submitted job, unless one is recorded already: its worker may have
+    /// fetched it and claimed it first (the same id), or a submitter that stalled past recovery finds the job handed on.
+    /// </summary>
     public async Task SetHangfireJobAsync(Guid id, string hangfireJobId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("UPDATE jobs SET hangfire_job_id = @hangfire WHERE id = @id");
+        await using var command = dataSource.CreateCommand("UPDATE jobs SET hangfire_job_id = @hangfire WHERE id = @id AND hangfire_job_id IS NULL");
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("hangfire", hangfireJobId);
         await command.ExecuteNonQueryAsync(cancellationToken);

@@ -21,8 +21,8 @@ namespace TrainingService.Server.Jobs;
 /// dies; a delivery that finds the lease taken leaves the job to its owner; a finished job is left alone; a running
 /// job with a checkpoint resumes from it. The lease is taken before the job moves to running, and each attempt records
 /// its worker (<c>host:pid</c>). An attempt is its Hangfire job: every write is fenced on it (<see cref="JobStore"/>), so a
-/// worker cut off long enough for recovery to hand the job to a new attempt stops quietly, writing nothing over it. User cancels arrive by NOTIFY (with a polling fallback) and stop training at
-/// the next batch boundary; a worker shutdown leaves the job running and rethrows, so Hangfire requeues it and another
+/// worker cut off long enough for recovery to hand the job to a new attempt stops quietly, writing nothing over it. User
+/// cancels arrive by NOTIFY (with a polling fallback) and stop training at the next batch boundary; a worker shutdown leaves the job running and rethrows, so Hangfire requeues it and another
 /// worker resumes it. Database calls ride out short outages (<see cref="TransientRetry"/>); one that outlasts the retries
 /// leaves the job running, never failed, and a job that ends up running with no owner (its worker died, or could not
 /// write) is resumed by <see cref="JobRecovery"/>.
@@ -97,7 +97,7 @@ public sealed class TrainingJob(
         }
         try
         {
-            await TrainAsync(new Attempt(jobId, attempt), job, resuming, lease, shutdown);
+            await TrainAsync(jobId, attempt, job, resuming, lease, shutdown);
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
         {
@@ -123,18 +123,14 @@ public sealed class TrainingJob(
         }
     }
 
-    /// <summary>Ends the job through <see cref="JobStore.FinishAsync"/>, riding out a short outage; nothing is written if the job is another attempt's.</summary>
+    /// <summary>Ends the job through <see cref="JobStore.FinishAsync"/>, riding out a short outage; writes nothing if the job is another attempt's.</summary>
     private Task FinishAsync(Guid jobId, string attempt, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
         (string Json, string ETag)? model) =>
         retry.RunAsync("Finishing the job", ct => store.FinishAsync(jobId, attempt, status, stopReason, failure, bestEpoch, model, ct),
             CancellationToken.None);
 
-    /// <summary>One attempt at a job: the job, and the Hangfire job that carries this attempt (the fence of its writes).</summary>
-    private sealed record Attempt(Guid JobId, string Id);
-
-    private async Task TrainAsync(Attempt attempt, JobRun job, bool resuming, JobLease lease, CancellationToken shutdown)
+    private async Task TrainAsync(Guid jobId, string attempt, JobRun job, bool resuming, JobLease lease, CancellationToken shutdown)
     {
-        var jobId = attempt.JobId;
         var clock = Stopwatch.StartNew();
         // Listen for a cancel before the (possibly long) data load, and look once for one sent before listening.
         using var cancel = new CancellationTokenSource();
@@ -157,7 +153,7 @@ public sealed class TrainingJob(
         var keep = KeepLeaseAsync(jobId, lease, lost, watchStop.Token);
         try
         {
-            var run = new Run(jobId, attempt.Id, resuming, clock, cancel, timeout, lost, stop.Token, shutdown);
+            var run = new Run(jobId, attempt, resuming, clock, cancel, timeout, lost, stop.Token, shutdown);
             await LoadAndTrainAsync(run, job, job.StartedAt ?? DateTimeOffset.UtcNow);
         }
         catch (OperationCanceledException) when (lost.IsCancellationRequested)
@@ -167,7 +163,7 @@ public sealed class TrainingJob(
         catch (OperationCanceledException) when (!shutdown.IsCancellationRequested && stop.IsCancellationRequested)
         {
             // Cancelled or timed out before training began (while loading data): nothing to keep.
-            await FinishAsync(jobId, attempt.Id, JobStatus.Cancelled, cancel.IsCancellationRequested ? StopReasons.Cancelled : StopReasons.Timeout,
+            await FinishAsync(jobId, attempt, JobStatus.Cancelled, cancel.IsCancellationRequested ? StopReasons.Cancelled : StopReasons.Timeout,
                 null, null, null);
         }
         finally
