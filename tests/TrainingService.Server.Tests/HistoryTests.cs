@@ -1,6 +1,8 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using TrainingService.Server.Jobs;
 using TrainingService.Server.Tests.Infrastructure;
 
 namespace TrainingService.Server.Tests;
@@ -123,6 +125,51 @@ public sealed class HistoryTests(ServiceFixture service)
         Assert.StartsWith("epoch,trainLoss,valLoss,regularizationLoss,learningRate,gradientNorm,durationMs,samplesPerSecond,recordedAt", lines[0]);
         Assert.Equal(13, lines.Length); // never sampled, never paged: the limit does not apply
         Assert.StartsWith("12,", lines[^1]);
+    }
+
+    [Fact]
+    public async Task A_client_reading_the_csv_slowly_holds_no_database_connection_while_it_dawdles()
+    {
+        var store = service.Factory.Services.GetRequiredService<JobStore>();
+        var dataset = await _client.UploadAsync(TestData.Linear(20, seed: 34));
+        var (created, _) = await store.CreateAsync(new NewJob("default", Guid.Parse(dataset.Id()), "{}", 1, 3, null, null, ""), TimeSpan.FromHours(1),
+            CancellationToken.None);
+        var id = created!.JobId;
+        await store.CancelAsync("default", id, CancellationToken.None); // no worker runs it
+        const int epochs = 200_000; // a history far larger than the socket buffers between PostgreSQL and the service
+        Assert.Equal(epochs, await service.Database.ScalarAsync<int>($$"""
+            WITH added AS (INSERT INTO job_epochs (job_id, epoch, train_loss, val_loss, regularization_loss, metrics, learning_rate,
+                                                   gradient_norm, duration_ms, samples_per_second, recorded_at)
+                SELECT '{{id}}', e, 1.0 / e, NULL, 0, '{"mae": 0.5}', 0.01, 1, 10, 100, now() FROM generate_series(1, {{epochs}}) e RETURNING 1)
+            SELECT count(*)::int FROM added
+            """));
+        var request = new HttpRequestMessage(HttpMethod.Get, $"/api/jobs/{id}/history");
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("text/csv"));
+
+        using var response = await _client.SendAsync(request, HttpCompletionOption.ResponseHeadersRead);
+        await using var body = await response.Content.ReadAsStreamAsync();
+        var first = new byte[4096];
+        await body.ReadExactlyAsync(first);
+        int busy = 0;
+        for (int look = 0; look < 10; look++) // the client dawdles for two seconds
+        {
+            busy = Math.Max(busy, await service.Database.ScalarAsync<int>("""
+                SELECT count(*)::int FROM pg_stat_activity
+                WHERE datname = current_database() AND pid <> pg_backend_pid() AND state <> 'idle' AND query LIKE '%FROM job_epochs%'
+                """));
+            await Task.Delay(200);
+        }
+        int lines = first.Count(b => b == (byte)'\n');
+        using (var reader = new StreamReader(body))
+        {
+            while (await reader.ReadLineAsync() is not null)
+            {
+                lines++;
+            }
+        }
+
+        Assert.True(busy == 0, $"{busy} connection(s) held by the download while its client dawdled");
+        Assert.Equal(epochs + 1, lines); // the header and every epoch
     }
 
     [Fact]

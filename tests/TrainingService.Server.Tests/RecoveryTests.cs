@@ -22,6 +22,9 @@ public sealed class RecoveryTests(ServiceFixture service)
     private JobStore Store => service.Factory.Services.GetRequiredService<JobStore>();
     private NpgsqlDataSource DataSource => service.Factory.Services.GetRequiredService<NpgsqlDataSource>();
 
+    /// <summary>The Hangfire job of the attempts these tests begin by hand (no Hangfire job carries them).</summary>
+    private const string Attempt = "test-attempt";
+
     [Fact]
     public async Task A_job_cancelled_while_its_training_ends_finishes_cancelled_with_its_model()
     {
@@ -30,7 +33,7 @@ public sealed class RecoveryTests(ServiceFixture service)
 
         // The cancel is answered 202 (cancelling) just before the worker, whose training completed, writes the outcome.
         var (cancelling, problem) = await Store.CancelAsync("default", id, CancellationToken.None);
-        bool finished = await Store.FinishAsync(id, JobStatus.Succeeded, StopReasons.Completed, null, 2, ("{\"layers\":[]}", "\"m1\""), CancellationToken.None);
+        bool finished = await Store.FinishAsync(id, Attempt, JobStatus.Succeeded, StopReasons.Completed, null, 2, ("{\"layers\":[]}", "\"m1\""), CancellationToken.None);
 
         Assert.Null(problem);
         Assert.Equal(JobStatus.Cancelling, cancelling!.Status);
@@ -47,10 +50,10 @@ public sealed class RecoveryTests(ServiceFixture service)
     {
         var (id, lease) = await NewRunningJobAsync();
         await using var _ = lease;
-        await Store.FinishAsync(id, JobStatus.Succeeded, StopReasons.Completed, null, null, null, CancellationToken.None);
+        await Store.FinishAsync(id, Attempt, JobStatus.Succeeded, StopReasons.Completed, null, null, null, CancellationToken.None);
         long version = await service.Database.ScalarAsync<long>($"SELECT version FROM jobs WHERE id = '{id}'");
 
-        bool again = await Store.FinishAsync(id, JobStatus.Failed, StopReasons.Error, new FailureInfo("x", "y"), null, null, CancellationToken.None);
+        bool again = await Store.FinishAsync(id, Attempt, JobStatus.Failed, StopReasons.Error, new FailureInfo("x", "y"), null, null, CancellationToken.None);
 
         Assert.False(again);
         Assert.Equal(version, await service.Database.ScalarAsync<long>($"SELECT version FROM jobs WHERE id = '{id}'"));
@@ -75,7 +78,7 @@ public sealed class RecoveryTests(ServiceFixture service)
         Assert.Equal("worker test-host:1 lost after epoch 7; resumed", (string?)transitions[^1]!["note"]);
         Assert.Equal("running", (string?)transitions[^1]!["status"]);
         Assert.Single(transitions, t => ((string?)t!["note"])?.Contains("lost") == true);
-        await Store.FinishAsync(id, JobStatus.Cancelled, StopReasons.Cancelled, null, null, null, CancellationToken.None);
+        await Store.FinishAsync(id, "h2", JobStatus.Cancelled, StopReasons.Cancelled, null, null, null, CancellationToken.None);
     }
 
     [Fact]
@@ -182,7 +185,7 @@ public sealed class RecoveryTests(ServiceFixture service)
             CancellationToken.None);
         var lease = await JobLease.TryAcquireAsync(DataSource, created!.JobId, CancellationToken.None);
         Assert.NotNull(lease);
-        Assert.True(await Store.BeginAttemptAsync(created.JobId, "test device", "test-host:1", CancellationToken.None));
+        Assert.True(await Store.BeginAttemptAsync(created.JobId, Attempt, "test device", "test-host:1", CancellationToken.None));
         return (created.JobId, lease);
     }
 }

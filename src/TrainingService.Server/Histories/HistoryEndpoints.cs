@@ -338,9 +338,15 @@ public static class HistoryEndpoints
         }
     }
 
-    /// <summary>The whole history as CSV, streamed row by row; never sampled. Non-finite values are written NaN / Infinity / -Infinity.</summary>
+    /// <summary>
+    /// The whole history as CSV, never sampled. Non-finite values are written NaN / Infinity / -Infinity. Read a page at a
+    /// time, the connection going back to the pool before the page is written: a client that reads slowly holds no
+    /// database connection while it dawdles (one query over the whole history would hold one until the last row is sent).
+    /// </summary>
     private sealed class CsvHistoryResult(HistoryReader reader, Guid id) : IResult
     {
+        private const int PageSize = 1000;
+
         private static readonly string[] Fixed = ["epoch", "trainLoss", "valLoss", "regularizationLoss", "learningRate", "gradientNorm",
             "durationMs", "samplesPerSecond", "recordedAt"];
 
@@ -351,35 +357,48 @@ public static class HistoryEndpoints
             response.Headers.ContentDisposition = $"attachment; filename=\"job-{id}-history.csv\"";
             var cancellationToken = context.RequestAborted;
             string[]? metrics = null;
-            var line = new StringBuilder();
-            await foreach (var epoch in reader.StreamAsync(id, cancellationToken))
+            var text = new StringBuilder();
+            int after = 0;
+            List<EpochResponse> page;
+            do
             {
-                if (metrics is null)
+                page = await reader.ReadAsync(id, after, PageSize, cancellationToken);
+                foreach (var epoch in page)
                 {
-                    metrics = epoch.Metrics.Keys.Order(StringComparer.Ordinal).ToArray();
-                    await response.WriteAsync(string.Join(',', Fixed.Concat(metrics)) + "\n", cancellationToken);
+                    if (metrics is null)
+                    {
+                        metrics = epoch.Metrics.Keys.Order(StringComparer.Ordinal).ToArray();
+                        text.AppendJoin(',', Fixed.Concat(metrics)).Append('\n');
+                    }
+                    AppendLine(text, epoch, metrics);
+                    after = epoch.Epoch;
                 }
-                line.Clear();
-                line.Append(epoch.Epoch.ToString(CultureInfo.InvariantCulture)).Append(',')
-                    .Append(Number(epoch.TrainLoss)).Append(',')
-                    .Append(epoch.ValLoss is double v ? Number(v) : "").Append(',')
-                    .Append(Number(epoch.RegularizationLoss)).Append(',')
-                    .Append(Number(epoch.LearningRate)).Append(',')
-                    .Append(Number(epoch.GradientNorm)).Append(',')
-                    .Append(Number(epoch.DurationMs)).Append(',')
-                    .Append(Number(epoch.SamplesPerSecond)).Append(',')
-                    .Append(epoch.RecordedAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
-                foreach (var name in metrics)
-                {
-                    line.Append(',').Append(epoch.Metrics.TryGetValue(name, out var m) ? Number(m) : "");
-                }
-                line.Append('\n');
-                await response.WriteAsync(line.ToString(), cancellationToken);
+                await response.WriteAsync(text.ToString(), cancellationToken);
+                text.Clear();
             }
+            while (page.Count == PageSize);
             if (metrics is null)
             {
                 await response.WriteAsync(string.Join(',', Fixed) + "\n", cancellationToken);
             }
+        }
+
+        private static void AppendLine(StringBuilder line, EpochResponse epoch, string[] metrics)
+        {
+            line.Append(epoch.Epoch.ToString(CultureInfo.InvariantCulture)).Append(',')
+                .Append(Number(epoch.TrainLoss)).Append(',')
+                .Append(epoch.ValLoss is double v ? Number(v) : "").Append(',')
+                .Append(Number(epoch.RegularizationLoss)).Append(',')
+                .Append(Number(epoch.LearningRate)).Append(',')
+                .Append(Number(epoch.GradientNorm)).Append(',')
+                .Append(Number(epoch.DurationMs)).Append(',')
+                .Append(Number(epoch.SamplesPerSecond)).Append(',')
+                .Append(epoch.RecordedAt.UtcDateTime.ToString("O", CultureInfo.InvariantCulture));
+            foreach (var name in metrics)
+            {
+                line.Append(',').Append(epoch.Metrics.TryGetValue(name, out var m) ? Number(m) : "");
+            }
+            line.Append('\n');
         }
 
         // Invariant culture writes non-finite values as NaN, Infinity and -Infinity.

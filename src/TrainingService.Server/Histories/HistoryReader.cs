@@ -27,18 +27,6 @@ public sealed class HistoryReader(NpgsqlDataSource dataSource)
         return epochs;
     }
 
-    /// <summary>Every epoch, streamed in order (CSV export).</summary>
-    public async IAsyncEnumerable<EpochResponse> StreamAsync(Guid jobId, [System.Runtime.CompilerServices.EnumeratorCancellation] CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand($"SELECT {Columns} FROM job_epochs WHERE job_id = @id ORDER BY epoch");
-        command.Parameters.AddWithValue("id", jobId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            yield return Read(reader);
-        }
-    }
-
     public static EpochResponse Read(NpgsqlDataReader reader) => new()
     {
         Epoch = reader.GetInt32(0),

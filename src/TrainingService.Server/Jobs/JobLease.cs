@@ -7,19 +7,27 @@ namespace TrainingService.Server.Jobs;
 /// Disposing unlocks it explicitly (a pooled connection would otherwise keep the lock until it is next reused); if the
 /// owning process dies, PostgreSQL ends the session and the lock with it, which is how <see cref="JobRecovery"/> sees a
 /// dead worker in seconds. A database restart ends every session too: <see cref="KeepAsync"/> takes the lock again
-/// as soon as the server is back, and reports the job lost if another session took it first.
+/// as soon as the server is back, and reports the job lost if another session took it first. A network blip can break
+/// the connection while its server session lives on, still holding the lock (the server notices a silent peer only when
+/// TCP keepalive gives up, hours by default): the lease remembers its session (process id and start time), and ends that
+/// session, its own, to take the lock again.
 /// </summary>
 public sealed class JobLease : IAsyncDisposable
 {
     private readonly NpgsqlDataSource _dataSource;
     private readonly long _key;
     private NpgsqlConnection _connection;
+    private Session _session;
 
-    private JobLease(NpgsqlDataSource dataSource, NpgsqlConnection connection, long key)
+    /// <summary>A server session: its backend's process id and start time (process ids are reused).</summary>
+    private readonly record struct Session(int Pid, DateTime Started);
+
+    private JobLease(NpgsqlDataSource dataSource, NpgsqlConnection connection, long key, Session session)
     {
         _dataSource = dataSource;
         _connection = connection;
         _key = key;
+        _session = session;
     }
 
     /// <summary>
@@ -35,9 +43,9 @@ public sealed class JobLease : IAsyncDisposable
         {
             while (true)
             {
-                if (await TryLockAsync(connection, key, cancellationToken))
+                if (await TryLockAsync(connection, key, cancellationToken) is { } session)
                 {
-                    return new JobLease(dataSource, connection, key);
+                    return new JobLease(dataSource, connection, key, session);
                 }
                 if (DateTime.UtcNow >= deadline)
                 {
@@ -62,11 +70,7 @@ public sealed class JobLease : IAsyncDisposable
     /// <summary>Whether some session holds the job's lease, asked without taking it (so an owner about to take it is never refused).</summary>
     public static async Task<bool> IsHeldAsync(NpgsqlDataSource dataSource, Guid jobId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("""
-            SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1
-                AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-                AND ((classid::bigint << 32) | objid::bigint) = @key)
-            """);
+        await using var command = dataSource.CreateCommand($"SELECT EXISTS (SELECT 1 FROM pg_locks l WHERE {HeldBy})");
         command.Parameters.AddWithValue("key", KeyOf(jobId));
         return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
     }
@@ -120,7 +124,7 @@ public sealed class JobLease : IAsyncDisposable
         {
             _dataSource.Clear(); // the pool's idle sessions died with the old one
             _connection = await _dataSource.OpenConnectionAsync(cancellationToken);
-            return await TryLockAsync(_connection, _key, cancellationToken);
+            return await RetakeAsync(cancellationToken);
         }
         catch (Exception e) when (TransientRetry.IsTransient(e))
         {
@@ -128,11 +132,60 @@ public sealed class JobLease : IAsyncDisposable
         }
     }
 
-    private static async Task<bool> TryLockAsync(NpgsqlConnection connection, long key, CancellationToken cancellationToken)
+    /// <summary>
+    /// Takes the lock on the new connection. If this lease's old session still holds it (a blip broke the connection, not
+    /// the session), ends that session and takes the lock once it is gone; false if another session holds it.
+    /// </summary>
+    private async Task<bool> RetakeAsync(CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand("SELECT pg_try_advisory_lock(@key)", connection);
+        if (await TryLockAsync(_connection, _key, cancellationToken) is { } session)
+        {
+            _session = session;
+            return true;
+        }
+        await using (var end = new NpgsqlCommand($"""
+            SELECT count(pg_terminate_backend(l.pid)) FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+            WHERE {HeldBy} AND l.pid = @pid AND a.backend_start = @started
+            """, _connection))
+        {
+            end.Parameters.AddWithValue("key", _key);
+            end.Parameters.AddWithValue("pid", _session.Pid);
+            end.Parameters.AddWithValue("started", _session.Started);
+            if ((long)(await end.ExecuteScalarAsync(cancellationToken))! == 0)
+            {
+                return false; // another session holds it: the job is someone else's
+            }
+        }
+        // The old session releases the lock as it exits, a moment after the signal.
+        for (var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(5); DateTime.UtcNow < deadline;)
+        {
+            if (await TryLockAsync(_connection, _key, cancellationToken) is { } retaken)
+            {
+                _session = retaken;
+                return true;
+            }
+            await Task.Delay(TimeSpan.FromMilliseconds(20), cancellationToken);
+        }
+        return false;
+    }
+
+    /// <summary>The granted advisory lock on <c>@key</c> in this database, as a condition on <c>pg_locks l</c>.</summary>
+    private const string HeldBy = """
+        l.locktype = 'advisory' AND l.granted AND l.objsubid = 1
+        AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        AND ((l.classid::bigint << 32) | l.objid::bigint) = @key
+        """;
+
+    /// <summary>Takes the lock on <paramref name="connection"/> if it is free; returns the session that holds it then, else null.</summary>
+    private static async Task<Session?> TryLockAsync(NpgsqlConnection connection, long key, CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand(
+            "SELECT pg_try_advisory_lock(@key), pg_backend_pid(), (SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid())",
+            connection);
         command.Parameters.AddWithValue("key", key);
-        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return reader.GetBoolean(0) ? new Session(reader.GetInt32(1), reader.GetDateTime(2)) : null;
     }
 
     public async ValueTask DisposeAsync()

@@ -80,7 +80,11 @@ public static class JobQueue
     /// <summary>Puts a job on the training queue and records the Hangfire id.</summary>
     public static async Task EnqueueAsync(this IBackgroundJobClient client, JobStore store, Guid jobId, CancellationToken cancellationToken)
     {
-        string hangfireId = client.Enqueue<TrainingJob>(TrainingJob.Queue, j => j.RunAsync(jobId, CancellationToken.None));
+        string hangfireId = client.EnqueueTraining(jobId);
         await store.SetHangfireJobAsync(jobId, hangfireId, cancellationToken);
     }
+
+    /// <summary>Puts a job on the training queue; returns the Hangfire job id, which is also the id of the attempt it starts.</summary>
+    public static string EnqueueTraining(this IBackgroundJobClient client, Guid jobId) =>
+        client.Enqueue<TrainingJob>(TrainingJob.Queue, j => j.RunAsync(jobId, null, CancellationToken.None));
 }

@@ -34,7 +34,7 @@ internal sealed class JobRecovery(NpgsqlDataSource dataSource, IBackgroundJobCli
     /// <summary>How long a free lease must stay free before its job counts as lost: a fetched job's worker takes it in milliseconds.</summary>
     internal static readonly TimeSpan Confirmation = TimeSpan.FromSeconds(1);
 
-    private sealed record Candidate(Guid Id, string Status, string? HangfireId, bool RecentlyRestarted);
+    internal sealed record Candidate(Guid Id, string Status, string? HangfireId, bool RecentlyRestarted);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -110,10 +110,11 @@ internal sealed class JobRecovery(NpgsqlDataSource dataSource, IBackgroundJobCli
     }
 
     /// <summary>
-    /// Under the job's lease (so no worker begins an attempt meanwhile, and no other pass does the same): records a lost
-    /// attempt, enqueues a new Hangfire job and deletes the dead one.
+    /// Under the job's lease (so no worker begins an attempt meanwhile): records a lost attempt, enqueues a new Hangfire job
+    /// and deletes the dead one. The lease alone does not stop a second pass that read the job before the first enqueued it
+    /// (it takes the lease after the first lets go): the enqueue is guarded by what the pass saw (status and Hangfire job).
     /// </summary>
-    private async Task RequeueAsync(Candidate job, bool lost, CancellationToken cancellationToken)
+    internal async Task RequeueAsync(Candidate job, bool lost, CancellationToken cancellationToken)
     {
         await using var lease = await JobLease.TryAcquireAsync(dataSource, job.Id, cancellationToken);
         if (lease is null)
@@ -124,9 +125,15 @@ internal sealed class JobRecovery(NpgsqlDataSource dataSource, IBackgroundJobCli
         {
             return; // finished, or handed on by another pass, since we looked
         }
-        logger.LogWarning("Job {JobId} is {Status} but nothing is working on it (Hangfire job {HangfireJobId}); enqueuing it again",
+        string[] statuses = lost ? [JobStatus.Running, JobStatus.Cancelling] : [JobStatus.Queued];
+        if (!await store.ReplaceDeliveryAsync(job.Id, statuses, job.HangfireId, () => client.EnqueueTraining(job.Id), cancellationToken))
+        {
+            logger.LogInformation("Job {JobId} moved on since recovery looked at it (Hangfire job {HangfireJobId}); not enqueuing it again",
+                job.Id, job.HangfireId ?? "none");
+            return;
+        }
+        logger.LogWarning("Job {JobId} was {Status} but nothing was working on it (Hangfire job {HangfireJobId}); enqueued it again",
             job.Id, job.Status, job.HangfireId ?? "none");
-        await client.EnqueueAsync(store, job.Id, cancellationToken);
         if (job.HangfireId is not null)
         {
             client.Delete(job.HangfireId); // a dead worker's job would otherwise be delivered again after its invisibility timeout

@@ -303,19 +303,23 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
     /// A worker holding the lease begins an attempt: queued → running (stamping the start time), or running stays running
     /// (a resume). Either way the device is stamped and the worker (<c>host:pid</c>) named in a transition's note, where
     /// <see cref="RecordLostAttemptAsync"/> finds it (a note rather than a key of its own: transitions are read as
-    /// status, time and note). False if the job was neither queued nor running (cancelled meanwhile).
+    /// status, time and note). The job's Hangfire job becomes <paramref name="attempt"/> if none was recorded yet (a worker
+    /// can fetch a job before its submitter records the id). False if the job was neither queued nor running (cancelled
+    /// meanwhile), or belongs to another attempt (see <see cref="OwnsAsync"/>).
     /// </summary>
-    public async Task<bool> BeginAttemptAsync(Guid id, string device, string worker, CancellationToken cancellationToken)
+    public async Task<bool> BeginAttemptAsync(Guid id, string attempt, string device, string worker, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using var update = new NpgsqlCommand("""
+        await using var update = new NpgsqlCommand($"""
             UPDATE jobs SET status = @to, version = version + 1, updated_at = now(), started_at = coalesce(started_at, now()), device = @device,
+                hangfire_job_id = @attempt,
                 transitions = transitions || jsonb_build_array(jsonb_build_object('status', @to::text, 'at', now(),
                     'note', CASE WHEN status = @to THEN 'resumed by worker ' ELSE 'started by worker ' END || @worker))
-            WHERE id = @id AND status = ANY(@from)
+            WHERE id = @id AND status = ANY(@from) AND {OwnedByAttempt}
             """, connection, transaction);
         update.Parameters.AddWithValue("id", id);
+        update.Parameters.AddWithValue("attempt", attempt);
         update.Parameters.AddWithValue("from", new[] { JobStatus.Queued, JobStatus.Running });
         update.Parameters.AddWithValue("to", JobStatus.Running);
         update.Parameters.AddWithValue("device", device);
@@ -365,13 +369,17 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
     /// Ends a job: status, stop reason, failure, best epoch, and its model (when training produced one: success, cancel or
     /// timeout), in one transaction. A job that is <c>cancelling</c> when training ends ends <c>cancelled</c> whatever
     /// training's outcome (keeping the model it produced), since its cancel was answered 202 with that promise. Returns
-    /// false, writing nothing, when the job had already ended (a repeated finish).
+    /// false, writing nothing, when the job had already ended (a repeated finish) or belongs to another attempt.
     /// </summary>
-    public async Task<bool> FinishAsync(Guid id, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
+    public async Task<bool> FinishAsync(Guid id, string attempt, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
         (string Json, string ETag)? model, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (!await OwnsAsync(connection, transaction, id, attempt, cancellationToken))
+        {
+            return false;
+        }
         await using var update = new NpgsqlCommand("""
             UPDATE jobs SET status = CASE WHEN status = @cancelling THEN @cancelled ELSE @to END,
                 transitions = transitions || jsonb_build_array(jsonb_build_object('status', CASE WHEN status = @cancelling THEN @cancelled ELSE @to END,
@@ -428,12 +436,18 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
 
     /// <summary>
     /// Stores a finished epoch (replacing a row a resumed run recomputes), updates the job's summary fields, replaces
-    /// the checkpoint when one comes with it, and notifies listeners, all in one transaction.
+    /// the checkpoint when one comes with it, and notifies listeners, all in one transaction. False, writing nothing, when
+    /// the job belongs to another attempt.
     /// </summary>
-    public async Task RecordEpochAsync(Guid id, EpochRecord record, TrainingCheckpoint? checkpoint, CancellationToken cancellationToken)
+    public async Task<bool> RecordEpochAsync(Guid id, string attempt, EpochRecord record, TrainingCheckpoint? checkpoint,
+        CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (!await OwnsAsync(connection, transaction, id, attempt, cancellationToken))
+        {
+            return false;
+        }
         await using (var insert = new NpgsqlCommand("""
             INSERT INTO job_epochs (job_id, epoch, train_loss, val_loss, regularization_loss, metrics, learning_rate, gradient_norm,
                                     duration_ms, samples_per_second, recorded_at)
@@ -483,6 +497,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         }
         await NotifyAsync(connection, transaction, new JobEvent(id, "epoch", record.Epoch), cancellationToken);
         await CommitAsync(transaction, new JobEvent(id, "epoch", record.Epoch), cancellationToken);
+        return true;
     }
 
     /// <summary>The latest checkpoint of a job, if any.</summary>
@@ -495,12 +510,17 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
 
     /// <summary>
     /// Drops epochs after <paramref name="epoch"/> (a resumed run recomputes them) and resets the summary to match,
-    /// counting finite validation losses only, as <see cref="RecordEpochAsync"/> does.
+    /// counting finite validation losses only, as <see cref="RecordEpochAsync"/> does. False, writing nothing, when the
+    /// job belongs to another attempt.
     /// </summary>
-    public async Task TruncateHistoryAsync(Guid id, int epoch, CancellationToken cancellationToken)
+    public async Task<bool> TruncateHistoryAsync(Guid id, string attempt, int epoch, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (!await OwnsAsync(connection, transaction, id, attempt, cancellationToken))
+        {
+            return false;
+        }
         await NotifyAsync(connection, transaction, new JobEvent(id, "status", Status: JobStatus.Running), cancellationToken);
         await using var command = new NpgsqlCommand("""
             DELETE FROM job_epochs WHERE job_id = @id AND epoch > @epoch;
@@ -519,13 +539,18 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         command.Parameters.AddWithValue("epoch", epoch);
         await command.ExecuteNonQueryAsync(cancellationToken);
         await CommitAsync(transaction, new JobEvent(id, "status", Status: JobStatus.Running), cancellationToken);
+        return true;
     }
 
-    /// <summary>Stores what preprocessing did (rows used, dropped, labels…).</summary>
-    public async Task SetDataSummaryAsync(Guid id, string json, CancellationToken cancellationToken)
+    /// <summary>Stores what preprocessing did (rows used, dropped, labels…); false, writing nothing, when the job belongs to another attempt.</summary>
+    public async Task<bool> SetDataSummaryAsync(Guid id, string attempt, string json, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        if (!await OwnsAsync(connection, transaction, id, attempt, cancellationToken))
+        {
+            return false;
+        }
         await using var command = new NpgsqlCommand(
             "UPDATE jobs SET data_summary = @summary, version = version + 1, updated_at = now() WHERE id = @id", connection, transaction);
         command.Parameters.AddWithValue("id", id);
@@ -533,6 +558,7 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         await command.ExecuteNonQueryAsync(cancellationToken);
         await NotifyAsync(connection, transaction, new JobEvent(id, "data"), cancellationToken);
         await CommitAsync(transaction, new JobEvent(id, "data"), cancellationToken);
+        return true;
     }
 
     /// <summary>Status, progress and version of a job, or null if it does not exist.</summary>
@@ -559,13 +585,65 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
         return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
-    /// <summary>Records the Hangfire job that carries this job.</summary>
+    /// <summary>
+    /// Records the Hangfire job that carries a newly submitted job, unless one is recorded already: its worker may have
+    /// fetched it and claimed it first (the same id), or a submitter that stalled past recovery finds the job handed on.
+    /// </summary>
     public async Task SetHangfireJobAsync(Guid id, string hangfireJobId, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("UPDATE jobs SET hangfire_job_id = @hangfire WHERE id = @id");
+        await using var command = dataSource.CreateCommand("UPDATE jobs SET hangfire_job_id = @hangfire WHERE id = @id AND hangfire_job_id IS NULL");
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("hangfire", hangfireJobId);
         await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// Hands the job to a new delivery unless it moved on since the caller saw it: with the job's row locked, checks that
+    /// its status is one of <paramref name="statuses"/> and its Hangfire job still <paramref name="seenHangfireId"/>, then
+    /// runs <paramref name="enqueue"/> and records the Hangfire job it returns. Two recovery passes (in one process or
+    /// two) that saw the same row enqueue it once: the second waits for the first's lock, then finds the new id. False,
+    /// enqueuing nothing, when the job moved on.
+    /// </summary>
+    public async Task<bool> ReplaceDeliveryAsync(Guid id, string[] statuses, string? seenHangfireId, Func<string> enqueue,
+        CancellationToken cancellationToken)
+    {
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+        await using (var check = new NpgsqlCommand("""
+            SELECT 1 FROM jobs WHERE id = @id AND status = ANY(@statuses) AND hangfire_job_id IS NOT DISTINCT FROM @seen FOR UPDATE
+            """, connection, transaction))
+        {
+            check.Parameters.AddWithValue("id", id);
+            check.Parameters.AddWithValue("statuses", statuses);
+            check.Parameters.AddWithValue("seen", NpgsqlDbType.Text, (object?)seenHangfireId ?? DBNull.Value);
+            if (await check.ExecuteScalarAsync(cancellationToken) is null)
+            {
+                return false;
+            }
+        }
+        await using var update = new NpgsqlCommand("UPDATE jobs SET hangfire_job_id = @hangfire WHERE id = @id", connection, transaction);
+        update.Parameters.AddWithValue("id", id);
+        update.Parameters.AddWithValue("hangfire", enqueue());
+        await update.ExecuteNonQueryAsync(cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        return true;
+    }
+
+    /// <summary>
+    /// The write fence of an attempt: a job belongs to the attempt whose Hangfire job it records (or to any, while it records
+    /// none). Recovery gives a job whose worker it judged lost a new Hangfire job before any new attempt begins, so a worker
+    /// that was only cut off for a while finds here that the job is no longer its own, and writes nothing over the new attempt.
+    /// </summary>
+    private const string OwnedByAttempt = "(hangfire_job_id IS NULL OR hangfire_job_id = @attempt)";
+
+    /// <summary>Locks the job's row for the transaction and says whether it still belongs to <paramref name="attempt"/>.</summary>
+    private static async Task<bool> OwnsAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id, string attempt,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand($"SELECT 1 FROM jobs WHERE id = @id AND {OwnedByAttempt} FOR UPDATE", connection, transaction);
+        command.Parameters.AddWithValue("id", id);
+        command.Parameters.AddWithValue("attempt", attempt);
+        return await command.ExecuteScalarAsync(cancellationToken) is not null;
     }
 
     /// <summary>

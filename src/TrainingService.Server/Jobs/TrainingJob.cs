@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Hangfire;
+using Hangfire.Server;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using TrainingService.Compute.Devices;
@@ -19,8 +20,9 @@ namespace TrainingService.Server.Jobs;
 /// lock (the job's lease) makes one worker the owner, and is released when the run ends or by PostgreSQL if that worker
 /// dies; a delivery that finds the lease taken leaves the job to its owner; a finished job is left alone; a running
 /// job with a checkpoint resumes from it. The lease is taken before the job moves to running, and each attempt records
-/// its worker (<c>host:pid</c>). User cancels arrive by NOTIFY (with a polling fallback) and stop training at
-/// the next batch boundary; a worker shutdown leaves the job running and rethrows, so Hangfire requeues it and another
+/// its worker (<c>host:pid</c>). An attempt is its Hangfire job: every write is fenced on it (<see cref="JobStore"/>), so a
+/// worker cut off long enough for recovery to hand the job to a new attempt stops quietly, writing nothing over it. User
+/// cancels arrive by NOTIFY (with a polling fallback) and stop training at the next batch boundary; a worker shutdown leaves the job running and rethrows, so Hangfire requeues it and another
 /// worker resumes it. Database calls ride out short outages (<see cref="TransientRetry"/>); one that outlasts the retries
 /// leaves the job running, never failed, and a job that ends up running with no owner (its worker died, or could not
 /// write) is resumed by <see cref="JobRecovery"/>.
@@ -55,12 +57,14 @@ public sealed class TrainingJob(
     [Queue(Queue)]
     [AutomaticRetry(Attempts = 0, OnAttemptsExceeded = AttemptsExceededAction.Fail)]
     [JobDisplayName("train {0}")]
-    public async Task RunAsync(Guid jobId, CancellationToken shutdown)
+    public async Task RunAsync(Guid jobId, PerformContext? context, CancellationToken shutdown)
     {
-        using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
+        // Hangfire passes its own context in place of the null the job was enqueued with.
+        string attempt = context?.BackgroundJob.Id ?? throw new ArgumentNullException(nameof(context), "Run by Hangfire only.");
+        using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId, ["Attempt"] = attempt });
         try
         {
-            await RunAttemptAsync(jobId, shutdown);
+            await RunAttemptAsync(jobId, attempt, shutdown);
         }
         catch (Exception e) when (TransientRetry.IsTransient(e))
         {
@@ -69,7 +73,7 @@ public sealed class TrainingJob(
         }
     }
 
-    private async Task RunAttemptAsync(Guid jobId, CancellationToken shutdown)
+    private async Task RunAttemptAsync(Guid jobId, string attempt, CancellationToken shutdown)
     {
         await using var lease = await retry.RunAsync("Taking the job's lease", ct => JobLease.TryAcquireAsync(dataSource, jobId, LeaseWait, ct), shutdown);
         if (lease is null)
@@ -84,15 +88,16 @@ public sealed class TrainingJob(
         }
         bool resuming = job.Status == JobStatus.Running;
         if (job.Status == JobStatus.Cancelling
-            || !await retry.RunAsync("Starting the job", ct => store.BeginAttemptAsync(jobId, device.Description, Worker, ct), shutdown))
+            || !await retry.RunAsync("Starting the job", ct => store.BeginAttemptAsync(jobId, attempt, device.Description, Worker, ct), shutdown))
         {
-            // Cancelled before this attempt began (or while its worker was lost): confirm it; a finished job is left alone.
-            await FinishAsync(jobId, JobStatus.Cancelled, StopReasons.Cancelled, null, null, null);
+            // Cancelled before this attempt began (or while its worker was lost): confirm it; a finished job, or one that is
+            // another attempt's, is left alone.
+            await FinishAsync(jobId, attempt, JobStatus.Cancelled, StopReasons.Cancelled, null, null, null);
             return;
         }
         try
         {
-            await TrainAsync(jobId, job, resuming, lease, shutdown);
+            await TrainAsync(jobId, attempt, job, resuming, lease, shutdown);
         }
         catch (OperationCanceledException) when (shutdown.IsCancellationRequested)
         {
@@ -103,25 +108,28 @@ public sealed class TrainingJob(
         {
             var (code, message) = e is TrainingDataException data ? (data.Code, data.Message) : (((LossSpecException)e).Code, e.Message);
             logger.LogWarning("Job {JobId} failed: {Code}: {Message}", jobId, code, message);
-            await FinishAsync(jobId, JobStatus.Failed, StopReasons.Error, new FailureInfo(code, message), null, null);
+            await FinishAsync(jobId, attempt, JobStatus.Failed, StopReasons.Error, new FailureInfo(code, message), null, null);
         }
-        catch (LeaseLostException)
+        catch (TakenOverException)
         {
-            // The job is another worker's now; it writes the outcome.
+            // The job is another attempt's now; it writes the outcome.
+            logger.LogWarning("Job {JobId}: attempt {Attempt} was taken over by another attempt; it stops without writing", jobId, attempt);
         }
         catch (Exception e) when (!TransientRetry.IsTransient(e))
         {
             logger.LogError(e, "Job {JobId} failed unexpectedly", jobId);
-            await FinishAsync(jobId, JobStatus.Failed, StopReasons.Error,
+            await FinishAsync(jobId, attempt, JobStatus.Failed, StopReasons.Error,
                 new FailureInfo("training.error", $"{e.GetType().Name}: {e.Message}"), null, null);
         }
     }
 
-    /// <summary>Ends the job through <see cref="JobStore.FinishAsync"/>, riding out a short outage.</summary>
-    private Task FinishAsync(Guid jobId, string status, string stopReason, FailureInfo? failure, int? bestEpoch, (string Json, string ETag)? model) =>
-        retry.RunAsync("Finishing the job", ct => store.FinishAsync(jobId, status, stopReason, failure, bestEpoch, model, ct), CancellationToken.None);
+    /// <summary>Ends the job through <see cref="JobStore.FinishAsync"/>, riding out a short outage; writes nothing if the job is another attempt's.</summary>
+    private Task FinishAsync(Guid jobId, string attempt, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
+        (string Json, string ETag)? model) =>
+        retry.RunAsync("Finishing the job", ct => store.FinishAsync(jobId, attempt, status, stopReason, failure, bestEpoch, model, ct),
+            CancellationToken.None);
 
-    private async Task TrainAsync(Guid jobId, JobRun job, bool resuming, JobLease lease, CancellationToken shutdown)
+    private async Task TrainAsync(Guid jobId, string attempt, JobRun job, bool resuming, JobLease lease, CancellationToken shutdown)
     {
         var clock = Stopwatch.StartNew();
         // Listen for a cancel before the (possibly long) data load, and look once for one sent before listening.
@@ -145,17 +153,18 @@ public sealed class TrainingJob(
         var keep = KeepLeaseAsync(jobId, lease, lost, watchStop.Token);
         try
         {
-            var run = new Run(jobId, resuming, clock, cancel, timeout, lost, stop.Token, shutdown);
+            var run = new Run(jobId, attempt, resuming, clock, cancel, timeout, lost, stop.Token, shutdown);
             await LoadAndTrainAsync(run, job, job.StartedAt ?? DateTimeOffset.UtcNow);
         }
         catch (OperationCanceledException) when (lost.IsCancellationRequested)
         {
-            throw new LeaseLostException();
+            throw new TakenOverException();
         }
         catch (OperationCanceledException) when (!shutdown.IsCancellationRequested && stop.IsCancellationRequested)
         {
             // Cancelled or timed out before training began (while loading data): nothing to keep.
-            await FinishAsync(jobId, JobStatus.Cancelled, cancel.IsCancellationRequested ? StopReasons.Cancelled : StopReasons.Timeout, null, null, null);
+            await FinishAsync(jobId, attempt, JobStatus.Cancelled, cancel.IsCancellationRequested ? StopReasons.Cancelled : StopReasons.Timeout,
+                null, null, null);
         }
         finally
         {
@@ -182,11 +191,14 @@ public sealed class TrainingJob(
         }
     }
 
-    /// <summary>Thrown when an attempt stops because its lease went to another worker: that worker owns the job now.</summary>
-    private sealed class LeaseLostException() : Exception("The job's lease went to another worker.");
+    /// <summary>
+    /// Thrown when an attempt stops because the job went to another attempt (its lease went to another worker, or a write
+    /// found the job fenced off): that attempt owns the job now.
+    /// </summary>
+    private sealed class TakenOverException() : Exception("The job went to another attempt.");
 
-    /// <summary>One run of a job: its stop signals (user cancel, timeout, worker shutdown) and its clock.</summary>
-    private sealed record Run(Guid JobId, bool Resuming, Stopwatch Clock, CancellationTokenSource Cancel, CancellationTokenSource Timeout,
+    /// <summary>One run of a job: its attempt, its stop signals (user cancel, timeout, worker shutdown, taken over) and its clock.</summary>
+    private sealed record Run(Guid JobId, string Attempt, bool Resuming, Stopwatch Clock, CancellationTokenSource Cancel, CancellationTokenSource Timeout,
         CancellationTokenSource Lost, CancellationToken Stop, CancellationToken Shutdown);
 
     private async Task LoadAndTrainAsync(Run run, JobRun job, DateTimeOffset startedAt)
@@ -199,7 +211,10 @@ public sealed class TrainingJob(
         }
         if (!planner.TryPlan(spec, dataset.Columns, out var plan, out var problem))
         {
-            throw new TrainingDataException(problem.Code, problem.Detail);
+            // The spec planned at submit; the dataset it now finds does not fit it. The problem is the job's failure.
+            logger.LogWarning("Job {JobId} failed: {Code}: {Message}", run.JobId, problem.Code, problem.Detail);
+            await FinishAsync(run.JobId, run.Attempt, JobStatus.Failed, StopReasons.Error, new FailureInfo(problem.Code, problem.Detail), null, null);
+            return;
         }
         var remaining = plan.MaxRuntime - (DateTimeOffset.UtcNow - startedAt);
         run.Timeout.CancelAfter(remaining > TimeSpan.Zero ? remaining : TimeSpan.Zero);
@@ -208,11 +223,12 @@ public sealed class TrainingJob(
         run.Stop.ThrowIfCancellationRequested();
         var prepared = Preprocessor.Prepare(plan.Data, loaded, dataset.RowCount);
         string summary = JsonSerializer.Serialize(prepared.Summary, ApiJson.Options);
-        await retry.RunAsync("Storing the data summary", ct => store.SetDataSummaryAsync(run.JobId, summary, ct), run.Stop);
+        Owned(await retry.RunAsync("Storing the data summary", ct => store.SetDataSummaryAsync(run.JobId, run.Attempt, summary, ct), run.Stop));
 
         var (trainerSpec, layout) = TrainerSpecFor(plan, prepared);
         var checkpoint = run.Resuming ? await retry.RunAsync("Loading the checkpoint", ct => store.LoadCheckpointAsync(run.JobId, ct), run.Shutdown) : null;
-        await retry.RunAsync("Dropping epochs after the checkpoint", ct => store.TruncateHistoryAsync(run.JobId, checkpoint?.Epoch ?? 0, ct), run.Shutdown);
+        Owned(await retry.RunAsync("Dropping epochs after the checkpoint",
+            ct => store.TruncateHistoryAsync(run.JobId, run.Attempt, checkpoint?.Epoch ?? 0, ct), run.Shutdown));
         if (run.Resuming)
         {
             logger.LogInformation("Resuming job {JobId} after epoch {Epoch}", run.JobId, checkpoint?.Epoch ?? 0);
@@ -221,11 +237,20 @@ public sealed class TrainingJob(
         TrainingOutcome outcome;
         using (var trainer = new Trainer(device, trainerSpec, prepared.Train, prepared.Validation))
         {
-            outcome = await trainer.RunAsync(new EpochWriter(store, retry, run.JobId), checkpoint, run.Stop);
+            outcome = await trainer.RunAsync(new EpochWriter(store, retry, run), checkpoint, run.Stop);
         }
         logger.LogInformation("Job {JobId} ended {StopReason} after {Epochs} epochs in {Seconds:F1} s", run.JobId, outcome.StopReason,
             outcome.EpochsCompleted, run.Clock.Elapsed.TotalSeconds);
         await FinishAsync(run, outcome, ModelDocument.Create(run.JobId, plan, prepared.Pipeline, layout, outcome).Serialize());
+    }
+
+    /// <summary>Stops the attempt when a fenced write found the job another attempt's.</summary>
+    private static void Owned(bool written)
+    {
+        if (!written)
+        {
+            throw new TakenOverException();
+        }
     }
 
     /// <summary>The trainer's spec: the network for the prepared inputs, and a loss bound to the resolved class weights.</summary>
@@ -257,24 +282,24 @@ public sealed class TrainingJob(
     {
         switch (outcome.StopReason)
         {
-            case StopReason.Cancelled when run.Lost.IsCancellationRequested:
-                throw new OperationCanceledException(run.Stop);
+            case var _ when run.Lost.IsCancellationRequested:
+                throw new TakenOverException(); // the last epoch's write was fenced off: the model is not this attempt's to store
             case StopReason.Cancelled when run.Cancel.IsCancellationRequested:
-                await FinishAsync(run.JobId, JobStatus.Cancelled, StopReasons.Cancelled, null, outcome.BestEpoch, model);
+                await FinishAsync(run.JobId, run.Attempt, JobStatus.Cancelled, StopReasons.Cancelled, null, outcome.BestEpoch, model);
                 break;
             case StopReason.Cancelled when run.Timeout.IsCancellationRequested:
-                await FinishAsync(run.JobId, JobStatus.Cancelled, StopReasons.Timeout, null, outcome.BestEpoch, model);
+                await FinishAsync(run.JobId, run.Attempt, JobStatus.Cancelled, StopReasons.Timeout, null, outcome.BestEpoch, model);
                 break;
             case StopReason.Cancelled:
                 throw new OperationCanceledException(run.Shutdown);
             case StopReason.Diverged:
-                await FinishAsync(run.JobId, JobStatus.Failed, StopReasons.Diverged,
+                await FinishAsync(run.JobId, run.Attempt, JobStatus.Failed, StopReasons.Diverged,
                     new FailureInfo("training.diverged", $"The loss or gradient became NaN or infinite in epoch {outcome.EpochsCompleted}; " +
                         "lower the learning rate, or clip gradients (optimizer.gradientClipNorm).", outcome.EpochsCompleted),
                     null, null);
                 break;
             default:
-                await FinishAsync(run.JobId, JobStatus.Succeeded,
+                await FinishAsync(run.JobId, run.Attempt, JobStatus.Succeeded,
                     outcome.StopReason == StopReason.EarlyStopped ? StopReasons.EarlyStopped : StopReasons.Completed,
                     null, outcome.BestEpoch, model);
                 break;
@@ -311,10 +336,23 @@ public sealed class TrainingJob(
         }
     }
 
-    /// <summary>Stores each epoch (and its checkpoint) as the trainer reports it, riding out a short outage.</summary>
-    private sealed class EpochWriter(JobStore store, TransientRetry retry, Guid jobId) : ITrainingObserver
+    /// <summary>
+    /// Stores each epoch (and its checkpoint) as the trainer reports it, riding out a short outage. A write fenced off (the
+    /// job is another attempt's) stops training at the next batch, as a lost lease does.
+    /// </summary>
+    private sealed class EpochWriter(JobStore store, TransientRetry retry, Run run) : ITrainingObserver
     {
-        public async ValueTask OnEpochAsync(EpochRecord record, TrainingCheckpoint? checkpoint) =>
-            await retry.RunAsync($"Storing epoch {record.Epoch}", ct => store.RecordEpochAsync(jobId, record, checkpoint, ct), CancellationToken.None);
+        public async ValueTask OnEpochAsync(EpochRecord record, TrainingCheckpoint? checkpoint)
+        {
+            if (run.Lost.IsCancellationRequested)
+            {
+                return;
+            }
+            if (!await retry.RunAsync($"Storing epoch {record.Epoch}", ct => store.RecordEpochAsync(run.JobId, run.Attempt, record, checkpoint, ct),
+                CancellationToken.None))
+            {
+                await run.Lost.CancelAsync();
+            }
+        }
     }
 }

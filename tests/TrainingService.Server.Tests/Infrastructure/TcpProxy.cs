@@ -6,12 +6,15 @@ namespace TrainingService.Server.Tests.Infrastructure;
 /// <summary>
 /// A loopback TCP forwarder to a server, for tests that need the server to vanish: <see cref="Stop"/> closes the
 /// listener and every forwarded connection, so clients get resets and then refused connections, as when a database host
-/// goes away, while the real server (shared by other tests) keeps running.
+/// goes away, while the real server (shared by other tests) keeps running. <see cref="Sever"/> is a network blip instead:
+/// the client's side of each connection breaks, while the server's side stays open, so its sessions live on.
 /// </summary>
 public sealed class TcpProxy : IAsyncDisposable
 {
     private readonly TcpListener _listener = new(IPAddress.Loopback, 0);
     private readonly List<TcpClient> _open = [];
+    private readonly List<(TcpClient Client, TcpClient Upstream)> _pairs = [];
+    private readonly HashSet<TcpClient> _kept = [];
     private readonly CancellationTokenSource _stop = new();
     private readonly string _host;
     private readonly int _port;
@@ -48,13 +51,14 @@ public sealed class TcpProxy : IAsyncDisposable
             {
                 _open.Add(client);
                 _open.Add(upstream);
+                _pairs.Add((client, upstream));
             }
             _ = PumpAsync(client, upstream);
             _ = PumpAsync(upstream, client);
         }
     }
 
-    private static async Task PumpAsync(TcpClient from, TcpClient to)
+    private async Task PumpAsync(TcpClient from, TcpClient to)
     {
         try
         {
@@ -65,8 +69,35 @@ public sealed class TcpProxy : IAsyncDisposable
         }
         finally
         {
-            from.Close();
-            to.Close();
+            lock (_open)
+            {
+                if (!_kept.Contains(from))
+                {
+                    from.Close();
+                }
+                if (!_kept.Contains(to))
+                {
+                    to.Close();
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// A network blip: every open connection breaks on the client's side, while the server's side stays open and silent
+    /// (as when packets stop, and the server has not yet noticed). New connections are forwarded as before.
+    /// </summary>
+    public void Sever()
+    {
+        lock (_open)
+        {
+            foreach (var (client, upstream) in _pairs)
+            {
+                _kept.Add(upstream);
+                client.Client.LingerState = new LingerOption(true, 0); // a reset, as a broken path gives
+                client.Close();
+            }
+            _pairs.Clear();
         }
     }
 
@@ -79,6 +110,8 @@ public sealed class TcpProxy : IAsyncDisposable
         {
             _open.ForEach(c => c.Close());
             _open.Clear();
+            _pairs.Clear();
+            _kept.Clear();
         }
     }
 
