@@ -33,12 +33,14 @@ public static class AccessSetup
             }
             options.FallbackPolicy = options.GetPolicy(Role.Owner.Policy());
         });
+        services.AddRequestRates();
         return services;
     }
 
     public static WebApplication UseAccess(this WebApplication app)
     {
         app.UseAuthentication();
+        app.UseRateLimiter(); // after authentication: the partition is the caller's key
         app.UseAuthorization();
         return app;
     }
