@@ -28,7 +28,7 @@ public sealed record ImportResult(Guid DatasetId, bool Created, ApiProblem? Prob
 /// connection, and a refused file writes nothing to PostgreSQL.
 /// </summary>
 public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOptions> options, ILogger<CsvImporter> logger,
-    UploadSpool spool)
+    UploadSpool spool, IOptions<QuotaOptions>? quotas = null)
 {
     private readonly UploadSpool _spool = spool;
 
@@ -50,7 +50,8 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             return ImportResult.Refused(invalidName);
         }
         var clock = Stopwatch.StartNew();
-        await using var upload = new UploadStream(body, options.Value.MaxUploadBytes);
+        var limit = UploadLimit.For(options.Value, quotas?.Value.For(tenant));
+        await using var upload = new UploadStream(body, limit);
         if (!_spool.TryCreate(out var spooled, out var unavailable))
         {
             return ImportResult.Refused(unavailable);
@@ -72,7 +73,7 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
                     return ImportResult.Refused(problem!);
                 }
                 double parseSeconds = clock.Elapsed.TotalSeconds;
-                var result = await StoreAsync(dataset, spooled, cancellationToken);
+                var result = await StoreAsync(dataset, spooled, limit, cancellationToken);
                 if (result.Created)
                 {
                     logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s " +
@@ -255,9 +256,11 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
 
     /// <summary>
     /// The existing dataset if these bytes are already stored (then nothing is written); else COPYs the spooled chunks
-    /// and commits them with the dataset's row. The connection is taken here, once the body is complete.
+    /// and commits them with the dataset's row. The connection is taken here, once the body is complete. The tenant's
+    /// stored bytes are counted under a transaction lock on the tenant, after the COPY and before the row goes in, so
+    /// two uploads that each fit cannot both commit past the quota (and the lock is held for a moment, not for a COPY).
     /// </summary>
-    private async Task<ImportResult> StoreAsync(NewDataset dataset, SpoolFile spooled, CancellationToken cancellationToken)
+    private async Task<ImportResult> StoreAsync(NewDataset dataset, SpoolFile spooled, UploadLimit limit, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         if (await FindExisting(connection, dataset, cancellationToken) is Guid existing)
@@ -269,6 +272,12 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         try
         {
             await CopyChunksAsync(connection, dataset.Id, spooled, cancellationToken);
+            if (limit.MaxStoredBytes < long.MaxValue
+                && await DatasetStore.LockStoredBytesAsync(connection, transaction, dataset.Tenant, cancellationToken) is var used
+                && used + dataset.SizeBytes > limit.MaxStoredBytes)
+            {
+                return ImportResult.Refused(limit.StorageFull(used, dataset.SizeBytes)); // the transaction rolls back, COPY included
+            }
             await InsertAsync(connection, transaction, dataset, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             return new ImportResult(dataset.Id, Created: true);
