@@ -39,6 +39,7 @@ public static class JobQueue
         });
 
         services.AddSingleton<JobStore>();
+        services.AddSingleton<FairScheduler>();
         services.AddSingleton<IDatasetReferences>(provider => provider.GetRequiredService<JobStore>());
         services.AddSingleton<JobSpecValidator>();
         services.AddSingleton<JobPlanner>();
@@ -80,7 +81,7 @@ public static class JobQueue
     /// <summary>Puts a job on the training queue and records the Hangfire id.</summary>
     public static async Task EnqueueAsync(this IBackgroundJobClient client, JobStore store, Guid jobId, CancellationToken cancellationToken)
     {
-        string hangfireId = client.Enqueue<TrainingJob>(TrainingJob.Queue, j => j.RunAsync(jobId, CancellationToken.None));
+        string hangfireId = client.Enqueue<TrainingJob>(TrainingJob.Queue, j => j.RunAsync(jobId, null, CancellationToken.None));
         await store.SetHangfireJobAsync(jobId, hangfireId, cancellationToken);
     }
 }

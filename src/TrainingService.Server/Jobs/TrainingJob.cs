@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Text.Json;
 using Hangfire;
+using Hangfire.Server;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using TrainingService.Compute.Devices;
@@ -28,6 +29,7 @@ namespace TrainingService.Server.Jobs;
 public sealed class TrainingJob(
     NpgsqlDataSource dataSource,
     JobStore store,
+    FairScheduler scheduler,
     DatasetStore datasets,
     JobPlanner planner,
     JobEventHub events,
@@ -55,12 +57,21 @@ public sealed class TrainingJob(
     [Queue(Queue)]
     [AutomaticRetry(Attempts = 0, OnAttemptsExceeded = AttemptsExceededAction.Fail)]
     [JobDisplayName("train {0}")]
-    public async Task RunAsync(Guid jobId, CancellationToken shutdown)
+    public async Task RunAsync(Guid jobId, PerformContext? context, CancellationToken shutdown)
     {
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId });
         try
         {
-            await RunAttemptAsync(jobId, shutdown);
+            // Fair scheduling may hand this delivery a fairer job than the one it was enqueued for, or none (FairScheduler).
+            await using var turn = await retry.RunAsync("Choosing the job to run",
+                ct => scheduler.TakeTurnAsync(jobId, context?.BackgroundJob.Id, ct), shutdown);
+            _turn = turn;
+            if (turn.JobId is { } chosen)
+            {
+                using var chosenScope = chosen == jobId ? null : logger.BeginScope(new Dictionary<string, object> { ["JobId"] = chosen });
+                await RunAttemptAsync(chosen, shutdown);
+                await scheduler.WakeAsync(CancellationToken.None);
+            }
         }
         catch (Exception e) when (TransientRetry.IsTransient(e))
         {
@@ -68,6 +79,9 @@ public sealed class TrainingJob(
             logger.LogWarning("Job {JobId}: the database stayed unreachable ({Error}); the job is left for recovery", jobId, e.Message);
         }
     }
+
+    /// <summary>The scheduling turn of this delivery, held until the chosen job is running: released before training.</summary>
+    private SchedulerTurn? _turn;
 
     private async Task RunAttemptAsync(Guid jobId, CancellationToken shutdown)
     {
@@ -90,6 +104,7 @@ public sealed class TrainingJob(
             await FinishAsync(jobId, JobStatus.Cancelled, StopReasons.Cancelled, null, null, null);
             return;
         }
+        await (_turn?.ReleaseAsync() ?? ValueTask.CompletedTask); // the job is running: the next worker's choice counts it
         try
         {
             await TrainAsync(jobId, job, resuming, lease, shutdown);
