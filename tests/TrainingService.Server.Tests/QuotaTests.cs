@@ -108,4 +108,19 @@ public sealed class QuotaTests(ServiceFixture service)
         }
         Assert.InRange(await service.Database.ScalarAsync<long>("SELECT sum(size_bytes)::bigint FROM datasets WHERE tenant = 'quota-race'"), 1, 5000);
     }
+
+    [Theory]
+    [InlineData("Quotas:Default:MaxRunningJobs", "0", "MaxRunningJobs")]
+    [InlineData("Quotas:Tenants:team-x:RequestsPerSecond", "0", "Quotas:Tenants:team-x")]
+    [InlineData("Quotas:Tenants:TEAM:MaxQueuedJobs", "5", "Quotas:Tenants:TEAM is not a tenant name")]
+    public async Task An_invalid_quota_stops_the_process_at_start_naming_it(string setting, string value, string named)
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var server = ServiceFixture.StartProcess("worker", database.ConnectionString, new Dictionary<string, string> { [setting] = value });
+
+        int exit = await server.WaitForExitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.NotEqual(0, exit);
+        Assert.Contains(named, server.Output);
+    }
 }
