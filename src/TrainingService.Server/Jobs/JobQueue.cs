@@ -78,10 +78,14 @@ public static class JobQueue
         return services;
     }
 
-    /// <summary>Puts a job on the training queue and records the Hangfire id.</summary>
-    public static async Task EnqueueAsync(this IBackgroundJobClient client, JobStore store, Guid jobId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Puts a job on the training queue and records the Hangfire id (for a new job, only if no worker has recorded it
+    /// first: see <see cref="JobStore.SetHangfireJobAsync"/>).
+    /// </summary>
+    public static async Task EnqueueAsync(this IBackgroundJobClient client, JobStore store, Guid jobId, CancellationToken cancellationToken,
+        bool newJob = false)
     {
         string hangfireId = client.Enqueue<TrainingJob>(TrainingJob.Queue, j => j.RunAsync(jobId, null, CancellationToken.None));
-        await store.SetHangfireJobAsync(jobId, hangfireId, cancellationToken);
+        await store.SetHangfireJobAsync(jobId, hangfireId, cancellationToken, onlyIfUnset: newJob);
     }
 }

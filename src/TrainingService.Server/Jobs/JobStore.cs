@@ -584,10 +584,14 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         return await command.ExecuteScalarAsync(cancellationToken) as string;
     }
 
-    /// <summary>Records the Hangfire job that carries this job.</summary>
-    public async Task SetHangfireJobAsync(Guid id, string hangfireJobId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Records the Hangfire job that carries this job. A submit records it only if unset: a worker may have fetched the new
+    /// Hangfire job first, claimed it for this job and swapped it to a fairer one (<see cref="ChooseAsync"/>).
+    /// </summary>
+    public async Task SetHangfireJobAsync(Guid id, string hangfireJobId, CancellationToken cancellationToken, bool onlyIfUnset = false)
     {
-        await using var command = dataSource.CreateCommand("UPDATE jobs SET hangfire_job_id = @hangfire WHERE id = @id");
+        await using var command = dataSource.CreateCommand("UPDATE jobs SET hangfire_job_id = @hangfire WHERE id = @id" +
+            (onlyIfUnset ? " AND hangfire_job_id IS NULL" : ""));
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("hangfire", hangfireJobId);
         await command.ExecuteNonQueryAsync(cancellationToken);

@@ -60,7 +60,7 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
     {
         try
         {
-            await client.EnqueueAsync(store, id, cancellationToken);
+            await client.EnqueueAsync(store, id, cancellationToken, newJob: true);
         }
         catch (Exception e)
         {
