@@ -31,7 +31,11 @@ public static class AccessSetup
                 options.AddPolicy(role.Policy(), policy => policy.RequireAuthenticatedUser()
                     .RequireAssertion(context => Caller.FromPrincipal(context.User)?.IsAtLeast(role) == true));
             }
-            options.FallbackPolicy = options.GetPolicy(Role.Owner.Policy());
+            if (service.ServesApi)
+            {
+                // A worker maps no API routes: its unknown paths stay 404 (the host adds authorization by itself).
+                options.FallbackPolicy = options.GetPolicy(Role.Owner.Policy());
+            }
         });
         services.AddRequestRates();
         return services;
