@@ -34,12 +34,14 @@ public static class AccessSetup
                     .RequireAssertion(context => Caller.FromPrincipal(context.User)?.IsAtLeast(role) == true));
             }
         });
+        services.AddRequestRates();
         return services;
     }
 
     public static WebApplication UseAccess(this WebApplication app)
     {
         app.UseAuthentication();
+        app.UseRateLimiter(); // after authentication: the partition is the caller's key
         app.UseAuthorization();
         return app;
     }

@@ -293,3 +293,118 @@ public sealed class AuthOptions
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan KeyCacheTime { get; set; } = TimeSpan.FromSeconds(30);
 }
+
+/// <summary>
+/// Section <c>Quotas</c>: what each tenant may use. <see cref="Default"/> applies to every tenant; <c>Tenants:&lt;name&gt;</c>
+/// overrides any of its settings for one tenant (a setting it leaves out comes from <see cref="Default"/>).
+/// </summary>
+public sealed class QuotaOptions : IValidatableObject
+{
+    /// <summary>The quota of every tenant without an override, and of every setting an override leaves out.</summary>
+    public TenantQuota Default { get; set; } = new()
+    {
+        MaxRunningJobs = 100,
+        MaxQueuedJobs = 10_000,
+        MaxStoredBytes = 1L << 40,
+        RequestsPerSecond = 1_000,
+        RequestBurst = 2_000,
+    };
+
+    /// <summary>Overrides by tenant name.</summary>
+    public Dictionary<string, TenantQuota> Tenants { get; set; } = new();
+
+    /// <summary>The <c>Retry-After</c> sent with a 429 for a full queue (<c>quota.queued_jobs</c>).</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan QueueRetryAfter { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>
+    /// Whether a free worker runs the fairest queued job (the tenant with fewest running jobs, then the one served least
+    /// recently, then the oldest job) and holds back tenants at their running-jobs limit. Off: Hangfire's order (first in,
+    /// first out) and no running-jobs limit; for comparison (<c>bench.sh fairness</c>) only.
+    /// </summary>
+    public bool FairScheduling { get; set; } = true;
+
+    /// <summary>
+    /// When a worker finds nothing it may start (every queued job's tenant is at its running-jobs limit), the job it was
+    /// handed is scheduled again after this. A job ending wakes its tenant's next job at once; this is the safety net.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan DeferredRecheck { get; set; } = TimeSpan.FromSeconds(30);
+
+    /// <summary>The quota of <paramref name="tenant"/>: its override's settings, the rest from <see cref="Default"/>.</summary>
+    public TenantLimits For(string tenant)
+    {
+        var own = Tenants.GetValueOrDefault(tenant);
+        return new TenantLimits(
+            own?.MaxRunningJobs ?? Default.MaxRunningJobs!.Value,
+            own?.MaxQueuedJobs ?? Default.MaxQueuedJobs!.Value,
+            own?.MaxStoredBytes ?? Default.MaxStoredBytes!.Value,
+            own?.MaxUploadBytes ?? Default.MaxUploadBytes,
+            own?.RequestsPerSecond ?? Default.RequestsPerSecond!.Value,
+            own?.RequestBurst ?? Default.RequestBurst!.Value);
+    }
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        var results = new List<ValidationResult>();
+        Validator.TryValidateObject(Default, new ValidationContext(Default), results, validateAllProperties: true);
+        foreach (var (name, value) in new (string, object?)[]
+        {
+            (nameof(TenantQuota.MaxRunningJobs), Default.MaxRunningJobs), (nameof(TenantQuota.MaxQueuedJobs), Default.MaxQueuedJobs),
+            (nameof(TenantQuota.MaxStoredBytes), Default.MaxStoredBytes), (nameof(TenantQuota.RequestsPerSecond), Default.RequestsPerSecond),
+            (nameof(TenantQuota.RequestBurst), Default.RequestBurst),
+        })
+        {
+            if (value is null)
+            {
+                results.Add(new ValidationResult($"Quotas:Default:{name} must have a value (every tenant without an override uses it).", [name]));
+            }
+        }
+        foreach (var (tenant, quota) in Tenants)
+        {
+            if (!System.Text.RegularExpressions.Regex.IsMatch(tenant, AuthOptions.TenantPattern))
+            {
+                results.Add(new ValidationResult($"Quotas:Tenants:{tenant} is not a tenant name (1–64 lowercase letters, digits, '-' or '_').", [nameof(Tenants)]));
+            }
+            var own = new List<ValidationResult>();
+            Validator.TryValidateObject(quota, new ValidationContext(quota), own, validateAllProperties: true);
+            results.AddRange(own.Select(r => new ValidationResult($"Quotas:Tenants:{tenant}: {r.ErrorMessage}", r.MemberNames)));
+        }
+        return results;
+    }
+}
+
+/// <summary>One tenant's quota as configured (<c>Quotas:Default</c> or <c>Quotas:Tenants:&lt;name&gt;</c>); null means "as the default".</summary>
+public sealed class TenantQuota
+{
+    /// <summary>Jobs of the tenant training at once; more wait in the queue while other tenants' jobs run.</summary>
+    [Range(1, 100_000)]
+    public int? MaxRunningJobs { get; set; }
+
+    /// <summary>Jobs of the tenant waiting at once; a submit past it gets 429 <c>quota.queued_jobs</c> with Retry-After.</summary>
+    [Range(0, 10_000_000)]
+    public int? MaxQueuedJobs { get; set; }
+
+    /// <summary>Bytes of CSV the tenant's datasets may hold together; an upload past it gets 413 <c>quota.stored_bytes</c>.</summary>
+    [Range(0L, long.MaxValue)]
+    public long? MaxStoredBytes { get; set; }
+
+    /// <summary>
+    /// Largest CSV the tenant may upload, below <c>Datasets:MaxUploadBytes</c> (which always applies); past it 413
+    /// <c>quota.upload_bytes</c>. Unset by default: the server's limit alone.
+    /// </summary>
+    [Range(1L, long.MaxValue)]
+    public long? MaxUploadBytes { get; set; }
+
+    /// <summary>Requests per second each API key of the tenant may make, sustained; past it 429 <c>quota.rate_limited</c> with Retry-After.</summary>
+    [Range(0.01, 1e9)]
+    public double? RequestsPerSecond { get; set; }
+
+    /// <summary>Requests a key may make at once above the sustained rate (the token bucket's size).</summary>
+    [Range(1, 1_000_000_000)]
+    public int? RequestBurst { get; set; }
+}
+
+/// <summary>One tenant's quota with the defaults filled in; <see cref="MaxUploadBytes"/> null means the server's limit alone.</summary>
+public sealed record TenantLimits(int MaxRunningJobs, int MaxQueuedJobs, long MaxStoredBytes, long? MaxUploadBytes, double RequestsPerSecond,
+    int RequestBurst);

@@ -30,7 +30,7 @@ public sealed record ImportResult(Guid DatasetId, bool Created, ApiProblem? Prob
 /// transaction. A slow client therefore holds no connection while it dawdles, and nothing uncommitted is ever visible.
 /// </summary>
 public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOptions> options, ILogger<CsvImporter> logger,
-    UploadSpool spool)
+    UploadSpool spool, IOptions<QuotaOptions>? quotas = null)
 {
     private readonly UploadSpool _spool = spool;
     private readonly DeadChunkVacuum _vacuum = new(dataSource, logger);
@@ -58,7 +58,8 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
             return ImportResult.Refused(invalidName);
         }
         var clock = Stopwatch.StartNew();
-        await using var upload = new UploadStream(body, options.Value.MaxUploadBytes);
+        var limit = UploadLimit.For(options.Value, quotas?.Value.For(tenant));
+        await using var upload = new UploadStream(body, limit);
         if (!_spool.TryCreate(out var spooled, out var unavailable))
         {
             return ImportResult.Refused(unavailable);
@@ -86,8 +87,8 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
                 }
                 double parseSeconds = clock.Elapsed.TotalSeconds;
                 var streamed = streamer is null ? null : await streamer.FinishAsync();
-                var result = streamed is null ? await StoreAsync(dataset, spooled, cancellationToken)
-                    : await CommitStreamedAsync(dataset, streamed, cancellationToken);
+                var result = streamed is null ? await StoreAsync(dataset, spooled, limit, cancellationToken)
+                    : await CommitStreamedAsync(dataset, streamed, limit, cancellationToken);
                 if (result.Created)
                 {
                     logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s " +
@@ -274,9 +275,11 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
 
     /// <summary>
     /// The existing dataset if these bytes are already stored (then nothing is written); else COPYs the spooled chunks
-    /// and commits them with the dataset's row. The connection is taken here, once the body is complete.
+    /// and commits them with the dataset's row. The connection is taken here, once the body is complete. The tenant's
+    /// stored bytes are counted under a transaction lock on the tenant, after the COPY and before the row goes in, so
+    /// two uploads that each fit cannot both commit past the quota (and the lock is held for a moment, not for a COPY).
     /// </summary>
-    private async Task<ImportResult> StoreAsync(NewDataset dataset, SpoolFile spooled, CancellationToken cancellationToken)
+    private async Task<ImportResult> StoreAsync(NewDataset dataset, SpoolFile spooled, UploadLimit limit, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         if (await FindExisting(connection, dataset, cancellationToken) is Guid existing)
@@ -288,6 +291,10 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         try
         {
             await CopyChunksAsync(connection, dataset.Id, spooled, cancellationToken);
+            if (await CheckStoredBytesAsync(connection, transaction, dataset, limit, cancellationToken) is { } full)
+            {
+                return ImportResult.Refused(full); // the transaction rolls back, COPY included
+            }
             await InsertAsync(connection, transaction, dataset, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             return new ImportResult(dataset.Id, Created: true);
@@ -303,7 +310,8 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     /// Commits chunks that were streamed while the body arrived, with the dataset's row; if these bytes were stored
     /// meanwhile (known only now, from the hash), rolls them back instead and answers with the existing dataset.
     /// </summary>
-    private async Task<ImportResult> CommitStreamedAsync(NewDataset dataset, StreamedCopy streamed, CancellationToken cancellationToken)
+    private async Task<ImportResult> CommitStreamedAsync(NewDataset dataset, StreamedCopy streamed, UploadLimit limit,
+        CancellationToken cancellationToken)
     {
         await using var copy = streamed; // rolled back (and vacuumed) unless committed
         if (await FindExisting(copy.Connection, dataset, cancellationToken) is Guid existing)
@@ -312,6 +320,10 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         }
         try
         {
+            if (await CheckStoredBytesAsync(copy.Connection, copy.Transaction, dataset, limit, cancellationToken) is { } full)
+            {
+                return ImportResult.Refused(full);
+            }
             await InsertAsync(copy.Connection, copy.Transaction, dataset, cancellationToken);
             await copy.Transaction.CommitAsync(cancellationToken);
             copy.Committed = true;
@@ -321,6 +333,21 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
         {
             return await ConcurrentWinnerAsync(dataset, cancellationToken);
         }
+    }
+
+    /// <summary>
+    /// Null when the dataset fits its tenant's stored-bytes quota, counted under a transaction lock on the tenant (so two
+    /// uploads that each fit cannot both commit past it); else the 413 problem.
+    /// </summary>
+    private static async Task<ApiProblem?> CheckStoredBytesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, NewDataset dataset,
+        UploadLimit limit, CancellationToken cancellationToken)
+    {
+        if (limit.MaxStoredBytes == long.MaxValue)
+        {
+            return null;
+        }
+        long used = await DatasetStore.LockStoredBytesAsync(connection, transaction, dataset.Tenant, cancellationToken);
+        return used + dataset.SizeBytes > limit.MaxStoredBytes ? limit.StorageFull(used, dataset.SizeBytes) : null;
     }
 
     /// <summary>The same bytes were committed by a concurrent upload a moment ago: its dataset is the answer.</summary>

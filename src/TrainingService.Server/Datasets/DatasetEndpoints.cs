@@ -39,17 +39,20 @@ public static class DatasetEndpoints
     // Streams the body (or the multipart 'file' section) into the importer; nothing is buffered whole. Everything that
     // can refuse the upload without reading its body (size, delimiter, name, media type, the concurrency caps) comes first.
     /// <summary>What an upload works with.</summary>
-    private sealed record UploadServices(CsvImporter Importer, DatasetStore Store, UploadGate Gate, IOptions<DatasetOptions> Options);
+    private sealed record UploadServices(CsvImporter Importer, DatasetStore Store, UploadGate Gate, IOptions<DatasetOptions> Options,
+        IOptions<QuotaOptions> Quotas);
 
     private static async Task<Results<Created<DatasetResponse>, Ok<DatasetResponse>, ProblemHttpResult>> Upload(
         HttpRequest request, [AsParameters] UploadServices services, string? name, string? delimiter, CancellationToken cancellationToken)
     {
-        var (importer, store, gate, options) = services;
+        var (importer, store, gate, options, quotas) = services;
         var settings = options.Value;
-        long limit = settings.MaxUploadBytes + 64 * 1024; // room for multipart framing
+        var caller = request.HttpContext.Caller();
+        var uploadLimit = UploadLimit.For(settings, quotas.Value.For(caller.Tenant));
+        long limit = uploadLimit.MaxBytes + 64 * 1024; // room for multipart framing
         if (request.ContentLength > limit)
         {
-            return Problems.TooLarge("dataset.too_large", $"The upload is larger than the {settings.MaxUploadBytes:N0}-byte limit (Datasets:MaxUploadBytes).");
+            return uploadLimit.TooLarge().ToResult();
         }
         if (!TryParseDelimiter(delimiter, out char? separator))
         {
@@ -66,7 +69,10 @@ public static class DatasetEndpoints
             return Problems.UnsupportedMediaType("dataset.unsupported_media_type",
                 $"Send the CSV as text/csv (or multipart/form-data with a 'file' part), not {request.ContentType}.");
         }
-        var caller = request.HttpContext.Caller();
+        if (await CheckStorageAsync(request, multipart, uploadLimit, store, caller.Tenant, cancellationToken) is { } full)
+        {
+            return full.ToResult();
+        }
         // Per key, not per address: clients behind one proxy are many callers, and one caller may come from many addresses.
         using var lease = gate.TryEnter(caller.KeyId ?? request.HttpContext.Connection.RemoteIpAddress?.ToString() ?? "local");
         if (lease is null)
@@ -76,7 +82,7 @@ public static class DatasetEndpoints
                 "in all: Datasets:MaxConcurrentUploadsPerClient, Datasets:MaxConcurrentUploads); try again after Retry-After."));
         }
         LimitBody(request.HttpContext, limit, settings);
-        await using var body = new UploadBody(request.Body, settings.UploadTimeout, settings.MaxUploadBytes, cancellationToken);
+        await using var body = new UploadBody(request.Body, settings.UploadTimeout, uploadLimit, cancellationToken);
         ImportResult result;
         try
         {
@@ -88,11 +94,27 @@ public static class DatasetEndpoints
         {
             result = ImportResult.Refused(e.Problem); // a time limit hit while the multipart reader looked for the file part
         }
-        if (result.Problem is { Status: StatusCodes.Status503ServiceUnavailable } full)
+        if (result.Problem is { Status: StatusCodes.Status503ServiceUnavailable } unavailable)
         {
-            return RetryLater(request.HttpContext, settings, full);
+            return RetryLater(request.HttpContext, settings, unavailable);
         }
         return await Respond(result, caller.Tenant, store, settings, cancellationToken);
+    }
+
+    /// <summary>
+    /// Refuses, before reading the body, an upload the tenant's datasets have no room for: the quota is already used up, or
+    /// a plain CSV body's declared length does not fit. The importer checks again, atomically, when it stores the dataset.
+    /// </summary>
+    private static async Task<ApiProblem?> CheckStorageAsync(HttpRequest request, bool multipart, UploadLimit limit, DatasetStore store,
+        string tenant, CancellationToken cancellationToken)
+    {
+        if (limit.MaxStoredBytes == long.MaxValue)
+        {
+            return null;
+        }
+        long used = await store.StoredBytesAsync(tenant, cancellationToken);
+        long adding = multipart ? 0 : request.ContentLength ?? 0;
+        return used >= limit.MaxStoredBytes || used + adding > limit.MaxStoredBytes ? limit.StorageFull(used, adding) : null;
     }
 
     /// <summary>The body's size cap and Kestrel's minimum data rate for this request (neither exists under a test server).</summary>

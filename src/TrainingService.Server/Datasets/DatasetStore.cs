@@ -27,6 +27,32 @@ public sealed class DatasetStore(NpgsqlDataSource dataSource, IDatasetReferences
     /// <summary>The problem every dataset endpoint answers for an unknown id.</summary>
     public static ApiProblem NotFound(Guid id) => ApiProblem.NotFound("dataset.not_found", $"No dataset {id}.");
 
+    /// <summary>Bytes of CSV the tenant's datasets hold (what <c>Quotas:…:MaxStoredBytes</c> limits).</summary>
+    public async Task<long> StoredBytesAsync(string tenant, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand("SELECT coalesce(sum(size_bytes), 0)::bigint FROM datasets WHERE tenant = @tenant");
+        command.Parameters.AddWithValue("tenant", tenant);
+        return (long)(await command.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>
+    /// The tenant's stored bytes, counted under a transaction lock on the tenant's storage: a concurrent upload's count
+    /// waits until this transaction ends, and then sees its row.
+    /// </summary>
+    public static async Task<long> LockStoredBytesAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenant,
+        CancellationToken cancellationToken)
+    {
+        await using var command = new NpgsqlCommand("""
+            SELECT pg_advisory_xact_lock(hashtextextended('stored bytes of ' || @tenant, 0));
+            SELECT coalesce(sum(size_bytes), 0)::bigint FROM datasets WHERE tenant = @tenant;
+            """, connection, transaction);
+        command.Parameters.AddWithValue("tenant", tenant);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        await reader.NextResultAsync(cancellationToken);
+        await reader.ReadAsync(cancellationToken);
+        return reader.GetInt64(0);
+    }
+
     /// <summary>The tenant's dataset with this id; another tenant's is null, exactly like one that does not exist.</summary>
     public async Task<DatasetInfo?> FindAsync(string tenant, Guid id, CancellationToken cancellationToken)
     {

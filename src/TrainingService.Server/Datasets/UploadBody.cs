@@ -12,13 +12,13 @@ internal sealed class UploadBody : Stream
 {
     private readonly Stream _inner;
     private readonly TimeSpan _timeout;
-    private readonly long _maxBytes;
+    private readonly UploadLimit _limit;
     private readonly CancellationTokenSource _deadline;
 
-    public UploadBody(Stream inner, TimeSpan timeout, long maxBytes, CancellationToken requestAborted)
+    public UploadBody(Stream inner, TimeSpan timeout, UploadLimit limit, CancellationToken requestAborted)
     {
         _inner = inner;
-        _maxBytes = maxBytes;
+        _limit = limit;
         _timeout = timeout;
         _deadline = CancellationTokenSource.CreateLinkedTokenSource(requestAborted);
         _deadline.CancelAfter(timeout);
@@ -44,8 +44,7 @@ internal sealed class UploadBody : Stream
         catch (BadHttpRequestException e) when (e.StatusCode == StatusCodes.Status413PayloadTooLarge)
         {
             // Kestrel counts bytes as they arrive, so a fast chunked body can pass its cap before the file stream counts them.
-            throw new UploadRefusedException(ApiProblem.TooLarge("dataset.too_large", $"The upload is larger than the {_maxBytes:N0}-byte limit " +
-                "(Datasets:MaxUploadBytes); nothing was stored."));
+            throw new UploadRefusedException(_limit.TooLarge());
         }
     }
 

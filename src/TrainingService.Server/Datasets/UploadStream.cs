@@ -11,7 +11,7 @@ namespace TrainingService.Server.Datasets;
 /// are carried over, so validation is exact whatever the buffer sizes. Its reads are made by the CSV reader, so a
 /// refusal is thrown as an <see cref="UploadRefusedException"/>, which the importer turns back into a returned problem.
 /// </summary>
-internal sealed class UploadStream(Stream inner, long maxBytes) : Stream
+internal sealed class UploadStream(Stream inner, UploadLimit limit) : Stream
 {
     private readonly IncrementalHash _hash = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);
     private readonly byte[] _carry = new byte[4];
@@ -63,10 +63,9 @@ internal sealed class UploadStream(Stream inner, long maxBytes) : Stream
         Validate(bytes);
         _hash.AppendData(bytes);
         long length = Interlocked.Add(ref _length, read);
-        if (length > maxBytes)
+        if (length > limit.MaxBytes)
         {
-            throw new UploadRefusedException(ApiProblem.TooLarge("dataset.too_large",
-                $"The file is larger than the {maxBytes:N0}-byte limit (Datasets:MaxUploadBytes)."));
+            throw new UploadRefusedException(limit.TooLarge());
         }
         return read;
     }

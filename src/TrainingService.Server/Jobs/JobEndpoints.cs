@@ -51,7 +51,7 @@ public static class JobEndpoints
         {
             return Problems.BadRequest("job.invalid_idempotency_key", "Idempotency-Key must be 1 to 255 characters.", "Idempotency-Key");
         }
-        return Accepted(await submitter.SubmitAsync(http.HttpContext.Caller().Tenant, request, idempotencyKey, retryOf: null, cancellationToken));
+        return Accepted(http.HttpContext, await submitter.SubmitAsync(http.HttpContext.Caller().Tenant, request, idempotencyKey, retryOf: null, cancellationToken));
     }
 
     private static async Task<IResult> Get(Guid id, HttpRequest http, HttpResponse response, JobStates states, JobStore store,
@@ -139,11 +139,22 @@ public static class JobEndpoints
             return NotFound(id);
         }
         var spec = JsonSerializer.Deserialize<SubmitJobRequest>(original.Spec, ApiJson.Options)!;
-        return Accepted(await submitter.SubmitAsync(http.Caller().Tenant, spec, idempotencyKey: null, retryOf: id, cancellationToken));
+        return Accepted(http, await submitter.SubmitAsync(http.Caller().Tenant, spec, idempotencyKey: null, retryOf: id, cancellationToken));
     }
 
-    private static Results<Accepted<JobResponse>, ProblemHttpResult> Accepted((Data.Entities.Job? Job, ApiProblem? Problem) outcome) =>
-        outcome.Job is { } job ? TypedResults.Accepted($"/api/jobs/{job.Id}", job.ToResponse()) : outcome.Problem!.ToResult();
+    /// <summary>The accepted job, or its problem (a full queue's 429 with its Retry-After header).</summary>
+    private static Results<Accepted<JobResponse>, ProblemHttpResult> Accepted(HttpContext http, (Data.Entities.Job? Job, ApiProblem? Problem) outcome)
+    {
+        if (outcome.Job is { } job)
+        {
+            return TypedResults.Accepted($"/api/jobs/{job.Id}", job.ToResponse());
+        }
+        if (outcome.Problem!.Extensions?.GetValueOrDefault(JobSubmitter.RetryAfterExtension) is int seconds)
+        {
+            http.Response.Headers.RetryAfter = seconds.ToString(CultureInfo.InvariantCulture);
+        }
+        return outcome.Problem.ToResult();
+    }
 
     private static string WriteCursor(DateTimeOffset at, Guid id) =>
         Convert.ToBase64String(Encoding.UTF8.GetBytes($"{at.UtcTicks}:{id:N}")).TrimEnd('=').Replace('+', '-').Replace('/', '_');

@@ -39,6 +39,7 @@ public static class JobQueue
         });
 
         services.AddSingleton<JobStore>();
+        services.AddSingleton<FairScheduler>();
         services.AddSingleton<IDatasetReferences>(provider => provider.GetRequiredService<JobStore>());
         services.AddSingleton<JobSpecValidator>();
         services.AddSingleton<JobPlanner>();
@@ -77,11 +78,15 @@ public static class JobQueue
         return services;
     }
 
-    /// <summary>Puts a job on the training queue and records the Hangfire id.</summary>
-    public static async Task EnqueueAsync(this IBackgroundJobClient client, JobStore store, Guid jobId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Puts a job on the training queue and records the Hangfire id (for a new job, only if no worker has recorded it
+    /// first: see <see cref="JobStore.SetHangfireJobAsync"/>).
+    /// </summary>
+    public static async Task EnqueueAsync(this IBackgroundJobClient client, JobStore store, Guid jobId, CancellationToken cancellationToken,
+        bool newJob = false)
     {
         string hangfireId = client.EnqueueTraining(jobId);
-        await store.SetHangfireJobAsync(jobId, hangfireId, cancellationToken);
+        await store.SetHangfireJobAsync(jobId, hangfireId, cancellationToken, onlyIfUnset: newJob);
     }
 
     /// <summary>Puts a job on the training queue; returns the Hangfire job id, which is also the id of the attempt it starts.</summary>

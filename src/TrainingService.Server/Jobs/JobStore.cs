@@ -11,8 +11,9 @@ namespace TrainingService.Server.Jobs;
 /// <summary>What the history endpoints say about their job.</summary>
 public sealed record JobState(string Tenant, long Version, string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure);
 
-/// <summary>A job to insert: the normalized spec, and the idempotency key it came with, if any.</summary>
-public sealed record NewJob(string Tenant, Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash);
+/// <summary>A job to insert: the normalized spec, the idempotency key it came with, if any, and its tenant's queued-jobs quota.</summary>
+public sealed record NewJob(string Tenant, Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash,
+    int MaxQueued = int.MaxValue);
 
 /// <summary>What a submit did: inserted a new job, or found the job an earlier request with the same key created.</summary>
 public sealed record JobCreation(Guid JobId, bool IsNew);
@@ -34,7 +35,7 @@ public sealed record FailureInfo(string Code, string Message, int? Epoch = null)
 /// Every change a client can see bumps <c>jobs.version</c>, which ETags are made from, and sends a NOTIFY in the same transaction
 /// (<see cref="NotifyAsync"/>, called from this class only): <see cref="JobStates"/> relies on that.
 /// </summary>
-public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : IDatasetReferences
+public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : IDatasetReferences
 {
     private const string AppendTransition =
         "transitions = transitions || jsonb_build_array(jsonb_build_object('status', @to::text, 'at', now(), 'note', @note::text))";
@@ -42,7 +43,8 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
     /// <summary>
     /// Inserts a queued job, holding its dataset (a concurrent delete waits, then refuses with 409). With an idempotency
     /// key, concurrent requests serialise on the key's row: the first commits, the rest find its job, or a 422 problem
-    /// when their body differs.
+    /// when their body differs. Past the tenant's queued-jobs quota a new job is refused (429 <c>quota.queued_jobs</c>, with
+    /// a <c>retryAfter</c> for the header); submits of one tenant count under a transaction lock, so two cannot both pass.
     /// </summary>
     public async Task<(JobCreation? Job, ApiProblem? Problem)> CreateAsync(NewJob job, TimeSpan idempotencyWindow, CancellationToken cancellationToken)
     {
@@ -57,6 +59,12 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
             {
                 return (null, ApiProblem.Unprocessable("job.unknown_dataset", $"Dataset {job.DatasetId} was just deleted.", "datasetId"));
             }
+        }
+        if (job.MaxQueued < int.MaxValue)
+        {
+            await using var serialise = new NpgsqlCommand("SELECT pg_advisory_xact_lock(hashtextextended('queued jobs of ' || @tenant, 0))", connection, transaction);
+            serialise.Parameters.AddWithValue("tenant", job.Tenant);
+            await serialise.ExecuteNonQueryAsync(cancellationToken);
         }
         await using (var insert = new NpgsqlCommand("""
             INSERT INTO jobs (id, tenant, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version, updated_at)
@@ -84,8 +92,25 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
                         $"Idempotency-Key '{key}' was used for a different request (job {firstJob}).", "Idempotency-Key"));
             }
         }
+        if (job.MaxQueued < int.MaxValue && await CountQueuedAsync(connection, transaction, job.Tenant, cancellationToken) > job.MaxQueued)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return (null, ApiProblem.TooManyRequests(QueueFull,
+                $"Tenant '{job.Tenant}' already has {job.MaxQueued} jobs queued (its Quotas:…:MaxQueuedJobs); submit again when some have started."));
+        }
         await transaction.CommitAsync(cancellationToken);
         return (new JobCreation(id, IsNew: true), null);
+    }
+
+    /// <summary>The problem code of a submit past the tenant's queued-jobs quota.</summary>
+    public const string QueueFull = "quota.queued_jobs";
+
+    private static async Task<long> CountQueuedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string tenant,
+        CancellationToken cancellationToken)
+    {
+        await using var count = new NpgsqlCommand("SELECT count(*) FROM jobs WHERE tenant = @tenant AND status = 'queued'", connection, transaction);
+        count.Parameters.AddWithValue("tenant", tenant);
+        return (long)(await count.ExecuteScalarAsync(cancellationToken))!;
     }
 
     /// <summary>Claims <paramref name="key"/> for <paramref name="job"/> unless a live claim exists; returns the claim that holds.</summary>
@@ -586,12 +611,14 @@ public sealed class JobStore(NpgsqlDataSource dataSource, JobEventHub events) : 
     }
 
     /// <summary>
-    /// Records the Hangfire job that carries a newly submitted job, unless one is recorded already: its worker may have
-    /// fetched it and claimed it first (the same id), or a submitter that stalled past recovery finds the job handed on.
+    /// Records the Hangfire job that carries this job. A submit records it only if unset: a worker may have fetched the new
+    /// Hangfire job first and claimed it for this job (the same id) or swapped it to a fairer one (<see cref="ChooseAsync"/>),
+    /// or a submitter that stalled past recovery finds the job handed on.
     /// </summary>
-    public async Task SetHangfireJobAsync(Guid id, string hangfireJobId, CancellationToken cancellationToken)
+    public async Task SetHangfireJobAsync(Guid id, string hangfireJobId, CancellationToken cancellationToken, bool onlyIfUnset = false)
     {
-        await using var command = dataSource.CreateCommand("UPDATE jobs SET hangfire_job_id = @hangfire WHERE id = @id AND hangfire_job_id IS NULL");
+        await using var command = dataSource.CreateCommand("UPDATE jobs SET hangfire_job_id = @hangfire WHERE id = @id" +
+            (onlyIfUnset ? " AND hangfire_job_id IS NULL" : ""));
         command.Parameters.AddWithValue("id", id);
         command.Parameters.AddWithValue("hangfire", hangfireJobId);
         await command.ExecuteNonQueryAsync(cancellationToken);

@@ -14,7 +14,7 @@ namespace TrainingService.Server.Jobs;
 /// on the queue. Serves new submissions and retries alike.
 /// </summary>
 public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner, DatasetStore datasets, JobStore store,
-    IBackgroundJobClient client, IOptions<JobOptions> options, ILogger<JobSubmitter> logger)
+    IBackgroundJobClient client, IOptions<JobOptions> options, IOptions<QuotaOptions> quotas, ILogger<JobSubmitter> logger)
 {
     /// <summary>The accepted job as stored (an earlier one for a repeated idempotency key), or the problem that refused it.</summary>
     public async Task<(Job? Job, ApiProblem? Problem)> SubmitAsync(string tenant, SubmitJobRequest request, string? idempotencyKey, Guid? retryOf,
@@ -35,11 +35,11 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
         }
         string requestHash = Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(request, ApiJson.Options)));
         var job = new NewJob(tenant, dataset.Id, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options), plan.Seed, plan.Epochs, retryOf,
-            idempotencyKey, requestHash);
+            idempotencyKey, requestHash, quotas.Value.For(tenant).MaxQueuedJobs);
         var (created, refused) = await store.CreateAsync(job, options.Value.IdempotencyWindow, cancellationToken);
         if (created is null)
         {
-            return (null, refused);
+            return (null, refused?.Code == JobStore.QueueFull ? refused with { Extensions = RetryAfter(quotas.Value.QueueRetryAfter) } : refused);
         }
         // The response describes the job as accepted; a worker may start it the moment it is enqueued.
         var accepted = await store.FindAsync(tenant, created.JobId, cancellationToken);
@@ -50,11 +50,17 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
         return (accepted, null);
     }
 
+    private static Dictionary<string, object?> RetryAfter(TimeSpan wait) =>
+        new() { [RetryAfterExtension] = (int)Math.Ceiling(wait.TotalSeconds) };
+
+    /// <summary>The problem extension that carries the seconds of a 429's <c>Retry-After</c> header.</summary>
+    public const string RetryAfterExtension = "retryAfter";
+
     private async Task EnqueueAsync(Guid id, CancellationToken cancellationToken)
     {
         try
         {
-            await client.EnqueueAsync(store, id, cancellationToken);
+            await client.EnqueueAsync(store, id, cancellationToken, newJob: true);
         }
         catch (Exception e)
         {

@@ -30,6 +30,7 @@ namespace TrainingService.Server.Jobs;
 public sealed class TrainingJob(
     NpgsqlDataSource dataSource,
     JobStore store,
+    FairScheduler scheduler,
     DatasetStore datasets,
     JobPlanner planner,
     JobEventHub events,
@@ -64,7 +65,16 @@ public sealed class TrainingJob(
         using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId, ["Attempt"] = attempt });
         try
         {
-            await RunAttemptAsync(jobId, attempt, shutdown);
+            // Fair scheduling may hand this delivery a fairer job than the one it was enqueued for, or none (FairScheduler).
+            await using var turn = await retry.RunAsync("Choosing the job to run",
+                ct => scheduler.TakeTurnAsync(jobId, attempt, ct), shutdown);
+            _turn = turn;
+            if (turn.JobId is { } chosen)
+            {
+                using var chosenScope = chosen == jobId ? null : logger.BeginScope(new Dictionary<string, object> { ["JobId"] = chosen });
+                await RunAttemptAsync(chosen, attempt, shutdown);
+                await scheduler.WakeAsync(CancellationToken.None);
+            }
         }
         catch (Exception e) when (TransientRetry.IsTransient(e))
         {
@@ -72,6 +82,9 @@ public sealed class TrainingJob(
             logger.LogWarning("Job {JobId}: the database stayed unreachable ({Error}); the job is left for recovery", jobId, e.Message);
         }
     }
+
+    /// <summary>The scheduling turn of this delivery, held until the chosen job is running: released before training.</summary>
+    private SchedulerTurn? _turn;
 
     private async Task RunAttemptAsync(Guid jobId, string attempt, CancellationToken shutdown)
     {
@@ -95,6 +108,7 @@ public sealed class TrainingJob(
             await FinishAsync(jobId, attempt, JobStatus.Cancelled, StopReasons.Cancelled, null, null, null);
             return;
         }
+        await (_turn?.ReleaseAsync() ?? ValueTask.CompletedTask); // the job is running: the next worker's choice counts it
         try
         {
             await TrainAsync(jobId, attempt, job, resuming, lease, shutdown);

@@ -50,6 +50,12 @@ public sealed class ServiceFixture : IAsyncLifetime
         ["Datasets:MaxUploadBytes"] = "16000000",
         ["Logging:LogLevel:Default"] = "Warning",
         ["Logging:LogLevel:TrainingService"] = "Information",
+        // Small quotas for tenants the quota tests create; every other tenant has the generous defaults.
+        ["Quotas:Tenants:quota-rate:RequestsPerSecond"] = "0.2",
+        ["Quotas:Tenants:quota-rate:RequestBurst"] = "3",
+        ["Quotas:Tenants:quota-upload:MaxUploadBytes"] = "2000",
+        ["Quotas:Tenants:quota-storage:MaxStoredBytes"] = "5000",
+        ["Quotas:Tenants:quota-race:MaxStoredBytes"] = "5000",
     };
 
     /// <summary>
