@@ -17,6 +17,9 @@ public sealed class KeyStore(NpgsqlDataSource dataSource)
 {
     public const string Channel = "api_key_events";
 
+    /// <summary>An arbitrary, fixed advisory lock ("TSKEYS") that processes creating the first owner key take in turn.</summary>
+    private const long FirstOwnerLockKey = 0x5453_4b45_5953;
+
     public async Task<KeyRecord?> FindAsync(string id, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("SELECT tenant, role, secret_hash, revoked_at IS NOT NULL FROM api_keys WHERE id = @id");
@@ -124,8 +127,10 @@ public sealed class KeyStore(NpgsqlDataSource dataSource)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_xact_lock(0x5453_4b45_5953)", connection, transaction))
+        // A parameter, not a literal: hexadecimal integer literals in SQL need PostgreSQL 16, and compose runs 15.
+        await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@key)", connection, transaction))
         {
+            lockCommand.Parameters.AddWithValue("key", FirstOwnerLockKey);
             await lockCommand.ExecuteNonQueryAsync(cancellationToken);
         }
         await using var command = new NpgsqlCommand("""
