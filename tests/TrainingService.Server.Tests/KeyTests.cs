@@ -1,8 +1,11 @@
+using System.Diagnostics;
 using System.Net;
 using System.Net.Http.Json;
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using TrainingService.Server.Access;
 using TrainingService.Server.Tests.Infrastructure;
 
 namespace TrainingService.Server.Tests;
@@ -170,6 +173,27 @@ public sealed class KeyTests(ServiceFixture service)
         using var response = await service.Client.PostAsync("/api/keys", new StringContent(json, Encoding.UTF8, "application/json"));
 
         await response.AssertProblemAsync(HttpStatusCode.BadRequest, code, field);
+    }
+
+    [Fact]
+    public async Task A_key_refused_while_its_id_was_unknown_is_accepted_as_soon_as_it_is_created()
+    {
+        // Unknown ids are cached as long as known ones (so timing does not tell them apart); a creation must evict them.
+        var (id, key, hash) = ApiKeyFormat.Create();
+        using var client = service.CreateClient(key);
+        await (await client.GetAsync("/api/me")).AssertProblemAsync(HttpStatusCode.Unauthorized, "auth.invalid_key");
+        var store = service.Factory.Services.GetRequiredService<KeyStore>();
+
+        Assert.True(await store.CreateAsync(id, hash, "default", Role.Viewer, "created after a refusal", "test", createTenant: false, CancellationToken.None));
+        var clock = Stopwatch.StartNew();
+        HttpStatusCode status;
+        while ((status = (await client.GetAsync("/api/me")).StatusCode) != HttpStatusCode.OK && clock.Elapsed < TimeSpan.FromSeconds(5))
+        {
+            await Task.Delay(10);
+        }
+
+        Assert.Equal(HttpStatusCode.OK, status);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(1), $"Accepted only after {clock.Elapsed}.");
     }
 
     [Fact]

@@ -9,14 +9,15 @@ namespace TrainingService.Server.Access;
 /// Keys this process has read, so an authenticated poll costs a dictionary lookup and a SHA-256, not a query. A
 /// revocation evicts its key in every process through LISTEN on <see cref="KeyStore.Channel"/>; while the listener is
 /// down (and once it reconnects, since notifications sent meanwhile are lost) the cache is emptied, and an entry is never
-/// trusted for longer than <see cref="AuthOptions.KeyCacheTime"/>. Unknown ids are remembered for a second, so a client
-/// guessing ids cannot turn every request into a query; the cache is bounded and starts over when full.
+/// trusted for longer than <see cref="AuthOptions.KeyCacheTime"/>. Unknown ids are remembered exactly as long as known ones
+/// (a creation notifies too, so a new key is never refused for having been unknown): a client guessing ids cannot turn every
+/// request into a query, and a wrong secret for an existing id costs what an unknown id costs, so timing does not tell
+/// which ids exist. The cache is bounded and starts over when full.
 /// </summary>
 public sealed class KeyCache(KeyStore store, NpgsqlDataSource dataSource, IOptions<AuthOptions> options, ILogger<KeyCache> logger)
     : BackgroundService
 {
     private const int MaxEntries = 100_000;
-    private static readonly TimeSpan UnknownTime = TimeSpan.FromSeconds(1);
 
     private sealed record Entry(KeyRecord? Key, long ReadAt);
 
@@ -43,14 +44,10 @@ public sealed class KeyCache(KeyStore store, NpgsqlDataSource dataSource, IOptio
         return key;
     }
 
-    /// <summary>Drops a key now (this process revoked it; the notification follows for the others).</summary>
+    /// <summary>Drops a key now (this process revoked or created it; the notification follows for the others).</summary>
     public void Evict(string id) => _entries.TryRemove(id, out _);
 
-    private bool IsFresh(Entry entry)
-    {
-        var age = TimeSpan.FromMilliseconds(Environment.TickCount64 - entry.ReadAt);
-        return age < (entry.Key is null ? UnknownTime : options.Value.KeyCacheTime);
-    }
+    private bool IsFresh(Entry entry) => TimeSpan.FromMilliseconds(Environment.TickCount64 - entry.ReadAt) < options.Value.KeyCacheTime;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
