@@ -23,6 +23,7 @@ public sealed class KeyCache(KeyStore store, NpgsqlDataSource dataSource, IOptio
 
     private readonly ConcurrentDictionary<string, Entry> _entries = new(StringComparer.Ordinal);
     private volatile bool _listening;
+    private long _evictions; // bumped by every eviction: a read that overlapped one is not kept, it may predate the change
 
     /// <summary>The key with this id as last read (null when none), from the cache when fresh.</summary>
     public async ValueTask<KeyRecord?> FindAsync(string id, CancellationToken cancellationToken)
@@ -32,20 +33,35 @@ public sealed class KeyCache(KeyStore store, NpgsqlDataSource dataSource, IOptio
             return entry.Key;
         }
         long readAt = Environment.TickCount64;
+        long evictions = Interlocked.Read(ref _evictions);
         var key = await store.FindAsync(id, cancellationToken);
-        if (_listening)
+        if (_listening && Interlocked.Read(ref _evictions) == evictions)
         {
             if (_entries.Count >= MaxEntries)
             {
                 _entries.Clear();
             }
             _entries[id] = new Entry(key, readAt);
+            if (Interlocked.Read(ref _evictions) != evictions)
+            {
+                _entries.TryRemove(id, out _); // an eviction slipped in between the check and the store
+            }
         }
         return key;
     }
 
     /// <summary>Drops a key now (this process revoked or created it; the notification follows for the others).</summary>
-    public void Evict(string id) => _entries.TryRemove(id, out _);
+    public void Evict(string id)
+    {
+        Interlocked.Increment(ref _evictions);
+        _entries.TryRemove(id, out _);
+    }
+
+    private void EvictAll()
+    {
+        Interlocked.Increment(ref _evictions);
+        _entries.Clear();
+    }
 
     private bool IsFresh(Entry entry) => TimeSpan.FromMilliseconds(Environment.TickCount64 - entry.ReadAt) < options.Value.KeyCacheTime;
 
@@ -62,7 +78,7 @@ public sealed class KeyCache(KeyStore store, NpgsqlDataSource dataSource, IOptio
                 {
                     await listen.ExecuteNonQueryAsync(stoppingToken);
                 }
-                _entries.Clear(); // whatever was revoked while nobody listened
+                EvictAll(); // whatever was revoked while nobody listened
                 _listening = true;
                 delay = TimeSpan.FromMilliseconds(100);
                 while (!stoppingToken.IsCancellationRequested)
@@ -77,7 +93,7 @@ public sealed class KeyCache(KeyStore store, NpgsqlDataSource dataSource, IOptio
             catch (Exception e)
             {
                 _listening = false;
-                _entries.Clear();
+                EvictAll();
                 logger.LogWarning("Key revocation listener lost its connection ({Error}); keys are read from the database until it is back", e.Message);
                 await Task.Delay(delay, stoppingToken).ContinueWith(_ => { }, TaskScheduler.Default);
                 delay = TimeSpan.FromTicks(Math.Min(delay.Ticks * 2, TimeSpan.FromSeconds(1).Ticks));
