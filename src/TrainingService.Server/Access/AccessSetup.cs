@@ -18,10 +18,14 @@ public static class AccessSetup
         services.AddSingleton<KeyStore>();
         services.AddSingleton<KeyCache>();
         services.AddSingleton<OwnerKeys>();
-        if (service.ServesApi)
+        if (!service.ServesApi)
         {
-            services.AddHostedService(provider => provider.GetRequiredService<KeyCache>());
+            // A worker serves health endpoints alone and answers 404 to the rest. WebApplication adds authentication and
+            // authorization middleware whenever their services exist, and the owner fallback policy would turn those 404s
+            // into 401s (a worker stores no keys), so a worker registers neither.
+            return services;
         }
+        services.AddHostedService(provider => provider.GetRequiredService<KeyCache>());
         services.AddAuthentication(ApiKeyAuthentication.SchemeName)
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, ApiKeyAuthentication>(ApiKeyAuthentication.SchemeName, null);
         services.AddAuthorization(options =>
