@@ -19,6 +19,7 @@ public sealed class ServiceProcess : IAsyncDisposable
     private readonly string _role;
     private readonly bool _echoStandardError;
     private readonly StringBuilder _output = new();
+    private readonly StringBuilder _errorOutput = new();
     private bool _disposed;
 
     private ServiceProcess(Process process, string role, int port, ServiceProcessOptions options)
@@ -56,6 +57,18 @@ public sealed class ServiceProcess : IAsyncDisposable
         }
     }
 
+    /// <summary>What the process printed on standard error alone so far.</summary>
+    public string ErrorOutput
+    {
+        get
+        {
+            lock (_output)
+            {
+                return _errorOutput.ToString();
+            }
+        }
+    }
+
     /// <summary>Starts the process and returns at once; <see cref="WaitReadyAsync"/> waits until it serves.</summary>
     // No inlining: the default configuration is the calling assembly's.
     [MethodImpl(MethodImplOptions.NoInlining)]
@@ -64,7 +77,7 @@ public sealed class ServiceProcess : IAsyncDisposable
         options ??= new ServiceProcessOptions();
         string dll = ServerAssembly(options.Configuration ?? ConfigurationOf(Assembly.GetCallingAssembly()));
         int port = FreePort();
-        var start = new ProcessStartInfo("dotnet", [dll, "--role", role])
+        var start = new ProcessStartInfo("dotnet", [dll, "--role", role, .. options.Arguments])
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -236,6 +249,10 @@ public sealed class ServiceProcess : IAsyncDisposable
         lock (_output)
         {
             _output.AppendLine(line);
+            if (standardError)
+            {
+                _errorOutput.AppendLine(line);
+            }
         }
         if (standardError && _echoStandardError)
         {

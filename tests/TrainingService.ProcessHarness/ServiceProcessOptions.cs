@@ -12,6 +12,9 @@ public sealed record ServiceProcessOptions
     /// <summary>Copies each line the process writes to standard error to this process's, prefixed with the role.</summary>
     public bool EchoStandardError { get; init; }
 
+    /// <summary>Command-line arguments after <c>--role &lt;role&gt;</c>, e.g. <c>--create-owner-key</c> or <c>--urls …</c> (which wins over the harness's own address).</summary>
+    public IReadOnlyList<string> Arguments { get; init; } = [];
+
     /// <summary>The build of the server to run (<c>src/TrainingService.Server/bin/&lt;Configuration&gt;</c>); by default the caller's own.</summary>
     public string? Configuration { get; init; }
 }

@@ -10,12 +10,15 @@ public sealed record KeyInfo(string Id, string Tenant, string Role, string Name,
     DateTimeOffset? RevokedAt, string? RevokedBy);
 
 /// <summary>
-/// Reads and writes <c>tenants</c> and <c>api_keys</c>. A revocation notifies every process on <see cref="Channel"/> in
-/// the same transaction, so their caches drop the key as it commits.
+/// Reads and writes <c>tenants</c> and <c>api_keys</c>. A revocation or creation notifies every process on
+/// <see cref="Channel"/> in the same transaction, so their caches drop what they held for that id as it commits.
 /// </summary>
 public sealed class KeyStore(NpgsqlDataSource dataSource)
 {
     public const string Channel = "api_key_events";
+
+    /// <summary>An arbitrary, fixed advisory lock ("TSKEYS") that processes creating the first owner key take in turn.</summary>
+    private const long FirstOwnerLockKey = 0x5453_4b45_5953;
 
     public async Task<KeyRecord?> FindAsync(string id, CancellationToken cancellationToken)
     {
@@ -58,6 +61,10 @@ public sealed class KeyStore(NpgsqlDataSource dataSource)
         insert.Parameters.AddWithValue("hash", hash);
         insert.Parameters.AddWithValue("by", (object?)createdBy ?? DBNull.Value);
         bool stored = await insert.ExecuteNonQueryAsync(cancellationToken) == 1;
+        if (stored)
+        {
+            await NotifyAsync(connection, transaction, id, cancellationToken);
+        }
         await transaction.CommitAsync(cancellationToken);
         return stored;
     }
@@ -108,12 +115,18 @@ public sealed class KeyStore(NpgsqlDataSource dataSource)
         }
         if (revoked is not null)
         {
-            await using var notify = new NpgsqlCommand($"SELECT pg_notify('{Channel}', @id)", connection, transaction);
-            notify.Parameters.AddWithValue("id", id);
-            await notify.ExecuteNonQueryAsync(cancellationToken);
+            await NotifyAsync(connection, transaction, id, cancellationToken);
         }
         await transaction.CommitAsync(cancellationToken);
         return revoked;
+    }
+
+    /// <summary>Tells every process's <see cref="KeyCache"/> to forget <paramref name="id"/> when the transaction commits.</summary>
+    private static async Task NotifyAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, string id, CancellationToken cancellationToken)
+    {
+        await using var notify = new NpgsqlCommand($"SELECT pg_notify('{Channel}', @id)", connection, transaction);
+        notify.Parameters.AddWithValue("id", id);
+        await notify.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>
@@ -124,8 +137,10 @@ public sealed class KeyStore(NpgsqlDataSource dataSource)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
-        await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_xact_lock(0x5453_4b45_5953)", connection, transaction))
+        // A parameter, not a literal: hexadecimal integer literals in SQL need PostgreSQL 16, and compose runs 15.
+        await using (var lockCommand = new NpgsqlCommand("SELECT pg_advisory_xact_lock(@key)", connection, transaction))
         {
+            lockCommand.Parameters.AddWithValue("key", FirstOwnerLockKey);
             await lockCommand.ExecuteNonQueryAsync(cancellationToken);
         }
         await using var command = new NpgsqlCommand("""
@@ -138,6 +153,10 @@ public sealed class KeyStore(NpgsqlDataSource dataSource)
         command.Parameters.AddWithValue("tenant", tenant);
         command.Parameters.AddWithValue("hash", hash);
         bool created = await command.ExecuteNonQueryAsync(cancellationToken) == 1;
+        if (created)
+        {
+            await NotifyAsync(connection, transaction, id, cancellationToken);
+        }
         await transaction.CommitAsync(cancellationToken);
         return created;
     }

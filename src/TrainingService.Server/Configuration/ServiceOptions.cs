@@ -287,8 +287,8 @@ public sealed class AuthOptions
     public string OwnerTenant { get; set; } = "default";
 
     /// <summary>
-    /// How long an API process trusts a key it has checked before reading it again. Revocations reach every process at once
-    /// by NOTIFY; this bounds the delay when a notification is lost (the listener reconnecting).
+    /// How long an API process trusts a key it has checked (or an id it found unknown) before reading it again. Revocations
+    /// and creations reach every process at once by NOTIFY; this bounds the delay when a notification is lost.
     /// </summary>
     [Range(typeof(TimeSpan), "00:00:00", "00:10:00")]
     public TimeSpan KeyCacheTime { get; set; } = TimeSpan.FromSeconds(30);

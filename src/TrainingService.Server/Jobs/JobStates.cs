@@ -43,14 +43,16 @@ public sealed class JobStates
     /// </summary>
     public async Task<JobState?> GetAsync(string tenant, Guid id, CancellationToken cancellationToken)
     {
-        var state = await GetAnyAsync(id, cancellationToken);
+        var state = await GetAnyAsync(tenant, id, cancellationToken);
         return state?.Tenant == tenant ? state : null;
     }
 
-    private async Task<JobState?> GetAnyAsync(Guid id, CancellationToken cancellationToken)
+    private async Task<JobState?> GetAnyAsync(string tenant, Guid id, CancellationToken cancellationToken)
     {
         long now = Environment.TickCount64;
-        if (_events.IsListening && _states.TryGetValue(id, out var cached) && cached.Expires > now)
+        // Only the job's own tenant is answered from the cache: another tenant's request reads the database, as it would
+        // for an id that does not exist, so not even the time it takes tells them apart.
+        if (_events.IsListening && _states.TryGetValue(id, out var cached) && cached.Expires > now && cached.State.Tenant == tenant)
         {
             return cached.State;
         }

@@ -61,16 +61,24 @@ public sealed class ServiceFixture : IAsyncLifetime
     /// <summary>
     /// The real executable in its own process with <see cref="Settings"/> and <paramref name="overrides"/>, for tests about
     /// several processes sharing one database. It is not ready until <see cref="ServiceProcess.WaitReadyAsync"/> returns.
+    /// <paramref name="arguments"/> follow <c>--role</c> on the command line; without <paramref name="configuredOwnerKey"/>
+    /// the process has no Auth:OwnerKey (a first start) and its client sends no key.
     /// </summary>
-    public static ServiceProcess StartProcess(string role, string connectionString, IReadOnlyDictionary<string, string>? overrides = null)
+    public static ServiceProcess StartProcess(string role, string connectionString, IReadOnlyDictionary<string, string>? overrides = null,
+        IReadOnlyList<string>? arguments = null, bool configuredOwnerKey = true)
     {
         var settings = Settings(connectionString);
         foreach (var (key, value) in overrides ?? new Dictionary<string, string>())
         {
             settings[key] = value;
         }
+        if (!configuredOwnerKey)
+        {
+            settings.Remove("Auth:OwnerKey");
+        }
         settings["Logging:Console:FormatterName"] = "simple";
-        return ServiceProcess.Start(role, connectionString, new ServiceProcessOptions { Settings = settings, ClientTimeout = TimeSpan.FromMinutes(2) });
+        return ServiceProcess.Start(role, connectionString,
+            new ServiceProcessOptions { Settings = settings, Arguments = arguments ?? [], ClientTimeout = TimeSpan.FromMinutes(2) });
     }
 
     public async Task InitializeAsync()
