@@ -18,6 +18,8 @@ public static class AccessSetup
         services.AddSingleton<KeyStore>();
         services.AddSingleton<KeyCache>();
         services.AddSingleton<OwnerKeys>();
+        services.AddBrowserAccess();
+        services.AddApiKeyDocs();
         if (service.ServesApi)
         {
             services.AddHostedService(provider => provider.GetRequiredService<KeyCache>());
@@ -36,10 +38,13 @@ public static class AccessSetup
         return services;
     }
 
+    /// <summary>CORS preflights first (when origins are allowed), then keys and roles, then the checks against forged requests.</summary>
     public static WebApplication UseAccess(this WebApplication app)
     {
+        app.UseCrossOrigin();
         app.UseAuthentication();
         app.UseAuthorization();
+        app.UseForgeryChecks();
         return app;
     }
 

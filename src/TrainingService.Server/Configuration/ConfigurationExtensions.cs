@@ -21,6 +21,7 @@ public static class ConfigurationExtensions
         Add<JobOptions>(services, "Jobs");
         Add<LossApiOptions>(services, "Losses");
         Add<AuthOptions>(services, "Auth");
+        Add<CorsOptions>(services, "Cors");
         services.AddOptions<DatabaseOptions>()
             .Configure(o => o.ConnectionString = configuration.GetConnectionString("Postgres") ?? "")
             .Validate(o => !string.IsNullOrWhiteSpace(o.ConnectionString),
