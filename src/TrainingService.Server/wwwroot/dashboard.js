@@ -579,15 +579,17 @@ function wireEvents() {
 // ---- Signing in and out ---------------------------------------------------------------------------------------
 
 // `/#key=ts_…` (the first start's link): keep the key for this tab, and take it out of the address bar and history.
+// Returns the key, or null when the fragment has none.
 function takeKeyFromHash() {
   const params = new URLSearchParams(location.hash.slice(1));
-  const key = params.get('key');
+  const key = params.get('key')?.trim();
   if (!key) {
-    return;
+    return null;
   }
-  sessionStorage.setItem(KEY_STORAGE, key.trim());
+  sessionStorage.setItem(KEY_STORAGE, key);
   params.delete('key');
   history.replaceState(null, '', params.size ? `#${params.toString()}` : location.pathname + location.search);
+  return key;
 }
 
 function showSignIn(message) {
@@ -661,6 +663,13 @@ function wireSignIn() {
     }
   });
   $('sign-out').addEventListener('click', () => signOut(null));
+  // The link pasted into a tab that is already open changes only the fragment: no reload, so look here too.
+  window.addEventListener('hashchange', () => {
+    const key = takeKeyFromHash();
+    if (key && key !== session?.key) {
+      signIn(key);
+    }
+  });
 }
 
 takeKeyFromHash();
