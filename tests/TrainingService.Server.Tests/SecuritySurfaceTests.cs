@@ -115,6 +115,23 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
         await _client.WaitForEndAsync(job.Id());
     }
 
+    [Fact]
+    public async Task Cors_is_off_by_default_so_no_origin_gets_a_preflight_or_reads_an_answer()
+    {
+        var preflight = new HttpRequestMessage(HttpMethod.Options, "/api/jobs");
+        preflight.Headers.Add("Origin", Attacker);
+        preflight.Headers.Add("Access-Control-Request-Method", "POST");
+        preflight.Headers.Add("Access-Control-Request-Headers", "authorization, content-type");
+        var read = new HttpRequestMessage(HttpMethod.Get, "/api/jobs");
+        read.Headers.Add("Origin", Attacker);
+
+        foreach (var response in new[] { await _client.SendAsync(preflight), await _client.SendAsync(read) })
+        {
+            Assert.Null(Header(response, "Access-Control-Allow-Origin"));
+            Assert.Null(Header(response, "Access-Control-Allow-Headers"));
+        }
+    }
+
     // ---- The dashboard under its policy -----------------------------------------------------------------------
 
     [Fact]

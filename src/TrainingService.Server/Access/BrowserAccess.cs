@@ -58,8 +58,7 @@ public static class BrowserAccess
     {
         var request = context.Request;
         var metadata = context.GetEndpoint()?.Metadata;
-        // API routes only (each declares its role); an unknown route or a wrong method keeps its 404 or 405.
-        if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || metadata?.GetMetadata<RequiredRole>() is null)
+        if (HttpMethods.IsGet(request.Method) || HttpMethods.IsHead(request.Method) || metadata is null)
         {
             return null;
         }
@@ -67,6 +66,11 @@ public static class BrowserAccess
         {
             return new ApiProblem(StatusCodes.Status403Forbidden, "auth.cross_origin",
                 "A page on another origin may not change anything here (Auth:Mode is none; Cors:AllowedOrigins names the origins that may).");
+        }
+        // API routes (each declares its role); the framework's own 405 and 415 endpoints keep their answers.
+        if (metadata.GetMetadata<RequiredRole>() is null)
+        {
+            return null;
         }
         bool hasBody = request.ContentLength > 0 || request.Headers.TransferEncoding.Count > 0;
         bool json = request.ContentType is null ? !hasBody : request.HasJsonContentType();
