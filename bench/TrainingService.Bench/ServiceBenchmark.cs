@@ -108,29 +108,60 @@ internal static partial class ServiceBenchmark
         {
             throw new InvalidOperationException("The no-auth process answers another ETag; the comparison would not be like for like.");
         }
-        var keysOn = (Label: "keys on (Bearer)", Url: $"http://127.0.0.1:{api.Port}{path}",
-            Headers: new[] { "Authorization: Bearer " + BenchService.OwnerKey, $"If-None-Match: {etag}" }, Rates: new List<double>());
-        var keysOff = (Label: "keys off (Auth:Mode=none)", Url: $"http://127.0.0.1:{open.Port}{path}",
-            Headers: new[] { $"If-None-Match: {etag}" }, Rates: new List<double>());
+        var keysOn = new Side("keys on (Bearer)", api.Pid, $"http://127.0.0.1:{api.Port}{path}", ["Authorization: Bearer " + BenchService.OwnerKey, $"If-None-Match: {etag}"]);
+        var keysOff = new Side("keys off (Auth:Mode=none)", open.Pid, $"http://127.0.0.1:{open.Port}{path}", [$"If-None-Match: {etag}"]);
         Console.WriteLine();
-        Console.WriteLine($"(c) with keys on and off (a second API process), warmed 5 s each, then alternating, {duration} s a run");
-        Console.WriteLine("| (c) If-None-Match → 304 | requests/s | p50 | p99 |");
-        Console.WriteLine("|---|---:|---:|---:|");
+        Console.WriteLine($"(c) with keys on and off (a second API process), warmed 5 s each, then alternating, {duration} s a run; " +
+            "CPU: the API process's user + system time per request (less sensitive than requests/s to other load on the machine)");
+        Console.WriteLine("| (c) If-None-Match → 304 | requests/s | p50 | p99 | API CPU per request |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
         foreach (var side in new[] { keysOn, keysOff })
         {
-            await Wrk($"warm-up: {side.Label}", side.Url, side.Headers, 5, connections);
+            await Measure(side, "warm-up: ", 5, connections);
         }
         foreach (var side in new[] { keysOn, keysOff, keysOff, keysOn, keysOn, keysOff })
         {
-            side.Rates.Add(await Wrk($"{side.Label}, run {side.Rates.Count + 1}", side.Url, side.Headers, duration, connections));
+            await Measure(side, "", duration, connections);
         }
         double on = keysOn.Rates.Average(), off = keysOff.Rates.Average();
         Console.WriteLine($"304 polling, keys on / keys off (mean of 3 runs each): {on:N0} / {off:N0} requests/s = {on / off:F3} " +
             "(goal ≥ 0.90: keys cost pollers at most 10 %)");
+        Console.WriteLine($"API CPU per 304, keys on / keys off: {keysOn.CpuPerRequest.Average():F1} / {keysOff.CpuPerRequest.Average():F1} µs " +
+            $"= {keysOn.CpuPerRequest.Average() / keysOff.CpuPerRequest.Average():F3}");
     }
 
-    /// <summary>Runs wrk and prints one table row; returns requests per second.</summary>
-    private static async Task<double> Wrk(string label, string url, string[] headers, int duration, int connections)
+    /// <summary>One API process under (c), with what its runs measured.</summary>
+    private sealed record Side(string Label, int Pid, string Url, string[] Headers)
+    {
+        public List<double> Rates { get; } = [];
+        public List<double> CpuPerRequest { get; } = [];
+    }
+
+    private static async Task Measure(Side side, string prefix, int duration, int connections)
+    {
+        using var process = Process.GetProcessById(side.Pid);
+        var cpu = process.TotalProcessorTime;
+        var (rate, row) = await Wrk(side.Url, side.Headers, duration, connections);
+        process.Refresh();
+        double micros = (process.TotalProcessorTime - cpu).TotalMicroseconds / (rate * duration);
+        string label = prefix.Length > 0 ? prefix + side.Label : $"{side.Label}, run {side.Rates.Count + 1}";
+        Console.WriteLine($"| {label}{row} {micros:F1} µs |");
+        if (prefix.Length == 0)
+        {
+            side.Rates.Add(rate);
+            side.CpuPerRequest.Add(micros);
+        }
+    }
+
+    /// <summary>Runs wrk and prints one table row.</summary>
+    private static async Task Wrk(string label, string url, string[] headers, int duration, int connections)
+    {
+        var (_, row) = await Wrk(url, headers, duration, connections);
+        Console.WriteLine($"| {label}{row}");
+    }
+
+    /// <summary>Runs wrk; returns requests per second and the rest of a table row (errors, rate, p50, p99).</summary>
+    private static async Task<(double Rate, string Row)> Wrk(string url, string[] headers, int duration, int connections)
     {
         var arguments = new List<string> { "-t2", $"-c{connections}", $"-d{duration}s", "--latency" };
         foreach (string header in headers)
@@ -146,8 +177,7 @@ internal static partial class ServiceBenchmark
         string p50 = Latency50().Match(output).Groups[1].Value, p99 = Latency99().Match(output).Groups[1].Value;
         // wrk counts statuses of 400 and above here (a 304 is not one): a refused key would show.
         string refused = NonSuccess().Match(output) is { Success: true } m ? $" ({m.Groups[1].Value} errors)" : "";
-        Console.WriteLine($"| {label}{refused} | {rate:N0} | {p50} | {p99} |");
-        return rate;
+        return (rate, $"{refused} | {rate:N0} | {p50} | {p99} |");
     }
 
     /// <summary>Client receive time minus the epoch's recordedAt (PostgreSQL's clock: the same machine).</summary>
