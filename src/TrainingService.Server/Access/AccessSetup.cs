@@ -18,8 +18,6 @@ public static class AccessSetup
         services.AddSingleton<KeyStore>();
         services.AddSingleton<KeyCache>();
         services.AddSingleton<OwnerKeys>();
-        services.AddBrowserAccess();
-        services.AddApiKeyDocs();
         if (service.ServesApi)
         {
             services.AddHostedService(provider => provider.GetRequiredService<KeyCache>());
@@ -35,6 +33,8 @@ public static class AccessSetup
             }
             options.FallbackPolicy = options.GetPolicy(Role.Owner.Policy());
         });
+        services.AddBrowserAccess();
+        services.AddApiKeyDocs();
         return services;
     }
 
