@@ -1,3 +1,4 @@
+using Microsoft.AspNetCore.Authentication;
 using Microsoft.Extensions.Options;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Infrastructure;
@@ -45,10 +46,19 @@ public static class BrowserAccess
         var auth = app.Services.GetRequiredService<IOptions<AuthOptions>>().Value;
         var allowed = new HashSet<string>(app.Services.GetRequiredService<IOptions<CorsOptions>>().Value.AllowedOrigins.Select(o => o.TrimEnd('/')),
             StringComparer.OrdinalIgnoreCase);
-        app.Use((context, next) => Check(context, auth.Mode == AuthMode.None, allowed) is { } problem
-            ? problem.ToResult().ExecuteAsync(context)
+        app.Use((context, next) =>
+            IsUnauthenticatedRefusal(context) ? context.ChallengeAsync()
+            : Check(context, auth.Mode == AuthMode.None, allowed) is { } problem ? problem.ToResult().ExecuteAsync(context)
             : next(context));
     }
+
+    /// <summary>
+    /// Routing answers a body type a route does not take with the framework's own 415 endpoint, chosen before any
+    /// authorization and carrying none; without a valid key that request still gets the 401 of every API route.
+    /// </summary>
+    private static bool IsUnauthenticatedRefusal(HttpContext context) =>
+        context.GetEndpoint()?.DisplayName == "415 HTTP Unsupported Media Type" && context.User.Identity?.IsAuthenticated != true
+        && context.Request.Path.StartsWithSegments("/api", StringComparison.OrdinalIgnoreCase);
 
     /// <summary>Marks a route that takes a body other than JSON (a CSV upload) and checks its media type itself.</summary>
     public static TBuilder ChecksItsOwnMediaType<TBuilder>(this TBuilder builder) where TBuilder : IEndpointConventionBuilder =>
