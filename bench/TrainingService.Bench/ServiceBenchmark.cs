@@ -12,7 +12,8 @@ namespace TrainingService.Bench;
 /// <c>service</c>: an API process and a worker process on one PostgreSQL, measured as clients see them:
 /// pickup latency (POST /api/jobs → running), the epoch time of linear regression on 100,000 rows × 10 features, the
 /// latency from an epoch's end in the worker to its arrival at an SSE client on the API, and history polling under
-/// load (wrk, 64 connections): full GET, afterEpoch returning nothing new, and If-None-Match answered 304.
+/// load (wrk, 64 connections, with the owner key): full GET, afterEpoch returning nothing new, and If-None-Match answered
+/// 304, the last also against a second API process with Auth:Mode=none to measure what keys cost a poller.
 /// </summary>
 internal static partial class ServiceBenchmark
 {
@@ -26,6 +27,20 @@ internal static partial class ServiceBenchmark
         Console.WriteLine($"API pid {api.Pid}, worker pid {worker.Pid}, {Environment.ProcessorCount} cores");
 
         var tiny = await UploadAsync(client, Linear(8, 2));
+        if (!args.Contains("--polling-only"))
+        {
+            await PipelineAsync(client, tiny);
+        }
+        var long1000 = await SubmitAsync(client, new { datasetId = tiny, target = "y", loss = "mse", epochs = 1000, batchSize = 8 });
+        await WaitAsync(client, long1000, TimeSpan.FromMinutes(10));
+        await worker.DisposeAsync(); // the load test measures the API alone
+        await LoadTestAsync(api, long1000, duration, connections);
+        return 0;
+    }
+
+    /// <summary>Pickup latency, epoch times and SSE latency (skipped by <c>--polling-only</c>).</summary>
+    private static async Task PipelineAsync(HttpClient client, string tiny)
+    {
         var pickups = new List<double>();
         for (int i = 0; i < 20; i++)
         {
@@ -59,12 +74,6 @@ internal static partial class ServiceBenchmark
         var delays = await SseDelaysAsync(client, sseJob);
         Console.WriteLine($"SSE (epoch stored by the worker → event read by a client of the API, {delays.Count} epochs): " +
             $"p50 {Percentile(delays, 50):F0} ms, p95 {Percentile(delays, 95):F0} ms (goal: p50 ≤ 200 ms)");
-
-        var long1000 = await SubmitAsync(client, new { datasetId = tiny, target = "y", loss = "mse", epochs = 1000, batchSize = 8 });
-        await WaitAsync(client, long1000, TimeSpan.FromMinutes(10));
-        await worker.DisposeAsync(); // the load test measures the API alone
-        await LoadTestAsync(api, long1000, duration, connections);
-        return 0;
     }
 
     private static async Task LoadTestAsync(ServiceProcess api, string job, int duration, int connections)
@@ -74,32 +83,104 @@ internal static partial class ServiceBenchmark
         int rows = (await full.Content.ReadFromJsonAsync<JsonNode>())!["epochs"]!.AsArray().Count;
         var empty = await api.Client.GetAsync($"/api/jobs/{job}/history?afterEpoch=1000");
         string etag = empty.Headers.ETag!.ToString();
+        string[] key = ["Authorization: Bearer " + BenchService.OwnerKey];
         Console.WriteLine();
         Console.WriteLine($"history polling, a finished {rows}-epoch job, wrk: {connections} connections, 2 threads, {duration} s each, on this machine");
         Console.WriteLine("| request | requests/s | p50 | p99 |");
         Console.WriteLine("|---|---:|---:|---:|");
-        await Wrk("(a) full history GET (1,000 rows)", $"{url}?limit=1000", null, duration, connections);
-        await Wrk("(b) afterEpoch=1000: nothing new", $"{url}?afterEpoch=1000", null, duration, connections);
-        await Wrk("(c) If-None-Match → 304", $"{url}?afterEpoch=1000", etag, duration, connections);
+        await Wrk("(a) full history GET (1,000 rows)", $"{url}?limit=1000", key, duration, connections);
+        await Wrk("(b) afterEpoch=1000: nothing new", $"{url}?afterEpoch=1000", key, duration, connections);
+        await Wrk("(c) If-None-Match → 304", $"{url}?afterEpoch=1000", [.. key, $"If-None-Match: {etag}"], duration, connections);
         Console.WriteLine("goal for (c): ≥ 5,000 requests/s with p99 ≤ 20 ms");
+        await KeyCostAsync(job, etag, duration, connections);
     }
 
-    private static async Task Wrk(string label, string url, string? etag, int duration, int connections)
+    /// <summary>
+    /// What API keys cost a poller: (c) against two API processes started together on the same database, one with keys
+    /// (the default) and one with Auth:Mode=none, so neither carries the other's history (the first API process served
+    /// the uploads and the job). Both are warmed first, then measured in the order on, off, off, on, on, off, so drift on
+    /// a shared machine falls on both alike.
+    /// </summary>
+    private static async Task KeyCostAsync(string job, string etag, int duration, int connections)
+    {
+        string postgres = BenchService.Postgres();
+        await using var api = await BenchService.StartAsync("api", postgres);
+        await using var open = await BenchService.StartAsync("api", postgres, new Dictionary<string, string> { ["Auth:Mode"] = "none" });
+        string path = $"/api/jobs/{job}/history?afterEpoch=1000";
+        if ((await open.Client.GetAsync(path)).Headers.ETag?.ToString() != etag || (await api.Client.GetAsync(path)).Headers.ETag?.ToString() != etag)
+        {
+            throw new InvalidOperationException("A fresh process answers another ETag; the comparison would not be like for like.");
+        }
+        var keysOn = new Side("keys on (Bearer)", api.Pid, $"http://127.0.0.1:{api.Port}{path}", ["Authorization: Bearer " + BenchService.OwnerKey, $"If-None-Match: {etag}"]);
+        var keysOff = new Side("keys off (Auth:Mode=none)", open.Pid, $"http://127.0.0.1:{open.Port}{path}", [$"If-None-Match: {etag}"]);
+        Console.WriteLine();
+        Console.WriteLine($"(c) with keys on and off (two fresh API processes), warmed 5 s each, then alternating, {duration} s a run; " +
+            "CPU: the API process's user + system time per request (less sensitive than requests/s to other load on the machine)");
+        Console.WriteLine("| (c) If-None-Match → 304 | requests/s | p50 | p99 | API CPU per request |");
+        Console.WriteLine("|---|---:|---:|---:|---:|");
+        foreach (var side in new[] { keysOn, keysOff })
+        {
+            await Measure(side, "warm-up: ", 5, connections);
+        }
+        foreach (var side in new[] { keysOn, keysOff, keysOff, keysOn, keysOn, keysOff })
+        {
+            await Measure(side, "", duration, connections);
+        }
+        double on = keysOn.Rates.Average(), off = keysOff.Rates.Average();
+        Console.WriteLine($"304 polling, keys on / keys off (mean of 3 runs each): {on:N0} / {off:N0} requests/s = {on / off:F3} " +
+            "(goal ≥ 0.90: keys cost pollers at most 10 %)");
+        Console.WriteLine($"API CPU per 304, keys on / keys off: {keysOn.CpuPerRequest.Average():F1} / {keysOff.CpuPerRequest.Average():F1} µs " +
+            $"= {keysOn.CpuPerRequest.Average() / keysOff.CpuPerRequest.Average():F3}");
+    }
+
+    /// <summary>One API process under (c), with what its runs measured.</summary>
+    private sealed record Side(string Label, int Pid, string Url, string[] Headers)
+    {
+        public List<double> Rates { get; } = [];
+        public List<double> CpuPerRequest { get; } = [];
+    }
+
+    private static async Task Measure(Side side, string prefix, int duration, int connections)
+    {
+        using var process = Process.GetProcessById(side.Pid);
+        var cpu = process.TotalProcessorTime;
+        var (rate, row) = await Wrk(side.Url, side.Headers, duration, connections);
+        process.Refresh();
+        double micros = (process.TotalProcessorTime - cpu).TotalMicroseconds / (rate * duration);
+        string label = prefix.Length > 0 ? prefix + side.Label : $"{side.Label}, run {side.Rates.Count + 1}";
+        Console.WriteLine($"| {label}{row} {micros:F1} µs |");
+        if (prefix.Length == 0)
+        {
+            side.Rates.Add(rate);
+            side.CpuPerRequest.Add(micros);
+        }
+    }
+
+    /// <summary>Runs wrk and prints one table row.</summary>
+    private static async Task Wrk(string label, string url, string[] headers, int duration, int connections)
+    {
+        var (_, row) = await Wrk(url, headers, duration, connections);
+        Console.WriteLine($"| {label}{row}");
+    }
+
+    /// <summary>Runs wrk; returns requests per second and the rest of a table row (errors, rate, p50, p99).</summary>
+    private static async Task<(double Rate, string Row)> Wrk(string url, string[] headers, int duration, int connections)
     {
         var arguments = new List<string> { "-t2", $"-c{connections}", $"-d{duration}s", "--latency" };
-        if (etag is not null)
+        foreach (string header in headers)
         {
-            arguments.AddRange(["-H", $"If-None-Match: {etag}"]);
+            arguments.AddRange(["-H", header]);
         }
         arguments.Add(url);
         var start = new ProcessStartInfo("wrk", arguments) { RedirectStandardOutput = true, RedirectStandardError = true };
         using var process = Process.Start(start) ?? throw new InvalidOperationException("wrk is not installed (apt-get install wrk)");
         string output = await process.StandardOutput.ReadToEndAsync();
         await process.WaitForExitAsync();
-        string rate = RequestsPerSecond().Match(output).Groups[1].Value;
+        double rate = double.Parse(RequestsPerSecond().Match(output).Groups[1].Value, CultureInfo.InvariantCulture);
         string p50 = Latency50().Match(output).Groups[1].Value, p99 = Latency99().Match(output).Groups[1].Value;
-        string non2xx = NonSuccess().Match(output) is { Success: true } m && etag is null ? $" ({m.Groups[1].Value} non-2xx)" : "";
-        Console.WriteLine($"| {label}{non2xx} | {double.Parse(rate, CultureInfo.InvariantCulture):N0} | {p50} | {p99} |");
+        // wrk counts statuses of 400 and above here (a 304 is not one): a refused key would show.
+        string refused = NonSuccess().Match(output) is { Success: true } m ? $" ({m.Groups[1].Value} errors)" : "";
+        return (rate, $"{refused} | {rate:N0} | {p50} | {p99} |");
     }
 
     /// <summary>Client receive time minus the epoch's recordedAt (PostgreSQL's clock: the same machine).</summary>

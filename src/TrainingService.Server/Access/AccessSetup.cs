@@ -35,14 +35,19 @@ public static class AccessSetup
             }
         });
         services.AddRequestRates();
+        services.AddBrowserAccess();
+        services.AddApiKeyDocs();
         return services;
     }
 
+    /// <summary>CORS preflights first (when origins are allowed), then keys and roles, then the checks against forged requests.</summary>
     public static WebApplication UseAccess(this WebApplication app)
     {
+        app.UseCrossOrigin();
         app.UseAuthentication();
         app.UseRateLimiter(); // after authentication: the partition is the caller's key
         app.UseAuthorization();
+        app.UseForgeryChecks();
         return app;
     }
 

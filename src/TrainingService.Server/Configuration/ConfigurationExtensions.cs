@@ -22,6 +22,7 @@ public static class ConfigurationExtensions
         Add<LossApiOptions>(services, "Losses");
         Add<AuthOptions>(services, "Auth");
         Add<QuotaOptions>(services, "Quotas");
+        Add<CorsOptions>(services, "Cors");
         services.AddOptions<DatabaseOptions>()
             .Configure(o => o.ConnectionString = configuration.GetConnectionString("Postgres") ?? "")
             .Validate(o => !string.IsNullOrWhiteSpace(o.ConnectionString),

@@ -408,3 +408,32 @@ public sealed class TenantQuota
 /// <summary>One tenant's quota with the defaults filled in; <see cref="MaxUploadBytes"/> null means the server's limit alone.</summary>
 public sealed record TenantLimits(int MaxRunningJobs, int MaxQueuedJobs, long MaxStoredBytes, long? MaxUploadBytes, double RequestsPerSecond,
     int RequestBurst);
+
+/// <summary>
+/// Section <c>Cors</c>: browsers on other origins allowed to call the API (a dashboard hosted elsewhere). Empty, the
+/// default, turns CORS off: a page on another origin can send no request a browser would preflight, and reads nothing.
+/// </summary>
+public sealed class CorsOptions : IValidatableObject
+{
+    /// <summary>Origins such as <c>https://dash.example.com</c> (scheme, host and port; no path, no wildcard).</summary>
+    public string[] AllowedOrigins { get; set; } = [];
+
+    /// <summary>How long a browser may reuse a preflight's answer.</summary>
+    [Range(typeof(TimeSpan), "00:00:00", "1.00:00:00")]
+    public TimeSpan PreflightMaxAge { get; set; } = TimeSpan.FromMinutes(10);
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        foreach (string origin in AllowedOrigins)
+        {
+            bool valid = Uri.TryCreate(origin, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"
+                && origin.TrimEnd('/').Equals(uri.GetLeftPart(UriPartial.Authority), StringComparison.OrdinalIgnoreCase) && !origin.Contains('*');
+            if (!valid)
+            {
+                yield return new ValidationResult(
+                    $"Cors:AllowedOrigins: '{origin}' is not an origin; give scheme, host and optional port, e.g. https://dash.example.com (no path, no wildcard).",
+                    [nameof(AllowedOrigins)]);
+            }
+        }
+    }
+}

@@ -28,7 +28,7 @@ public static class DatasetEndpoints
             .WithDescription("RFC 4180 CSV with a header row; ',', ';', tab or '|' detected from the header or given by ?delimiter=. " +
                 "Streamed and stored column by column; uploading the same bytes again returns the existing dataset (200).")
             .WithTextExample("text/csv", "sepal length (cm),sepal width (cm),species\n5.1,3.5,setosa\n7.0,3.2,versicolor\n6.3,3.3,virginica\n")
-            .DisableAntiforgery().RequireRole(Role.Member);
+            .DisableAntiforgery().ChecksItsOwnMediaType().RequireRole(Role.Member);
         group.MapGet("/", List).WithName("ListDatasets").RequireRole(Role.Viewer).WithSummary("List datasets, newest first");
         group.MapGet("/{id:guid}", Get).WithName("GetDataset").RequireRole(Role.Viewer).WithSummary("A dataset's schema and column statistics");
         group.MapGet("/{id:guid}/preview", Preview).WithName("PreviewDataset").RequireRole(Role.Viewer).WithSummary("The first rows as written");

@@ -52,9 +52,10 @@ public static class ApiSetup
         return services;
     }
 
-    /// <summary>Error handling first, then the health endpoints (every role serves these).</summary>
+    /// <summary>Security headers and error handling first, then the health endpoints (every role serves these).</summary>
     public static WebApplication UseApiBasics(this WebApplication app)
     {
+        app.UseSecurityHeaders();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.MapHealthChecks("/health/live", new HealthCheckOptions { Predicate = _ => false, ResponseWriter = WriteHealth }).AllowAnonymous();

@@ -1,6 +1,11 @@
 // Live loss curves for TrainingService, by polling the REST API. Polling (rather than the SSE stream) is the
 // point: it is what a dashboard behind any proxy can do, and the history endpoint is built for it (afterEpoch
-// pages, ETag/304). Charts are uPlot, loaded as a global by index.html.
+// pages, ETag/304); it also lets every request carry the key in a header, which EventSource cannot (and a key in a
+// URL would end up in logs). Charts are uPlot, loaded as a global by index.html.
+//
+// Nothing is read before the user gives an API key. The key lives in sessionStorage (this tab, until sign-out or
+// close), travels as `Authorization: Bearer`, and any 401 drops it and asks again. The first start of the service
+// prints a link `/#key=ts_…`: the fragment never reaches a server, and is removed from the address bar at once.
 
 const JOB_LIST_INTERVAL_MS = 3000;
 const HISTORY_INTERVAL_MS = 1500;
@@ -17,6 +22,8 @@ const COMPARE_SERIES = ['valLoss', 'trainLoss', 'regularizationLoss', 'learningR
   'durationMs', 'rmse', 'mae', 'r2', 'accuracy', 'precision', 'recall', 'f1', 'auc', 'macroF1'];
 const COLORS = ['#0969da', '#d1242f', '#1a7f37', '#8250df', '#bc4c00', '#0598bc', '#bf3989', '#4d2d00', '#6e7781', '#116329'];
 
+const KEY_STORAGE = 'trainingservice.key';
+
 const $ = (id) => document.getElementById(id);
 
 const state = {
@@ -30,6 +37,7 @@ const state = {
 
 let view = null;     // the job being watched: its epochs, polling cursor and charts
 let compare = null;  // the comparison being shown
+let session = null;  // { key, me, jobTimer, closed }: while signed in
 
 // ---- Numbers --------------------------------------------------------------------------------------------------
 
@@ -80,7 +88,16 @@ function escapeHtml(text) {
 // cache: 'no-store' keeps the browser's HTTP cache out of the way, so our own If-None-Match reaches the server
 // and a 304 reaches us (instead of the cached body the browser would substitute).
 async function request(url, options = {}) {
-  const response = await fetch(url, { cache: 'no-store', ...options });
+  const current = session;
+  if (!current) {
+    throw new Error('signed out');
+  }
+  const headers = { ...(options.headers ?? {}), Authorization: `Bearer ${current.key}` };
+  const response = await fetch(url, { cache: 'no-store', ...options, headers });
+  if (response.status === 401 && session === current) {
+    const problem = await response.json().catch(() => ({}));
+    signOut(`The key was refused (${problem.code ?? '401'}): ${problem.detail ?? 'sign in again.'}`);
+  }
   if (!response.ok && response.status !== 304) {
     let detail = `${response.status} ${response.statusText}`;
     try {
@@ -102,7 +119,10 @@ function setConnection(error) {
 
 // ---- Job list -------------------------------------------------------------------------------------------------
 
-async function refreshJobs() {
+async function refreshJobs(current) {
+  if (current.closed) {
+    return;
+  }
   try {
     const page = await (await request(`/api/jobs?limit=${JOB_LIST_LIMIT}`)).json();
     state.jobs = page.items;
@@ -114,9 +134,14 @@ async function refreshJobs() {
       renderJobHeader();
     }
   } catch (error) {
+    if (current.closed) {
+      return;
+    }
     setConnection(error);
   }
-  setTimeout(refreshJobs, JOB_LIST_INTERVAL_MS);
+  if (!current.closed) {
+    current.jobTimer = setTimeout(() => refreshJobs(current), JOB_LIST_INTERVAL_MS);
+  }
 }
 
 function describeSpec(spec) {
@@ -134,7 +159,8 @@ function progressHtml(job) {
   const total = job.progress?.totalEpochs ?? 0;
   const done = job.progress?.epoch ?? job.epochsCompleted ?? 0;
   const percent = total > 0 ? Math.min(100, (100 * done) / total) : 0;
-  return `<span class="progress"><span style="width:${percent.toFixed(1)}%"></span></span>` +
+  // A <progress> element, not a styled span: the content security policy allows no inline style attributes.
+  return `<progress class="progress" max="100" value="${percent.toFixed(1)}"></progress>` +
     `<span class="progress-text">${done}/${total}</span>`;
 }
 
@@ -290,7 +316,7 @@ function renderJobHeader() {
   const failure = job?.failure;
   $('job-failure').hidden = !failure;
   $('job-failure').textContent = failure ? `${failure.code}: ${failure.message}` : '';
-  $('cancel').hidden = TERMINAL.has(status) || status === 'cancelling';
+  $('cancel').hidden = TERMINAL.has(status) || status === 'cancelling' || session?.me?.role === 'viewer';
 }
 
 // ---- Charts ---------------------------------------------------------------------------------------------------
@@ -550,8 +576,109 @@ function wireEvents() {
   }).observe(document.querySelector('main'));
 }
 
-const initialMode = readHash();
+// ---- Signing in and out ---------------------------------------------------------------------------------------
+
+// `/#key=ts_…` (the first start's link): keep the key for this tab, and take it out of the address bar and history.
+// Returns the key, or null when the fragment has none.
+function takeKeyFromHash() {
+  const params = new URLSearchParams(location.hash.slice(1));
+  const key = params.get('key')?.trim();
+  if (!key) {
+    return null;
+  }
+  sessionStorage.setItem(KEY_STORAGE, key);
+  params.delete('key');
+  history.replaceState(null, '', params.size ? `#${params.toString()}` : location.pathname + location.search);
+  return key;
+}
+
+function showSignIn(message) {
+  $('app').hidden = true;
+  $('modes').hidden = true;
+  $('identity').hidden = true;
+  $('connection').textContent = '';
+  $('sign-in').hidden = false;
+  $('sign-in-message').hidden = !message;
+  $('sign-in-message').textContent = message ?? '';
+  $('key-input').value = '';
+  $('key-input').focus();
+}
+
+// Checks the key with GET /api/me before anything else is shown.
+async function signIn(key) {
+  const current = { key, me: null, jobTimer: null, closed: false };
+  session = current;
+  try {
+    const response = await request('/api/me');
+    current.me = await response.json();
+  } catch (error) {
+    if (session === current) {
+      // Not a refusal (a 401 has signed out already): the API is unreachable. Keep the key and try again.
+      showSignIn(`Could not reach the API (${error.message}); retrying in ${ERROR_RETRY_MS / 1000} s.`);
+      setTimeout(() => {
+        if (session === current) {
+          signIn(key);
+        }
+      }, ERROR_RETRY_MS);
+    }
+    return;
+  }
+  if (session !== current) {
+    return; // refused (a 401 signed out) or replaced meanwhile
+  }
+  sessionStorage.setItem(KEY_STORAGE, key);
+  $('whoami').textContent = `${current.me.tenant} · ${current.me.role}` + (current.me.keyId ? ` · key ${current.me.keyId}` : '');
+  $('sign-in').hidden = true;
+  $('identity').hidden = false;
+  $('modes').hidden = false;
+  $('app').hidden = false;
+  setMode(readHash());
+  refreshJobs(current);
+}
+
+// Stops every poll, forgets the key and what was shown, and asks for a key again.
+function signOut(message) {
+  if (session) {
+    session.closed = true;
+    clearTimeout(session.jobTimer);
+  }
+  session = null;
+  sessionStorage.removeItem(KEY_STORAGE);
+  closeJob();
+  stopCompare();
+  state.jobs = [];
+  state.selectedId = null;
+  state.followNewest = true;
+  state.compareIds.clear();
+  $('job-rows').innerHTML = '';
+  showSignIn(message);
+}
+
+function wireSignIn() {
+  $('sign-in-form').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const key = $('key-input').value.trim();
+    if (key) {
+      signIn(key);
+    }
+  });
+  $('sign-out').addEventListener('click', () => signOut(null));
+  // The link pasted into a tab that is already open changes only the fragment: no reload, so look here too.
+  window.addEventListener('hashchange', () => {
+    const key = takeKeyFromHash();
+    if (key && key !== session?.key) {
+      signIn(key);
+    }
+  });
+}
+
+takeKeyFromHash();
 wireEvents();
+wireSignIn();
 $('compare-metric').value = state.compareMetric;
-setMode(initialMode);
-refreshJobs();
+const storedKey = sessionStorage.getItem(KEY_STORAGE);
+if (storedKey) {
+  signIn(storedKey);
+} else {
+  showSignIn(null);
+}
