@@ -49,8 +49,8 @@ internal static class FairnessBenchmark
             ["Quotas:DeferredRecheck"] = "00:00:10",
         });
         using var a = await KeyAsync(service, "limit-a");
-        string data = await UploadAsync(a, Linear(3000, seed: 3));
-        string running = await SubmitAsync(a, new
+        string data = await a.UploadAsync(Linear(3000, seed: 3));
+        string running = await a.SubmitAsync(new
         {
             datasetId = data, target = "y", loss = "mse", optimizer = new { name = "sgd", learningRate = 0.001 }, epochs = 10_000, batchSize = 4,
         });
@@ -63,7 +63,7 @@ internal static class FairnessBenchmark
         var queued = new List<string>();
         for (int i = 0; i < waiting; i++)
         {
-            queued.Add(await SubmitAsync(a, Spec(data, i)));
+            queued.Add(await a.SubmitAsync(Spec(data, i)));
         }
         double cpu = service.CpuSeconds();
         await Task.Delay(TimeSpan.FromSeconds(25));
@@ -103,15 +103,15 @@ internal static class FairnessBenchmark
         });
         using var a = await KeyAsync(service, $"{run}-a");
         using var b = await KeyAsync(service, $"{run}-b");
-        string dataA = await UploadAsync(a, Linear(3000, seed: 1));
-        string dataB = await UploadAsync(b, Linear(3000, seed: 2));
+        string dataA = await a.UploadAsync(Linear(3000, seed: 1));
+        string dataB = await b.UploadAsync(Linear(3000, seed: 2));
         var backlog = new List<string>();
         for (int i = 0; i < jobs; i++)
         {
-            backlog.Add(await SubmitAsync(a, Spec(dataA, i)));
+            backlog.Add(await a.SubmitAsync(Spec(dataA, i)));
         }
         await WaitForAsync(a, backlog[0], "running", "succeeded");
-        string single = await SubmitAsync(b, Spec(dataB, 0));
+        string single = await b.SubmitAsync(Spec(dataB, 0));
         var started = await WaitForAsync(b, single, "running", "succeeded");
         double wait = (At(started, "startedAt")!.Value - At(started, "createdAt")!.Value).TotalMilliseconds;
 
@@ -151,19 +151,6 @@ internal static class FairnessBenchmark
         var client = new HttpClient { BaseAddress = service.Client.BaseAddress, Timeout = TimeSpan.FromMinutes(5) };
         client.DefaultRequestHeaders.Authorization = new("Bearer", key);
         return client;
-    }
-
-    private static async Task<string> UploadAsync(HttpClient client, string csv)
-    {
-        var response = await client.PostAsync("/api/datasets", new StringContent(csv, Encoding.UTF8, "text/csv"));
-        return (string)(await response.Content.ReadFromJsonAsync<JsonNode>())!["id"]!;
-    }
-
-    private static async Task<string> SubmitAsync(HttpClient client, object spec)
-    {
-        var response = await client.PostAsJsonAsync("/api/jobs", spec);
-        var body = (await response.Content.ReadFromJsonAsync<JsonNode>())!;
-        return (string?)body["id"] ?? throw new InvalidOperationException(body.ToJsonString());
     }
 
     private static async Task<JsonNode> WaitForAsync(HttpClient client, string job, params string[] statuses)

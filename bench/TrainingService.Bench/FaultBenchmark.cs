@@ -26,7 +26,7 @@ internal static class FaultBenchmark
         await using var one = await BenchService.StartAsync("worker", postgres);
         await using var two = await BenchService.StartAsync("worker", postgres);
         var client = api.Client;
-        string job = await SubmitAsync(client, await UploadAsync(client, Csv(rows)));
+        string job = await SubmitAsync(client, await client.UploadAsync(Csv(rows)));
         await WaitForEpochAsync(client, job, 5, TimeSpan.FromMinutes(3));
 
         var owner = await OwnerAsync(client, job) == one.Pid ? one : two;
@@ -133,19 +133,9 @@ internal static class FaultBenchmark
         return csv.ToString();
     }
 
-    private static async Task<string> UploadAsync(HttpClient client, string csv)
+    /// <summary>A long job (10,000 epochs of SGD), so a fault always lands mid-run.</summary>
+    private static Task<string> SubmitAsync(HttpClient client, string dataset) => client.SubmitAsync(new
     {
-        var response = await client.PostAsync("/api/datasets", new StringContent(csv, Encoding.UTF8, "text/csv"));
-        return (string)(await response.Content.ReadFromJsonAsync<JsonNode>())!["id"]!;
-    }
-
-    private static async Task<string> SubmitAsync(HttpClient client, string dataset)
-    {
-        var response = await client.PostAsJsonAsync("/api/jobs", new
-        {
-            datasetId = dataset, target = "y", loss = "mse", optimizer = new { name = "sgd", learningRate = 0.001 }, epochs = 10_000, batchSize = 8,
-        });
-        var body = (await response.Content.ReadFromJsonAsync<JsonNode>())!;
-        return (string?)body["id"] ?? throw new InvalidOperationException(body.ToJsonString());
-    }
+        datasetId = dataset, target = "y", loss = "mse", optimizer = new { name = "sgd", learningRate = 0.001 }, epochs = 10_000, batchSize = 8,
+    });
 }

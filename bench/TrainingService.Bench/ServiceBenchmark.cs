@@ -26,12 +26,12 @@ internal static partial class ServiceBenchmark
         var client = api.Client;
         Console.WriteLine($"API pid {api.Pid}, worker pid {worker.Pid}, {Environment.ProcessorCount} cores");
 
-        var tiny = await UploadAsync(client, Linear(8, 2));
+        var tiny = await client.UploadAsync(Linear(8, 2));
         if (!args.Contains("--polling-only"))
         {
             await PipelineAsync(client, tiny);
         }
-        var long1000 = await SubmitAsync(client, new { datasetId = tiny, target = "y", loss = "mse", epochs = 1000, batchSize = 8 });
+        var long1000 = await client.SubmitAsync(new { datasetId = tiny, target = "y", loss = "mse", epochs = 1000, batchSize = 8 });
         await WaitAsync(client, long1000, TimeSpan.FromMinutes(10));
         await worker.DisposeAsync(); // the load test measures the API alone
         await LoadTestAsync(api, long1000, duration, connections);
@@ -44,7 +44,7 @@ internal static partial class ServiceBenchmark
         var pickups = new List<double>();
         for (int i = 0; i < 20; i++)
         {
-            var job = await SubmitAsync(client, new { datasetId = tiny, target = "y", loss = "mse", epochs = 1, batchSize = 8, seed = i });
+            var job = await client.SubmitAsync(new { datasetId = tiny, target = "y", loss = "mse", epochs = 1, batchSize = 8, seed = i });
             var done = await WaitAsync(client, job);
             pickups.Add((DateTimeOffset.Parse((string)done["startedAt"]!) - DateTimeOffset.Parse((string)done["createdAt"]!)).TotalMilliseconds);
             await Task.Delay(200); // the worker is idle, listening, when the next job arrives
@@ -52,10 +52,10 @@ internal static partial class ServiceBenchmark
         Console.WriteLine($"pickup (POST /api/jobs → running, separate processes, 20 jobs): p50 {Percentile(pickups, 50):F0} ms, " +
             $"p95 {Percentile(pickups, 95):F0} ms, max {pickups.Max():F0} ms (goal: p50 ≤ 1 s)");
 
-        var wide = await UploadAsync(client, Linear(100_000, 10));
+        var wide = await client.UploadAsync(Linear(100_000, 10));
         foreach (int batch in new[] { 32, 256 })
         {
-            var job = await SubmitAsync(client, new
+            var job = await client.SubmitAsync(new
             {
                 datasetId = wide, target = "y", loss = "mse", optimizer = new { name = "sgd", learningRate = 0.01 }, epochs = 4, batchSize = batch,
             });
@@ -66,8 +66,8 @@ internal static partial class ServiceBenchmark
                 $"median {Percentile(times, 50):F0} ms (epochs 2-4; epoch 1 {(double)epochs[0]!["durationMs"]!:F0} ms)");
         }
 
-        var streamed = await UploadAsync(client, Linear(6_000, 2));
-        var sseJob = await SubmitAsync(client, new
+        var streamed = await client.UploadAsync(Linear(6_000, 2));
+        var sseJob = await client.SubmitAsync(new
         {
             datasetId = streamed, target = "y", loss = "mse", optimizer = new { name = "sgd", learningRate = 0.001 }, epochs = 40, batchSize = 16,
         });
@@ -230,19 +230,6 @@ internal static partial class ServiceBenchmark
             csv.Append(y.ToString("F6", CultureInfo.InvariantCulture)).Append('\n');
         }
         return csv.ToString();
-    }
-
-    private static async Task<string> UploadAsync(HttpClient client, string csv)
-    {
-        var response = await client.PostAsync("/api/datasets", new StringContent(csv, Encoding.UTF8, "text/csv"));
-        return (string)(await response.Content.ReadFromJsonAsync<JsonNode>())!["id"]!;
-    }
-
-    private static async Task<string> SubmitAsync(HttpClient client, object spec)
-    {
-        var response = await client.PostAsJsonAsync("/api/jobs", spec);
-        var body = (await response.Content.ReadFromJsonAsync<JsonNode>())!;
-        return (string?)body["id"] ?? throw new InvalidOperationException(body.ToJsonString());
     }
 
     private static async Task<JsonNode> WaitAsync(HttpClient client, string job, TimeSpan? timeout = null)
