@@ -30,7 +30,8 @@ public sealed class JobLeaseTests(ServiceFixture service)
         // A network blip: the worker's side of every connection breaks; the server's sessions (and the lock) live on.
         proxy.Sever();
         var deadline = DateTime.UtcNow.AddSeconds(10);
-        while (!keep.IsCompleted && await HolderAsync(id) == before && DateTime.UtcNow < deadline)
+        // Until a new session holds it: between the old session's end and the retake nobody does (holder 0).
+        while (!keep.IsCompleted && await HolderAsync(id) is var holder && (holder == before || holder == 0) && DateTime.UtcNow < deadline)
         {
             await Task.Delay(50);
         }
