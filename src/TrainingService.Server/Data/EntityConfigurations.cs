@@ -48,6 +48,7 @@ internal sealed class JobConfiguration : IEntityTypeConfiguration<Job>
         builder.HasIndex(j => new { j.Tenant, j.CreatedAt, j.Id }).IsDescending();
         builder.HasIndex(j => new { j.Status, j.CreatedAt });
         builder.HasIndex(j => new { j.Tenant, j.Status });
+        builder.HasIndex(j => new { j.Tenant, j.StartedAt }); // fair scheduling: when each tenant last started a job
         builder.HasIndex(j => new { j.DatasetId, j.CreatedAt });
         builder.HasOne<Tenant>().WithMany().HasForeignKey(j => j.Tenant).OnDelete(DeleteBehavior.Restrict);
     }

@@ -20,12 +20,15 @@ public sealed partial class JobStore
     /// The fairest queued job that may start: of the tenants under their running-jobs limit, the one with fewest running
     /// jobs, then the one that started a job least recently (never first), then the oldest job. Only jobs whose Hangfire job
     /// is recorded take part (a job a moment old may not have it yet). Locks the row it returns (skipping rows others hold).
+    /// Each tenant's counts are index lookups (jobs by tenant and status, and by tenant and start), not a scan of its history.
     /// </summary>
     private const string FairestSql = """
         WITH quota AS (SELECT * FROM unnest(@tenants::text[], @limits::int[]) AS q(tenant, max_running)),
-        usage AS (
-            SELECT tenant, count(*) FILTER (WHERE status = ANY(@active)) AS running, max(started_at) AS last_start
-            FROM jobs WHERE tenant IN (SELECT tenant FROM jobs WHERE status = 'queued') GROUP BY tenant)
+        usage AS MATERIALIZED (
+            SELECT t.tenant,
+                (SELECT count(*) FROM jobs r WHERE r.tenant = t.tenant AND r.status = ANY(@active)) AS running,
+                (SELECT max(s.started_at) FROM jobs s WHERE s.tenant = t.tenant) AS last_start
+            FROM (SELECT DISTINCT tenant FROM jobs WHERE status = 'queued') t)
         SELECT j.id, j.hangfire_job_id FROM jobs j
         JOIN usage u ON u.tenant = j.tenant
         LEFT JOIN quota q ON q.tenant = j.tenant

@@ -344,6 +344,9 @@ namespace TrainingService.Server.Data.Migrations
                     b.HasIndex("Status", "CreatedAt")
                         .HasDatabaseName("ix_jobs_status_created_at");
 
+                    b.HasIndex("Tenant", "StartedAt")
+                        .HasDatabaseName("ix_jobs_tenant_started_at");
+
                     b.HasIndex("Tenant", "Status")
                         .HasDatabaseName("ix_jobs_tenant_status");
 
