@@ -38,6 +38,7 @@ public sealed partial class ComputeDevice : IDisposable
     private readonly Context _context;
     private readonly ConcurrentDictionary<MethodInfo, Delegate> _kernels = new();
     private readonly SemaphoreSlim _gate = new(1, 1);
+    private PtxCheck? _ptx;
 
     private ComputeDevice(Context context, Accelerator accelerator)
     {
@@ -139,7 +140,28 @@ public sealed partial class ComputeDevice : IDisposable
         data is { Length: > 0 } ? Accelerator.Allocate1D(data) : null;
 
     private TLauncher Cached<TLauncher>(Delegate kernel, Func<Accelerator, TLauncher> loader) where TLauncher : Delegate =>
-        (TLauncher)_kernels.GetOrAdd(kernel.Method, _ => loader(Accelerator));
+        (TLauncher)_kernels.GetOrAdd(kernel.Method, method =>
+        {
+            _ptx?.Compile(method); // a CUDA-checked device: the kernel must compile for CUDA too
+            return loader(Accelerator);
+        });
+
+    /// <summary>
+    /// A CPU device that also compiles every kernel it loads for CUDA (<see cref="PtxCheck"/>), so kernel code only the CPU
+    /// accelerator accepts fails where it is first launched. The compute tests run on one.
+    /// </summary>
+    internal static ComputeDevice CreateCudaChecked(int? cpuGroups = null)
+    {
+        var device = Create(DeviceKind.Cpu, cpuGroups);
+        device._ptx = PtxCheck.Create();
+        return device;
+    }
+
+    /// <summary>The kernel methods loaded so far (constructed generic methods included).</summary>
+    internal IReadOnlyCollection<MethodInfo> LoadedKernels => (IReadOnlyCollection<MethodInfo>)_kernels.Keys;
+
+    /// <summary>Kernels also compiled for CUDA by the PTX check; null when the check is off.</summary>
+    internal int? PtxCheckedKernels => _ptx?.Compiled;
 
     /// <summary>Number of kernels loaded so far.</summary>
     public int LoadedKernelCount => _kernels.Count;
@@ -148,6 +170,7 @@ public sealed partial class ComputeDevice : IDisposable
     public void Dispose()
     {
         _kernels.Clear();
+        _ptx?.Dispose();
         Accelerator.Dispose();
         _context.Dispose();
         _gate.Dispose();
