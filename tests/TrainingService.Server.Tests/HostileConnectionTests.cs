@@ -45,9 +45,8 @@ public sealed class HostileConnectionTests
     public async Task While_the_database_cannot_be_reached_requests_get_503_with_retry_after_and_no_address()
     {
         await using var database = await TestDatabase.CreateAsync();
-        var target = new NpgsqlConnectionStringBuilder(database.ConnectionString);
-        await using var proxy = TcpProxy.Start(target.Host!, target.Port);
-        string viaProxy = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port }.ConnectionString;
+        var (proxy, viaProxy) = TcpProxy.ToPostgres(database.ConnectionString);
+        await using var _ = proxy;
         await using var api = ServiceFixture.StartProcess("api", viaProxy);
         await api.WaitReadyAsync(Startup);
         var dataset = await api.Client.UploadAsync(TestData.Linear(20, seed: 81));

@@ -14,12 +14,9 @@ public sealed class JobLeaseTests(ServiceFixture service)
     [Fact]
     public async Task A_lease_whose_connection_broke_while_its_old_session_lives_on_is_taken_again_by_its_owner()
     {
-        var target = new NpgsqlConnectionStringBuilder(service.Database.ConnectionString);
-        await using var proxy = TcpProxy.Start(target.Host!, target.Port);
-        await using var viaProxy = NpgsqlDataSource.Create(new NpgsqlConnectionStringBuilder(service.Database.ConnectionString)
-        {
-            Host = "127.0.0.1", Port = proxy.Port,
-        }.ConnectionString);
+        var (proxy, proxied) = TcpProxy.ToPostgres(service.Database.ConnectionString);
+        await using var _ = proxy;
+        await using var viaProxy = NpgsqlDataSource.Create(proxied);
         var id = Guid.NewGuid();
         await using var lease = await JobLease.TryAcquireAsync(viaProxy, id, CancellationToken.None);
         Assert.NotNull(lease);

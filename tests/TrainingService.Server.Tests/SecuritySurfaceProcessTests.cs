@@ -122,9 +122,8 @@ public sealed class SecuritySurfaceProcessTests
     public async Task While_the_database_is_down_no_response_on_any_route_leaks_internals_or_keys_and_none_is_a_500()
     {
         await using var database = await TestDatabase.CreateAsync();
-        var target = new NpgsqlConnectionStringBuilder(database.ConnectionString);
-        await using var proxy = TcpProxy.Start(target.Host!, target.Port);
-        string viaProxy = new NpgsqlConnectionStringBuilder(database.ConnectionString) { Host = "127.0.0.1", Port = proxy.Port }.ConnectionString;
+        var (proxy, viaProxy) = TcpProxy.ToPostgres(database.ConnectionString);
+        await using var _ = proxy;
         await using var api = ServiceFixture.StartProcess("api", viaProxy);
         await api.WaitReadyAsync(Startup);
         var document = await api.Client.GetJsonAsync("/swagger/v1/swagger.json");

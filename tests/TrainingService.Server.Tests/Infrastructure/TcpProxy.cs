@@ -31,6 +31,14 @@ public sealed class TcpProxy : IAsyncDisposable
 
     public static TcpProxy Start(string host, int port) => new(host, port);
 
+    /// <summary>A proxy to the PostgreSQL server of <paramref name="connectionString"/>, and that connection string through it.</summary>
+    public static (TcpProxy Proxy, string ConnectionString) ToPostgres(string connectionString)
+    {
+        var target = new Npgsql.NpgsqlConnectionStringBuilder(connectionString);
+        var proxy = Start(target.Host!, target.Port);
+        return (proxy, new Npgsql.NpgsqlConnectionStringBuilder(connectionString) { Host = "127.0.0.1", Port = proxy.Port }.ConnectionString);
+    }
+
     private async Task AcceptAsync()
     {
         while (!_stop.IsCancellationRequested)
