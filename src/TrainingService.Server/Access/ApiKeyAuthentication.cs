@@ -66,9 +66,9 @@ public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOpt
         bool presented = Presented(Request) is not null;
         Response.Headers.WWWAuthenticate = "Bearer realm=\"TrainingService\"";
         var problem = presented
-            ? new ApiProblem(StatusCodes.Status401Unauthorized, "auth.invalid_key",
+            ? ApiProblem.Unauthorized("auth.invalid_key",
                 "The API key is not valid: it is malformed, unknown, revoked, or its secret is wrong.")
-            : new ApiProblem(StatusCodes.Status401Unauthorized, "auth.missing_key",
+            : ApiProblem.Unauthorized("auth.missing_key",
                 $"This needs an API key: send 'Authorization: Bearer ts_…' (or '{KeyHeader}: ts_…').");
         await problem.ToResult().ExecuteAsync(Context);
     }
@@ -77,9 +77,9 @@ public sealed class ApiKeyAuthentication(IOptionsMonitor<AuthenticationSchemeOpt
     {
         var needed = Context.GetEndpoint()?.Metadata.GetMetadata<RequiredRole>()?.Role ?? Role.Owner;
         var caller = Caller.FromPrincipal(Context.User);
-        var problem = new ApiProblem(StatusCodes.Status403Forbidden, "auth.forbidden",
+        var problem = ApiProblem.Forbidden("auth.forbidden",
             $"This needs the {needed.Name()} role; this key is {caller?.Role.Name() ?? "unknown"}.",
-            Extensions: new Dictionary<string, object?> { ["requiredRole"] = needed.Name() });
+            extensions: new Dictionary<string, object?> { ["requiredRole"] = needed.Name() });
         await problem.ToResult().ExecuteAsync(Context);
     }
 }

@@ -74,7 +74,7 @@ public static class BrowserAccess
         }
         if (noAuth && IsForeign(request, allowedOrigins))
         {
-            return new ApiProblem(StatusCodes.Status403Forbidden, "auth.cross_origin",
+            return ApiProblem.Forbidden("auth.cross_origin",
                 "A page on another origin may not change anything here (Auth:Mode is none; Cors:AllowedOrigins names the origins that may).");
         }
         // API routes (each declares its role); the framework's own 405 and 415 endpoints keep their answers.

@@ -73,11 +73,11 @@ public static class KeyEndpoints
         }
         if (caller.Role != Role.Owner && request.Tenant is not null && request.Tenant != caller.Tenant)
         {
-            return new ApiProblem(StatusCodes.Status403Forbidden, "auth.forbidden", "An admin creates keys of its own tenant only.", "tenant");
+            return ApiProblem.Forbidden("auth.forbidden", "An admin creates keys of its own tenant only.", "tenant");
         }
         if (role > caller.Role)
         {
-            return new ApiProblem(StatusCodes.Status403Forbidden, "auth.forbidden", $"A {caller.Role.Name()} cannot create a key with role {role.Name()}.", "role");
+            return ApiProblem.Forbidden("auth.forbidden", $"A {caller.Role.Name()} cannot create a key with role {role.Name()}.", "role");
         }
         return null;
     }

@@ -12,6 +12,12 @@ public sealed record ApiProblem(int Status, string Code, string Detail, string? 
     public static ApiProblem BadRequest(string code, string detail, string? field = null, IReadOnlyDictionary<string, object?>? extensions = null) =>
         new(StatusCodes.Status400BadRequest, code, detail, field, extensions);
 
+    /// <summary>A 401: the caller also sets <c>WWW-Authenticate</c> on the response.</summary>
+    public static ApiProblem Unauthorized(string code, string detail) => new(StatusCodes.Status401Unauthorized, code, detail);
+
+    public static ApiProblem Forbidden(string code, string detail, string? field = null, IReadOnlyDictionary<string, object?>? extensions = null) =>
+        new(StatusCodes.Status403Forbidden, code, detail, field, extensions);
+
     public static ApiProblem NotFound(string code, string detail) => new(StatusCodes.Status404NotFound, code, detail);
 
     public static ApiProblem Conflict(string code, string detail, string? field = null) =>
