@@ -16,7 +16,8 @@ namespace TrainingService.Server.Datasets;
 /// </summary>
 internal sealed class ChunkStreamer : IAsyncDisposable
 {
-    private const string CopyCommand =
+    /// <summary>The COPY both ways of storing an upload use: streamed here, or from the spool after the body.</summary>
+    internal const string CopyCommand =
         "COPY dataset_chunks (dataset_id, column_index, chunk_index, row_count, encoding, data) FROM STDIN (FORMAT BINARY)";
 
     private readonly NpgsqlDataSource _dataSource;
@@ -175,18 +176,25 @@ internal sealed class ChunkStreamer : IAsyncDisposable
         }
     }
 
-    internal static async Task WriteAsync(NpgsqlBinaryImporter importer, Guid datasetId, EncodedChunk[] chunk)
+    private static async Task WriteAsync(NpgsqlBinaryImporter importer, Guid datasetId, EncodedChunk[] chunk)
     {
         foreach (var column in chunk)
         {
-            await importer.StartRowAsync(CancellationToken.None);
-            await importer.WriteAsync(datasetId, NpgsqlDbType.Uuid, CancellationToken.None);
-            await importer.WriteAsync(column.Column, NpgsqlDbType.Integer, CancellationToken.None);
-            await importer.WriteAsync(column.Chunk, NpgsqlDbType.Integer, CancellationToken.None);
-            await importer.WriteAsync(column.Rows, NpgsqlDbType.Integer, CancellationToken.None);
-            await importer.WriteAsync(column.Encoding, NpgsqlDbType.Smallint, CancellationToken.None);
-            await importer.WriteAsync(column.Data, NpgsqlDbType.Bytea, CancellationToken.None);
+            await WriteRowAsync(importer, datasetId, column.Column, column.Chunk, column.Rows, column.Encoding, column.Data, CancellationToken.None);
         }
+    }
+
+    /// <summary>One row of <see cref="CopyCommand"/>: a column's encoded chunk.</summary>
+    internal static async Task WriteRowAsync(NpgsqlBinaryImporter importer, Guid datasetId, int column, int chunk, int rows, short encoding,
+        ArraySegment<byte> data, CancellationToken cancellationToken)
+    {
+        await importer.StartRowAsync(cancellationToken);
+        await importer.WriteAsync(datasetId, NpgsqlDbType.Uuid, cancellationToken);
+        await importer.WriteAsync(column, NpgsqlDbType.Integer, cancellationToken);
+        await importer.WriteAsync(chunk, NpgsqlDbType.Integer, cancellationToken);
+        await importer.WriteAsync(rows, NpgsqlDbType.Integer, cancellationToken);
+        await importer.WriteAsync(encoding, NpgsqlDbType.Smallint, cancellationToken);
+        await importer.WriteAsync(data, NpgsqlDbType.Bytea, cancellationToken);
     }
 
     /// <summary>

@@ -521,18 +521,10 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
     /// <summary>Streams the spooled chunks into <c>dataset_chunks</c> with binary COPY (the dataset row follows in the same transaction).</summary>
     private static async Task CopyChunksAsync(NpgsqlConnection connection, Guid datasetId, SpoolFile spooled, CancellationToken cancellationToken)
     {
-        await using var copy = await connection.BeginBinaryImportAsync(
-            "COPY dataset_chunks (dataset_id, column_index, chunk_index, row_count, encoding, data) FROM STDIN (FORMAT BINARY)",
-            cancellationToken);
+        await using var copy = await connection.BeginBinaryImportAsync(ChunkStreamer.CopyCommand, cancellationToken);
         await foreach (var chunk in spooled.ReadAllAsync(cancellationToken))
         {
-            await copy.StartRowAsync(cancellationToken);
-            await copy.WriteAsync(datasetId, NpgsqlDbType.Uuid, cancellationToken);
-            await copy.WriteAsync(chunk.Column, NpgsqlDbType.Integer, cancellationToken);
-            await copy.WriteAsync(chunk.Chunk, NpgsqlDbType.Integer, cancellationToken);
-            await copy.WriteAsync(chunk.Rows, NpgsqlDbType.Integer, cancellationToken);
-            await copy.WriteAsync(chunk.Encoding, NpgsqlDbType.Smallint, cancellationToken);
-            await copy.WriteAsync(chunk.Data, NpgsqlDbType.Bytea, cancellationToken);
+            await ChunkStreamer.WriteRowAsync(copy, datasetId, chunk.Column, chunk.Chunk, chunk.Rows, chunk.Encoding, chunk.Data, cancellationToken);
         }
         await copy.CompleteAsync(cancellationToken);
     }
