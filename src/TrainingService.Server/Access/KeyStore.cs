@@ -160,11 +160,4 @@ public sealed class KeyStore(NpgsqlDataSource dataSource)
         await transaction.CommitAsync(cancellationToken);
         return created;
     }
-
-    /// <summary>True when some key that is not revoked exists.</summary>
-    public async Task<bool> AnyLiveKeyAsync(CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("SELECT EXISTS (SELECT 1 FROM api_keys WHERE revoked_at IS NULL)");
-        return (bool)(await command.ExecuteScalarAsync(cancellationToken))!;
-    }
 }
