@@ -75,7 +75,7 @@ public sealed class Trainer : IDisposable
                     ? Track(device.Accelerator.Allocate1D(Array.ConvertAll(t.ClassWeights, w => (float)w)))
                     : null)
                 .ToArray();
-            int evaluationRows = Math.Max(validation?.Rows ?? 0, validation is null ? train.Rows : 0);
+            int evaluationRows = Math.Max(validation?.Rows ?? 0, train.Rows); // the baseline evaluates both splits
             int chunks = Math.Max(1, (evaluationRows + spec.EvaluationChunk - 1) / spec.EvaluationChunk);
             _evalPartials = Track(device.AllocateZeroed<double>((long)chunks * terms * device.MaxGroups));
             if (validation is not null)
@@ -99,7 +99,7 @@ public sealed class Trainer : IDisposable
     public async Task<TrainingOutcome> RunAsync(ITrainingObserver observer, TrainingCheckpoint? resume, CancellationToken cancellationToken)
     {
         var schedule = new LearningRateSchedule(_spec.Schedule, _spec.Optimizer.LearningRate, _spec.Epochs);
-        var stopping = new EarlyStoppingState(_spec.EarlyStopping);
+        var stopping = new EarlyStoppingState(_spec.EarlyStopping, _spec.EarlyStopping is null ? _spec.Keep : null);
         float[] parameters = await StartAsync(resume, schedule, stopping).ConfigureAwait(false);
         int firstEpoch = resume is null ? 1 : resume.Epoch + 1;
         string plateauMonitor = _spec.Schedule.Monitor ?? (_validation is null ? "trainLoss" : "valLoss");
@@ -112,7 +112,7 @@ public sealed class Trainer : IDisposable
             var pass = await TrainEpochAsync(epoch, learningRate, cancellationToken).ConfigureAwait(false);
             if (pass is null)
             {
-                return Outcome(StopReason.Cancelled, epoch - 1, stopping.FinalParameters(parameters), stopping);
+                return Outcome(StopReason.Cancelled, epoch - 1, parameters, stopping);
             }
             double trainSeconds = clock.Elapsed.TotalSeconds;
             (parameters, double? valLoss, var metrics) = await MeasureAsync().ConfigureAwait(false);
@@ -120,7 +120,7 @@ public sealed class Trainer : IDisposable
             var record = new EpochRecord(epoch, pass.Value.DataLoss + pass.Value.Penalty, valLoss, pass.Value.Penalty, metrics,
                 learningRate, pass.Value.GradientNorm, clock.Elapsed.TotalMilliseconds, _train.Rows / trainSeconds);
             bool diverged = !double.IsFinite(record.TrainLoss) || !double.IsFinite(record.GradientNorm) || valLoss is double v && !double.IsFinite(v);
-            bool stop = !diverged && stopping.Update(epoch, Monitored(_spec.EarlyStopping?.Monitor, record), parameters);
+            bool stop = !diverged && stopping.Update(epoch, Monitored(stopping.Monitor, record), parameters);
             schedule.Advance(epoch, Monitored(plateauMonitor, record), plateauMode);
 
             bool checkpointDue = !diverged && !stop && epoch < _spec.Epochs && epoch % _spec.CheckpointEvery == 0;
@@ -129,14 +129,14 @@ public sealed class Trainer : IDisposable
 
             if (diverged)
             {
-                return Outcome(StopReason.Diverged, epoch, parameters, stopping);
+                return Outcome(StopReason.Diverged, epoch, parameters, stopping, keepBest: false);
             }
             if (stop)
             {
-                return Outcome(StopReason.EarlyStopped, epoch, stopping.FinalParameters(parameters), stopping);
+                return Outcome(StopReason.EarlyStopped, epoch, parameters, stopping);
             }
         }
-        return Outcome(StopReason.Completed, _spec.Epochs, stopping.FinalParameters(parameters), stopping);
+        return Outcome(StopReason.Completed, _spec.Epochs, parameters, stopping);
     }
 
     /// <summary>
@@ -198,8 +198,10 @@ public sealed class Trainer : IDisposable
         }
     }
 
-    private static TrainingOutcome Outcome(StopReason reason, int epochs, float[] parameters, EarlyStoppingState stopping) =>
-        new(reason, epochs, parameters, stopping.BestEpochOrNull, stopping.BestValueOrNull);
+    /// <summary>The run's result: the kept model (the best epoch's when tracked, else <paramref name="last"/>) and its epoch.</summary>
+    private static TrainingOutcome Outcome(StopReason reason, int epochs, float[] last, EarlyStoppingState stopping, bool keepBest = true) =>
+        new(reason, epochs, keepBest ? stopping.FinalParameters(last) : last, stopping.BestEpochOrNull, stopping.BestValueOrNull,
+            keepBest ? stopping.FinalEpoch(epochs) : epochs);
 
     /// <inheritdoc />
     public void Dispose()
@@ -310,8 +312,37 @@ public sealed class Trainer : IDisposable
         return new EpochSums(loss / _train.Rows, penalty / _train.Rows, norms / _batches);
     }
 
-    /// <summary>The configured loss over a whole set (one denominator for the set) and its raw outputs.</summary>
-    private (double Loss, float[] Outputs) Evaluate(EvaluationSet set)
+    /// <summary>
+    /// The trivial model's data loss on both splits and its metrics (see <see cref="Baseline"/>), computed with the same loss
+    /// kernels as the epochs' losses. Call before or after <see cref="RunAsync"/>; it leaves the model untouched.
+    /// </summary>
+    public async Task<Baseline> BaselineAsync()
+    {
+        var row = Baselines.ConstantOutputs(_spec.OutputKind, _spec.OutputTransform, _train.Targets, _train.Rows, _layout.Outputs);
+        int rows = Math.Min(_spec.EvaluationChunk, Math.Max(_train.Rows, _validation?.Rows ?? 0));
+        var constant = new float[(long)rows * row.Length];
+        for (int i = 0; i < constant.Length; i++)
+        {
+            constant[i] = (float)row[i % row.Length];
+        }
+        using (await _device.AcquireAsync(CancellationToken.None).ConfigureAwait(false))
+        {
+            using var logits = _device.Accelerator.Allocate1D(constant);
+            using var trainSet = new EvaluationSet(_train, _trainX, _trainY, _trainWeights);
+            var (trainLoss, trainOutputs) = Evaluate(trainSet, logits);
+            var (valLoss, valOutputs) = _validationSet is null ? (double.NaN, null) : Evaluate(_validationSet, logits);
+            var measured = _validation ?? _train;
+            var metrics = Metrics.Compute(_spec.OutputKind, _spec.OutputTransform, valOutputs ?? trainOutputs, measured.Targets, measured.Rows,
+                _layout.Outputs);
+            return new Baseline(Baselines.ModelName(_spec.OutputKind), row, trainLoss, _validationSet is null ? null : valLoss, metrics);
+        }
+    }
+
+    /// <summary>
+    /// The configured loss over a whole set (one denominator for the set) and its raw outputs: the network's, or, given
+    /// <paramref name="constantLogits"/>, those rows of a constant output (<see cref="BaselineAsync"/>).
+    /// </summary>
+    private (double Loss, float[] Outputs) Evaluate(EvaluationSet set, MemoryBuffer1D<float, Stride1D.Dense>? constantLogits = null)
     {
         var data = set.Data;
         int terms = _spec.Loss.Terms.Count, chunk = _spec.EvaluationChunk;
@@ -323,7 +354,9 @@ public sealed class Trainer : IDisposable
             var x = set.Features.View.SubView((long)start * data.FeatureCount, (long)rows * data.FeatureCount);
             var y = set.Targets.View.SubView((long)start * data.TargetWidth, (long)rows * data.TargetWidth);
             ArrayView<float> w = set.Weights is null ? ArrayView<float>.Empty : set.Weights.View.SubView(start, rows);
-            var logits = _executor.Forward(x, rows, _parameters.View, dropoutSeed: null);
+            ArrayView<float> logits = constantLogits is null
+                ? _executor.Forward(x, rows, _parameters.View, dropoutSeed: null)
+                : constantLogits.View.AsContiguous().SubView(0, (long)rows * _layout.Outputs);
             for (int t = 0; t < terms; t++)
             {
                 LaunchTerm(t, logits, y, w, ArrayView<float>.Empty, _evalPartials.View, (index * terms + t) * _device.MaxGroups, 0, rows);

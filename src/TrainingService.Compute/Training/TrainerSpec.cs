@@ -21,6 +21,15 @@ public sealed record EarlyStoppingSpec(string Monitor = "valLoss", MonitorMode? 
     public static MonitorMode ModeFor(string monitor) => Metrics.HigherIsBetter(monitor) ? MonitorMode.Max : MonitorMode.Min;
 }
 
+/// <summary>Without early stopping: keep the model of the epoch with the best <paramref name="Monitor"/> value, not the last one.</summary>
+/// <param name="Monitor"><c>valLoss</c>, <c>trainLoss</c>, or a metric name.</param>
+/// <param name="Mode">Min or max; by default from the monitor, as for early stopping.</param>
+public sealed record KeepBest(string Monitor, MonitorMode? Mode = null)
+{
+    /// <summary>The effective mode.</summary>
+    public MonitorMode EffectiveMode => Mode ?? EarlyStoppingSpec.ModeFor(Monitor);
+}
+
 /// <summary>One training run's configuration, already validated and bound.</summary>
 /// <param name="Network">The model.</param>
 /// <param name="Loss">The loss, bound with <c>OnLogits</c> to the model's outputs.</param>
@@ -39,6 +48,11 @@ public sealed record TrainerSpec(NetworkLayout Network, CombinedLoss Loss, Optim
     public ScheduleSpec Schedule { get; init; } = ScheduleSpec.Constant;
     /// <summary>Early stopping, or null.</summary>
     public EarlyStoppingSpec? EarlyStopping { get; init; }
+    /// <summary>
+    /// Without early stopping, keep the best epoch's model (null: the last epoch's). With early stopping, its
+    /// <see cref="EarlyStoppingSpec.RestoreBest"/> decides, on its monitor.
+    /// </summary>
+    public KeepBest? Keep { get; init; }
     /// <summary>A checkpoint is offered every this many epochs.</summary>
     public int CheckpointEvery { get; init; } = 1;
     /// <summary>Rows per launch when evaluating (validation, metrics).</summary>
@@ -90,7 +104,21 @@ public enum StopReason
 /// <param name="Parameters">The final model: the best epoch's when restoring, else the last completed epoch's.</param>
 /// <param name="BestEpoch">Epoch of the best monitored value (early stopping), or null.</param>
 /// <param name="BestValue">That value, or null.</param>
-public sealed record TrainingOutcome(StopReason StopReason, int EpochsCompleted, float[] Parameters, int? BestEpoch, double? BestValue);
+/// <param name="ModelEpoch">The epoch <paramref name="Parameters"/> come from (0: none completed, the initial weights).</param>
+public sealed record TrainingOutcome(StopReason StopReason, int EpochsCompleted, float[] Parameters, int? BestEpoch, double? BestValue,
+    int ModelEpoch);
+
+/// <summary>
+/// The trivial model's loss and metrics: every row predicted as the training split's target mean (regression) or class
+/// prior (classification), a constant output no trained model should fail to beat.
+/// </summary>
+/// <param name="Model"><c>mean</c> or <c>prior</c>.</param>
+/// <param name="Outputs">The constant raw output row (what the network would have to output to predict it).</param>
+/// <param name="TrainLoss">The configured data loss (no penalty) on the training split.</param>
+/// <param name="ValLoss">The same on the validation split, or null without one.</param>
+/// <param name="Metrics">Its metrics where the epochs' metrics are measured (validation split, else training split).</param>
+public sealed record Baseline(string Model, IReadOnlyList<double> Outputs, double TrainLoss, double? ValLoss,
+    IReadOnlyDictionary<string, double> Metrics);
 
 /// <summary>Receives each epoch as it ends (the service stores it; a checkpoint comes with it when one is due).</summary>
 public interface ITrainingObserver
