@@ -33,7 +33,7 @@ public sealed class RecoveryTests(ServiceFixture service)
 
         // The cancel is answered 202 (cancelling) just before the worker, whose training completed, writes the outcome.
         var (cancelling, problem) = await Store.CancelAsync("default", id, CancellationToken.None);
-        bool finished = await Store.FinishAsync(id, Attempt, JobStatus.Succeeded, StopReasons.Completed, null, 2, ("{\"layers\":[]}", "\"m1\""), CancellationToken.None);
+        bool finished = await Store.FinishAsync(id, Attempt, JobStatus.Succeeded, StopReasons.Completed, null, 2, new StoredModel("{\"layers\":[]}", "\"m1\"", 2), CancellationToken.None);
 
         Assert.Null(problem);
         Assert.Equal(JobStatus.Cancelling, cancelling!.Status);

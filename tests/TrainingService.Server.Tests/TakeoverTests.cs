@@ -29,17 +29,18 @@ public sealed class TakeoverTests(ServiceFixture service)
     {
         var (id, lease) = await NewRunningJobAsync("a1");
         await using var _ = lease;
-        Assert.True(await Store.RecordEpochAsync(id, "a1", Epoch(1), null, CancellationToken.None));
+        Assert.True(await Store.RecordEpochAsync(id, "a1", Epoch(1), null, "[]", CancellationToken.None));
 
         // What recovery does to a job whose worker it judged lost: records the loss and hands the job to a new Hangfire job.
         Assert.True(await Store.RecordLostAttemptAsync(id, "a1", CancellationToken.None));
         Assert.True(await Store.ReplaceDeliveryAsync(id, [JobStatus.Running], "a1", () => "a2", CancellationToken.None));
         long version = await service.Database.ScalarAsync<long>($"SELECT version FROM jobs WHERE id = '{id}'");
 
-        Assert.False(await Store.RecordEpochAsync(id, "a1", Epoch(2), Checkpoint(2), CancellationToken.None));
+        Assert.False(await Store.RecordEpochAsync(id, "a1", Epoch(2), Checkpoint(2), "[]", CancellationToken.None));
         Assert.False(await Store.SetDataSummaryAsync(id, "a1", "{\"rows\":1}", CancellationToken.None));
+        Assert.False(await Store.SetBaselineAsync(id, "a1", "{\"trainLoss\":1}", CancellationToken.None));
         Assert.False(await Store.TruncateHistoryAsync(id, "a1", 0, CancellationToken.None));
-        Assert.False(await Store.FinishAsync(id, "a1", JobStatus.Succeeded, StopReasons.Completed, null, 2, ("{\"layers\":[]}", "\"m\""),
+        Assert.False(await Store.FinishAsync(id, "a1", JobStatus.Succeeded, StopReasons.Completed, null, 2, new StoredModel("{\"layers\":[]}", "\"m\"", 2),
             CancellationToken.None));
         Assert.False(await Store.BeginAttemptAsync(id, "a1", "test device", "test-host:1", CancellationToken.None));
 
@@ -51,7 +52,7 @@ public sealed class TakeoverTests(ServiceFixture service)
         Assert.Equal((JobStatus.Running, 1, null, null), (job.Status, job.EpochsCompleted, job.FailureCode, job.DataSummary));
         // The new attempt writes as usual.
         Assert.True(await Store.BeginAttemptAsync(id, "a2", "test device", "test-host:2", CancellationToken.None));
-        Assert.True(await Store.RecordEpochAsync(id, "a2", Epoch(2), Checkpoint(2), CancellationToken.None));
+        Assert.True(await Store.RecordEpochAsync(id, "a2", Epoch(2), Checkpoint(2), "[]", CancellationToken.None));
         Assert.True(await Store.FinishAsync(id, "a2", JobStatus.Cancelled, StopReasons.Cancelled, null, null, null, CancellationToken.None));
     }
 

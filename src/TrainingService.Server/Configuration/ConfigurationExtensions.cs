@@ -19,6 +19,7 @@ public static class ConfigurationExtensions
         Add<ComputeOptions>(services, "Compute");
         Add<DatasetOptions>(services, "Datasets");
         Add<JobOptions>(services, "Jobs");
+        Add<DiagnosisOptions>(services, "Diagnoses");
         Add<LossApiOptions>(services, "Losses");
         Add<AuthOptions>(services, "Auth");
         Add<QuotaOptions>(services, "Quotas");

@@ -42,6 +42,8 @@ internal sealed class JobConfiguration : IEntityTypeConfiguration<Job>
         builder.Property(j => j.Spec).HasColumnType("jsonb");
         builder.Property(j => j.Transitions).HasColumnType("jsonb");
         builder.Property(j => j.DataSummary).HasColumnType("jsonb");
+        builder.Property(j => j.Baseline).HasColumnType("jsonb");
+        builder.Property(j => j.Diagnoses).HasColumnType("jsonb");
         builder.HasOne<Dataset>().WithMany().HasForeignKey(j => j.DatasetId).OnDelete(DeleteBehavior.SetNull);
         builder.HasOne<Job>().WithMany().HasForeignKey(j => j.RetryOf).OnDelete(DeleteBehavior.SetNull);
         // Newest-first listings with a (created_at, id) cursor, optionally filtered by status or dataset.

@@ -36,6 +36,10 @@ public sealed record HistoryResponse
     /// </summary>
     public required int NextAfterEpoch { get; init; }
     public required bool HasMore { get; init; }
+    /// <summary>The trivial model's losses and metrics (training mean or class prior): the chart's reference line.</summary>
+    public System.Text.Json.JsonElement? Baseline { get; init; }
+    /// <summary>What the whole curve says so far (docs/diagnoses.md), each with the epochs it covers.</summary>
+    public required System.Text.Json.JsonElement Diagnoses { get; init; }
 }
 
 /// <summary>One metric of several jobs, for comparing runs.</summary>

@@ -39,6 +39,11 @@ public sealed record SubmitJobRequest
     public bool? Standardize { get; init; }
     /// <summary>Wall-clock limit, e.g. "00:30:00"; exceeded → cancelled with stopReason timeout. Capped by Jobs:MaxRuntime.</summary>
     public TimeSpan? MaxRuntime { get; init; }
+    /// <summary>
+    /// The model stored: "best" (default: the epoch with the best validation loss, or early stopping's monitor, or the
+    /// training loss without a validation split) or "last". Predict and the model download use it.
+    /// </summary>
+    public string? Keep { get; init; }
 }
 
 public sealed record ModelRequest
@@ -111,7 +116,7 @@ public sealed record EarlyStoppingRequest
     public string? Mode { get; init; }
     public int? Patience { get; init; }
     public double? MinDelta { get; init; }
-    /// <summary>Keep the best epoch's weights as the model (default true).</summary>
+    /// <summary>Keep the best epoch's weights as the model (default true); the older spelling of <c>keep</c>, which it must agree with.</summary>
     public bool? RestoreBest { get; init; }
 }
 
@@ -134,6 +139,12 @@ public sealed record JobResponse
     public JsonElement? Data { get; init; }
     public Guid? RetryOf { get; init; }
     public string? Device { get; init; }
+    /// <summary>The epoch the stored model comes from (the spec's <c>keep</c>: best or last), once there is one.</summary>
+    public int? ModelEpoch { get; init; }
+    /// <summary>The trivial model (training mean or class prior): its losses and metrics, the reference a model must beat.</summary>
+    public JsonElement? Baseline { get; init; }
+    /// <summary>What the loss curve says so far (docs/diagnoses.md): overfitting, underfitting, a learning rate too high…</summary>
+    public required JsonElement Diagnoses { get; init; }
     public required JsonElement Spec { get; init; }
 }
 

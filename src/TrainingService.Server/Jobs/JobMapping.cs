@@ -24,6 +24,9 @@ internal static class JobMapping
         Data = job.DataSummary is null ? null : JsonSerializer.Deserialize<JsonElement>(job.DataSummary),
         RetryOf = job.RetryOf,
         Device = job.Device,
+        ModelEpoch = job.ModelEpoch,
+        Baseline = job.Baseline is null ? null : JsonSerializer.Deserialize<JsonElement>(job.Baseline),
+        Diagnoses = JsonSerializer.Deserialize<JsonElement>(job.Diagnoses ?? "[]"),
         Spec = JsonSerializer.Deserialize<JsonElement>(job.Spec),
     };
 

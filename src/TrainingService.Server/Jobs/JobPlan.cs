@@ -26,6 +26,8 @@ public sealed record JobPlan
     public required ScheduleSpec Schedule { get; init; }
     public required Regularization Regularization { get; init; }
     public EarlyStoppingSpec? EarlyStopping { get; init; }
+    /// <summary>Without early stopping, which best epoch's model to keep; null keeps the last (see <see cref="TrainerSpec.Keep"/>).</summary>
+    public KeepBest? Keep { get; init; }
     public required int Epochs { get; init; }
     public required int BatchSize { get; init; }
     public required int Seed { get; init; }

@@ -67,6 +67,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
             Schedule = schedule,
             Regularization = Penalties(request.Regularization),
             EarlyStopping = earlyStopping,
+            Keep = earlyStopping is null && normalized.Keep == "best" ? new KeepBest(normalized.Validation is null ? "trainLoss" : "valLoss") : null,
             Epochs = normalized.Epochs!.Value,
             BatchSize = normalized.BatchSize!.Value,
             Seed = normalized.Seed!.Value,
@@ -76,6 +77,9 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
         };
         return true;
     }
+
+    /// <summary>"best" unless the spec says "last" (as <c>keep</c>, or as early stopping's <c>restoreBest: false</c>).</summary>
+    private static string KeepOf(SubmitJobRequest request) => request.Keep ?? (request.EarlyStopping?.RestoreBest == false ? "last" : "best");
 
     /// <summary>The request with every default made explicit, as stored and shown.</summary>
     private SubmitJobRequest Normalize(SubmitJobRequest request, TargetInfo target) => request with
@@ -89,6 +93,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
             LearningRate = Optimizer(request.Optimizer).LearningRate,
         },
         Missing = request.Missing ?? "drop_rows",
+        Keep = KeepOf(request),
         Standardize = request.Standardize ?? true,
         MaxRuntime = request.MaxRuntime ?? jobOptions.Value.MaxRuntime,
         Validation = request.Validation is null ? null : request.Validation with
@@ -213,7 +218,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
         {
             return false;
         }
-        spec = new EarlyStoppingSpec(monitor, mode, stopping.Patience ?? 5, stopping.MinDelta ?? 0, stopping.RestoreBest ?? true);
+        spec = new EarlyStoppingSpec(monitor, mode, stopping.Patience ?? 5, stopping.MinDelta ?? 0, KeepOf(request) == "best");
         return true;
     }
 

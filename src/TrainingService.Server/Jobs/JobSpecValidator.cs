@@ -240,12 +240,28 @@ public sealed class JobSpecValidator(IOptions<JobOptions> jobOptions)
         {
             return problem;
         }
+        if (Keep(request) is { } keep)
+        {
+            return keep;
+        }
         if (request.Missing is not (null or "drop_rows" or "impute"))
         {
             return Bad("job.invalid_missing_policy", "missing", $"missing must be \"drop_rows\" or \"impute\"; got \"{request.Missing}\".");
         }
         return request.MaxRuntime is TimeSpan runtime && (runtime <= TimeSpan.Zero || runtime > options.MaxRuntime)
             ? Bad("job.invalid_max_runtime", "maxRuntime", $"maxRuntime must be positive and at most {options.MaxRuntime} (Jobs:MaxRuntime).")
+            : null;
+    }
+
+    private static ApiProblem? Keep(SubmitJobRequest request)
+    {
+        if (request.Keep is not (null or "best" or "last"))
+        {
+            return Bad("job.invalid_keep", "keep", $"keep must be \"best\" or \"last\"; got \"{request.Keep}\".");
+        }
+        return request.Keep is not null && request.EarlyStopping?.RestoreBest is bool restore && restore != (request.Keep == "best")
+            ? Bad("job.conflicting_keep", "earlyStopping.restoreBest",
+                $"earlyStopping.restoreBest ({(restore ? "true" : "false")}) contradicts keep (\"{request.Keep}\"); give keep alone.")
             : null;
     }
 

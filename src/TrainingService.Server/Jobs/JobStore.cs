@@ -27,6 +27,9 @@ public sealed record JobRun(string Tenant, string Status, string Spec, Guid? Dat
 /// <summary>A job's failure as stored.</summary>
 public sealed record FailureInfo(string Code, string Message, int? Epoch = null);
 
+/// <summary>A finished job's model document, its ETag, and the epoch it comes from (keep: best or last).</summary>
+public sealed record StoredModel(string Json, string ETag, int Epoch);
+
 /// <summary>
 /// The one writer of job rows and their histories, checkpoints, models and idempotency keys: submit, cancel, start,
 /// epochs, finish, and the unlinking of a deleted dataset. Raw SQL rather than EF because each write is one atomic
@@ -230,7 +233,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     private const string JobColumns = """
         id, created_at, dataset_id, status, spec, seed, total_epochs, started_at, finished_at, transitions, stop_reason, failure_code,
         failure_message, failure_epoch, epochs_completed, last_train_loss, last_val_loss, best_val_loss, best_val_loss_epoch, best_epoch,
-        data_summary, retry_of, hangfire_job_id, device, version, tenant
+        data_summary, retry_of, hangfire_job_id, device, version, tenant, baseline, diagnoses, model_epoch
         """;
 
     /// <summary>Reads the command's first row, or every row into <paramref name="all"/> (returning the last).</summary>
@@ -262,7 +265,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             FailureMessage = Text(12), FailureEpoch = Get<int>(13), EpochsCompleted = r.GetInt32(14), LastTrainLoss = Get<double>(15),
             LastValLoss = Get<double>(16), BestValLoss = Get<double>(17), BestValLossEpoch = Get<int>(18), BestEpoch = Get<int>(19),
             DataSummary = Text(20), RetryOf = Get<Guid>(21), HangfireJobId = Text(22), Device = Text(23), Version = r.GetInt64(24),
-            Tenant = r.GetString(25),
+            Tenant = r.GetString(25), Baseline = Text(26), Diagnoses = Text(27), ModelEpoch = Get<int>(28),
         };
     }
 
@@ -397,7 +400,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     /// false, writing nothing, when the job had already ended (a repeated finish) or belongs to another attempt.
     /// </summary>
     public async Task<bool> FinishAsync(Guid id, string attempt, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
-        (string Json, string ETag)? model, CancellationToken cancellationToken)
+        StoredModel? model, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -413,7 +416,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
                 stop_reason = CASE WHEN status = @cancelling THEN @cancelledReason ELSE @reason END,
                 failure_code = CASE WHEN status = @cancelling THEN NULL ELSE @code END,
                 failure_message = CASE WHEN status = @cancelling THEN NULL ELSE @message END,
-                failure_epoch = CASE WHEN status = @cancelling THEN NULL ELSE @epoch END, best_epoch = @best
+                failure_epoch = CASE WHEN status = @cancelling THEN NULL ELSE @epoch END, best_epoch = @best, model_epoch = @modelEpoch
             WHERE id = @id AND status = ANY(@unfinished)
             RETURNING status
             """, connection, transaction);
@@ -429,6 +432,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         update.Parameters.AddWithValue("message", NpgsqlDbType.Text, (object?)failure?.Message ?? DBNull.Value);
         update.Parameters.AddWithValue("epoch", NpgsqlDbType.Integer, (object?)failure?.Epoch ?? DBNull.Value);
         update.Parameters.AddWithValue("best", NpgsqlDbType.Integer, (object?)bestEpoch ?? DBNull.Value);
+        update.Parameters.AddWithValue("modelEpoch", NpgsqlDbType.Integer, (object?)model?.Epoch ?? DBNull.Value);
         if (await update.ExecuteScalarAsync(cancellationToken) is not string ended)
         {
             return false;
@@ -441,7 +445,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
 
     /// <summary>Stores a finished job's model (if any) and drops its checkpoint.</summary>
     private static async Task ReplaceModelAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id,
-        (string Json, string ETag)? model, CancellationToken cancellationToken)
+        StoredModel? model, CancellationToken cancellationToken)
     {
         if (model is { } m)
         {
@@ -464,7 +468,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     /// the checkpoint when one comes with it, and notifies listeners, all in one transaction. False, writing nothing, when
     /// the job belongs to another attempt.
     /// </summary>
-    public async Task<bool> RecordEpochAsync(Guid id, string attempt, EpochRecord record, TrainingCheckpoint? checkpoint,
+    public async Task<bool> RecordEpochAsync(Guid id, string attempt, EpochRecord record, TrainingCheckpoint? checkpoint, string diagnoses,
         CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
@@ -499,13 +503,14 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             UPDATE jobs SET epochs_completed = @epoch, last_train_loss = @train, last_val_loss = @val,
                 best_val_loss = CASE WHEN @val::double precision < best_val_loss OR (best_val_loss IS NULL AND @val IS NOT NULL) THEN @val ELSE best_val_loss END,
                 best_val_loss_epoch = CASE WHEN @val::double precision < best_val_loss OR (best_val_loss IS NULL AND @val IS NOT NULL) THEN @epoch ELSE best_val_loss_epoch END,
-                version = version + 1, updated_at = now()
+                diagnoses = @diagnoses, version = version + 1, updated_at = now()
             WHERE id = @id
             """, connection, transaction))
         {
             summary.Parameters.AddWithValue("id", id);
             summary.Parameters.AddWithValue("epoch", record.Epoch);
             summary.Parameters.AddWithValue("train", record.TrainLoss);
+            summary.Parameters.AddWithValue("diagnoses", NpgsqlDbType.Jsonb, diagnoses);
             summary.Parameters.AddWithValue("val", NpgsqlDbType.Double, (object?)(record.ValLoss is double v && double.IsFinite(v) ? v : null) ?? DBNull.Value);
             await summary.ExecuteNonQueryAsync(cancellationToken);
         }
@@ -523,6 +528,22 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         await NotifyAsync(connection, transaction, new JobEvent(id, "epoch", record.Epoch), cancellationToken);
         await CommitAsync(transaction, new JobEvent(id, "epoch", record.Epoch), cancellationToken);
         return true;
+    }
+
+    /// <summary>The job's stored epochs as the curve diagnoses read them, in order (a resumed run continues from these).</summary>
+    public async Task<List<CurvePoint>> LoadCurveAsync(Guid id, CancellationToken cancellationToken)
+    {
+        await using var command = dataSource.CreateCommand(
+            "SELECT epoch, train_loss, val_loss, regularization_loss, gradient_norm FROM job_epochs WHERE job_id = @id ORDER BY epoch");
+        command.Parameters.AddWithValue("id", id);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        var curve = new List<CurvePoint>();
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            curve.Add(new CurvePoint(reader.GetInt32(0), reader.GetDouble(1), reader.IsDBNull(2) ? null : reader.GetDouble(2),
+                reader.GetDouble(3), reader.GetDouble(4)));
+        }
+        return curve;
     }
 
     /// <summary>The latest checkpoint of a job, if any.</summary>
@@ -568,7 +589,15 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     }
 
     /// <summary>Stores what preprocessing did (rows used, dropped, labels…); false, writing nothing, when the job belongs to another attempt.</summary>
-    public async Task<bool> SetDataSummaryAsync(Guid id, string attempt, string json, CancellationToken cancellationToken)
+    public Task<bool> SetDataSummaryAsync(Guid id, string attempt, string json, CancellationToken cancellationToken) =>
+        SetJsonAsync(id, attempt, "data_summary", json, "data", cancellationToken);
+
+    /// <summary>Stores the trivial model's losses and metrics; false, writing nothing, when the job belongs to another attempt.</summary>
+    public Task<bool> SetBaselineAsync(Guid id, string attempt, string json, CancellationToken cancellationToken) =>
+        SetJsonAsync(id, attempt, "baseline", json, "baseline", cancellationToken);
+
+    /// <summary>Sets one of the job's JSON columns (named by this class, never by a caller) and notifies <paramref name="eventKind"/>.</summary>
+    private async Task<bool> SetJsonAsync(Guid id, string attempt, string column, string json, string eventKind, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
@@ -577,12 +606,12 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             return false;
         }
         await using var command = new NpgsqlCommand(
-            "UPDATE jobs SET data_summary = @summary, version = version + 1, updated_at = now() WHERE id = @id", connection, transaction);
+            $"UPDATE jobs SET {column} = @json, version = version + 1, updated_at = now() WHERE id = @id", connection, transaction);
         command.Parameters.AddWithValue("id", id);
-        command.Parameters.AddWithValue("summary", NpgsqlDbType.Jsonb, json);
+        command.Parameters.AddWithValue("json", NpgsqlDbType.Jsonb, json);
         await command.ExecuteNonQueryAsync(cancellationToken);
-        await NotifyAsync(connection, transaction, new JobEvent(id, "data"), cancellationToken);
-        await CommitAsync(transaction, new JobEvent(id, "data"), cancellationToken);
+        await NotifyAsync(connection, transaction, new JobEvent(id, eventKind), cancellationToken);
+        await CommitAsync(transaction, new JobEvent(id, eventKind), cancellationToken);
         return true;
     }
 

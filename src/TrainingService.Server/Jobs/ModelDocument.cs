@@ -32,6 +32,8 @@ public sealed record ModelDocument
     public required IReadOnlyList<LayerParameters> Layers { get; init; }
     public required int EpochsTrained { get; init; }
     public int? BestEpoch { get; init; }
+    /// <summary>The epoch these weights come from: the best one (keep: best) or the last (keep: last). Absent from models stored before it existed.</summary>
+    public int? ModelEpoch { get; init; }
 
     public static ModelDocument Create(Guid jobId, JobPlan plan, FeaturePipeline pipeline, NetworkLayout layout, TrainingOutcome outcome) => new()
     {
@@ -49,6 +51,7 @@ public sealed record ModelDocument
             outcome.Parameters.AsSpan(l.Offset + l.WeightCount, l.Outputs).ToArray())).ToList(),
         EpochsTrained = outcome.EpochsCompleted,
         BestEpoch = outcome.BestEpoch,
+        ModelEpoch = outcome.ModelEpoch,
     };
 
     /// <summary>The layout and flat parameter vector the device runs.</summary>
@@ -74,11 +77,11 @@ public sealed record ModelDocument
 
     public OutputTransform Transform => Enum.Parse<OutputTransform>(OutputTransform, ignoreCase: true);
 
-    /// <summary>The JSON stored and served, and its strong ETag (a hash of exactly those bytes).</summary>
-    public (string Json, string ETag) Serialize()
+    /// <summary>The JSON stored and served, its strong ETag (a hash of exactly those bytes), and the epoch it comes from.</summary>
+    public StoredModel Serialize()
     {
         string json = JsonSerializer.Serialize(this, ApiJson.Options);
         string hash = Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(json)))[..32];
-        return (json, $"\"m-{hash}\"");
+        return new StoredModel(json, $"\"m-{hash}\"", ModelEpoch ?? EpochsTrained);
     }
 }

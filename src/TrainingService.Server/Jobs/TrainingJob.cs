@@ -38,6 +38,7 @@ public sealed class TrainingJob(
     TransientRetry retry,
     IOptions<JobOptions> jobOptions,
     IOptions<WorkerOptions> workerOptions,
+    IOptions<DiagnosisOptions> diagnosisOptions,
     ILogger<TrainingJob> logger)
 {
     public const string Queue = "training";
@@ -139,7 +140,7 @@ public sealed class TrainingJob(
 
     /// <summary>Ends the job through <see cref="JobStore.FinishAsync"/>, riding out a short outage; writes nothing if the job is another attempt's.</summary>
     private Task FinishAsync(Guid jobId, string attempt, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
-        (string Json, string ETag)? model) =>
+        StoredModel? model) =>
         retry.RunAsync("Finishing the job", ct => store.FinishAsync(jobId, attempt, status, stopReason, failure, bestEpoch, model, ct),
             CancellationToken.None);
 
@@ -248,14 +249,28 @@ public sealed class TrainingJob(
             logger.LogInformation("Resuming job {JobId} after epoch {Epoch}", run.JobId, checkpoint?.Epoch ?? 0);
         }
 
-        TrainingOutcome outcome;
-        using (var trainer = new Trainer(device, trainerSpec, prepared.Train, prepared.Validation))
-        {
-            outcome = await trainer.RunAsync(new EpochWriter(store, retry, run), checkpoint, run.Stop);
-        }
+        var outcome = await TrainAsync(run, trainerSpec, prepared, checkpoint);
         logger.LogInformation("Job {JobId} ended {StopReason} after {Epochs} epochs in {Seconds:F1} s", run.JobId, outcome.StopReason,
             outcome.EpochsCompleted, run.Clock.Elapsed.TotalSeconds);
         await FinishAsync(run, outcome, ModelDocument.Create(run.JobId, plan, prepared.Pipeline, layout, outcome).Serialize());
+    }
+
+    /// <summary>
+    /// Measures and stores the trivial model's losses, then trains, storing each epoch with the curve's diagnoses as of
+    /// that epoch (computed after the epoch, between its write and the next epoch's launches; their cost is logged).
+    /// </summary>
+    private async Task<TrainingOutcome> TrainAsync(Run run, TrainerSpec trainerSpec, PreparedData prepared, TrainingCheckpoint? checkpoint)
+    {
+        using var trainer = new Trainer(device, trainerSpec, prepared.Train, prepared.Validation);
+        var baseline = await trainer.BaselineAsync();
+        string baselineJson = JsonSerializer.Serialize(baseline, ApiJson.Options);
+        Owned(await retry.RunAsync("Storing the baseline", ct => store.SetBaselineAsync(run.JobId, run.Attempt, baselineJson, ct), run.Stop));
+        var curve = checkpoint is null ? [] : await retry.RunAsync("Loading the history", ct => store.LoadCurveAsync(run.JobId, ct), run.Shutdown);
+        var writer = new EpochWriter(store, retry, run, new CurveReader(curve, baseline, diagnosisOptions.Value.Thresholds()));
+        var outcome = await trainer.RunAsync(writer, checkpoint, run.Stop);
+        logger.LogInformation("Job {JobId}: diagnosing its curve took {Microseconds:F0} µs per epoch ({Epochs} epochs)", run.JobId,
+            writer.Diagnoses.MicrosecondsPerEpoch, writer.Diagnoses.Epochs);
+        return outcome;
     }
 
     /// <summary>Stops the attempt when a fenced write found the job another attempt's.</summary>
@@ -286,13 +301,14 @@ public sealed class TrainingJob(
             Regularization = plan.Regularization,
             Schedule = plan.Schedule,
             EarlyStopping = plan.EarlyStopping,
+            Keep = plan.Keep,
             CheckpointEvery = jobOptions.Value.CheckpointEvery,
         };
         return (spec, layout);
     }
 
     /// <summary>Records how training ended; a worker shutdown rethrows so Hangfire requeues the job.</summary>
-    private async Task FinishAsync(Run run, TrainingOutcome outcome, (string Json, string ETag) model)
+    private async Task FinishAsync(Run run, TrainingOutcome outcome, StoredModel model)
     {
         switch (outcome.StopReason)
         {
@@ -351,22 +367,47 @@ public sealed class TrainingJob(
     }
 
     /// <summary>
-    /// Stores each epoch (and its checkpoint) as the trainer reports it, riding out a short outage. A write fenced off (the
-    /// job is another attempt's) stops training at the next batch, as a lost lease does.
+    /// Stores each epoch (and its checkpoint) as the trainer reports it, with the curve's diagnoses as of that epoch, riding
+    /// out a short outage. A write fenced off (the job is another attempt's) stops training at the next batch, as a lost
+    /// lease does.
     /// </summary>
-    private sealed class EpochWriter(JobStore store, TransientRetry retry, Run run) : ITrainingObserver
+    private sealed class EpochWriter(JobStore store, TransientRetry retry, Run run, CurveReader diagnoses) : ITrainingObserver
     {
+        public CurveReader Diagnoses => diagnoses;
+
         public async ValueTask OnEpochAsync(EpochRecord record, TrainingCheckpoint? checkpoint)
         {
             if (run.Lost.IsCancellationRequested)
             {
                 return;
             }
-            if (!await retry.RunAsync($"Storing epoch {record.Epoch}", ct => store.RecordEpochAsync(run.JobId, run.Attempt, record, checkpoint, ct),
-                CancellationToken.None))
+            string diagnosed = diagnoses.Add(record);
+            if (!await retry.RunAsync($"Storing epoch {record.Epoch}",
+                ct => store.RecordEpochAsync(run.JobId, run.Attempt, record, checkpoint, diagnosed, ct), CancellationToken.None))
             {
                 await run.Lost.CancelAsync();
             }
+        }
+    }
+
+    /// <summary>The curve so far and its diagnoses after each epoch, as JSON, timing what that costs.</summary>
+    private sealed class CurveReader(List<CurvePoint> curve, Baseline baseline, DiagnosisThresholds thresholds)
+    {
+        private readonly Stopwatch _clock = new();
+
+        public int Epochs { get; private set; }
+
+        public double MicrosecondsPerEpoch => Epochs == 0 ? 0 : _clock.Elapsed.TotalMicroseconds / Epochs;
+
+        public string Add(EpochRecord record)
+        {
+            _clock.Start();
+            curve.RemoveAll(p => p.Epoch >= record.Epoch);
+            curve.Add(CurvePoint.Of(record));
+            string json = JsonSerializer.Serialize(CurveDiagnostics.Diagnose(curve, baseline, thresholds), ApiJson.Options);
+            _clock.Stop();
+            Epochs++;
+            return json;
         }
     }
 }

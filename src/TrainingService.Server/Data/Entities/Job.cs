@@ -31,6 +31,12 @@ public sealed class Job
     public int? BestValLossEpoch { get; set; }
     /// <summary>Early stopping's best epoch, when it ran.</summary>
     public int? BestEpoch { get; set; }
+    /// <summary>JSON object: the trivial model's losses and metrics (Compute's <c>Baseline</c>), once the worker measured them.</summary>
+    public string? Baseline { get; set; }
+    /// <summary>JSON array of the curve's diagnoses as of the last epoch written.</summary>
+    public string? Diagnoses { get; set; }
+    /// <summary>The epoch the stored model comes from (keep: best or last), once a model is stored.</summary>
+    public int? ModelEpoch { get; set; }
     /// <summary>JSON object: rows used, dropped, train/validation sizes, label order, features.</summary>
     public string? DataSummary { get; set; }
     public Guid? RetryOf { get; set; }

@@ -219,6 +219,10 @@ namespace TrainingService.Server.Data.Migrations
                         .HasColumnType("uuid")
                         .HasColumnName("id");
 
+                    b.Property<string>("Baseline")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("baseline");
+
                     b.Property<int?>("BestEpoch")
                         .HasColumnType("integer")
                         .HasColumnName("best_epoch");
@@ -251,6 +255,10 @@ namespace TrainingService.Server.Data.Migrations
                         .HasColumnType("text")
                         .HasColumnName("device");
 
+                    b.Property<string>("Diagnoses")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("diagnoses");
+
                     b.Property<int>("EpochsCompleted")
                         .HasColumnType("integer")
                         .HasColumnName("epochs_completed");
@@ -282,6 +290,10 @@ namespace TrainingService.Server.Data.Migrations
                     b.Property<double?>("LastValLoss")
                         .HasColumnType("double precision")
                         .HasColumnName("last_val_loss");
+
+                    b.Property<int?>("ModelEpoch")
+                        .HasColumnType("integer")
+                        .HasColumnName("model_epoch");
 
                     b.Property<Guid?>("RetryOf")
                         .HasColumnType("uuid")
