@@ -250,7 +250,8 @@ public static class CurveDiagnostics
             },
             $"The validation loss rose {Percent(rise)} from its minimum ({F(minimum)}, epoch {from}) while the training loss kept " +
             $"falling ({F(trainAtBest)} → {F(trainNow)}): the model is overfitting from epoch {from}.",
-            [$"Stop early (earlyStopping with patience about {Math.Max(3, (curve.Count - best) / 2)}); keep: \"best\" keeps epoch {from}'s model.",
+            [$"Stop early: earlyStopping with patience 5 would have ended this run at epoch {from + 5} instead of {curve[^1].Epoch}.",
+             $"keep: \"best\" (the default) stores epoch {from}'s model.",
              "Add L2 regularization.", "Add dropout.", "Use a smaller model or more data."]);
     }
 

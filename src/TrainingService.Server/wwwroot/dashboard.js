@@ -223,9 +223,12 @@ function openJob(id) {
     closed: false,
     metric: null,
     charts: {},
+    baseline: null,  // the trivial model's losses, from the history
+    diagnoses: [],   // what the curve says, from the history (and the job once it ends)
   };
   $('job-title').innerHTML = `Job <span class="job-id">${escapeHtml(id)}</span>`;
   renderJobHeader();
+  renderDiagnoses();
   createJobCharts();
   renderEpochTable();
   pollHistory(view);
@@ -259,6 +262,9 @@ async function pollHistory(v) {
       v.status = page.status;
       v.epochsCompleted = page.epochsCompleted;
       v.totalEpochs = page.totalEpochs;
+      v.baseline = page.baseline ?? v.baseline;
+      v.diagnoses = page.diagnoses ?? v.diagnoses;
+      renderDiagnoses();
       if (page.epochs.length > 0) {
         v.epochs.push(...page.epochs);
         v.after = page.nextAfterEpoch ?? v.after;
@@ -294,10 +300,30 @@ async function refreshSelectedJob(v) {
     const job = await (await request(`/api/jobs/${v.id}`)).json();
     if (!v.closed) {
       v.job = job;
+      v.diagnoses = job.diagnoses;
+      renderDiagnoses();
+      v.charts.loss?.redraw(false);
     }
   } catch {
     // the list refresh will catch up
   }
+}
+
+// What the curve says, as the API computed it after the last epoch: one line each, with what to try.
+function renderDiagnoses() {
+  const list = $('job-diagnoses');
+  const diagnoses = view?.diagnoses ?? [];
+  list.hidden = diagnoses.length === 0;
+  list.innerHTML = diagnoses.map((d) => `<li class="${d.code === 'diverged' ? 'severe' : ''}">
+    <code>${escapeHtml(d.code)}</code> <span class="hint">epochs ${d.fromEpoch}–${d.toEpoch}</span> ${escapeHtml(d.message)}
+    <div class="suggest">Try: ${d.suggestions.map(escapeHtml).join(' · ')}</div></li>`).join('');
+  const job = view?.job;
+  const baseline = view?.baseline;
+  $('job-model').hidden = !job?.modelEpoch && !baseline;
+  $('job-model').textContent = [
+    job?.modelEpoch ? `Kept model: epoch ${job.modelEpoch} (keep: ${job.spec?.keep ?? 'best'})` : '',
+    baseline ? `Baseline (predicting the ${baseline.model}): loss ${formatNumber(baseline.valLoss ?? baseline.trainLoss)}` : '',
+  ].filter(Boolean).join(' · ');
 }
 
 function renderJobHeader() {
@@ -321,7 +347,7 @@ function renderJobHeader() {
 
 // ---- Charts ---------------------------------------------------------------------------------------------------
 
-function makeChart(el, labels, { height, logScale = false, colors = COLORS }) {
+function makeChart(el, labels, { height, logScale = false, colors = COLORS, dashed = [], markers = null }) {
   const options = {
     width: Math.max(200, el.clientWidth),
     height,
@@ -331,16 +357,53 @@ function makeChart(el, labels, { height, logScale = false, colors = COLORS }) {
       label,
       stroke: colors[i % colors.length],
       width: 1.5,
+      dash: dashed.includes(i) ? [6, 4] : undefined,
+      points: dashed.includes(i) ? { show: false } : undefined, // a reference line, not data
       value: (u, v) => formatNumber(v),
     }))],
     legend: { live: true },
+    hooks: markers ? { draw: [(u) => drawMarkers(u, markers())] } : {},
   };
   return new uPlot(options, [[], ...labels.map(() => [])], el);
 }
 
+// Vertical lines at epochs worth a look: where each diagnosis starts, and the epoch whose model was kept.
+function drawMarkers(u, markers) {
+  const ctx = u.ctx;
+  ctx.save();
+  ctx.font = `${11 * devicePixelRatio}px sans-serif`;
+  markers.forEach(({ epoch, label, color }, i) => {
+    const x = u.valToPos(epoch, 'x', true);
+    if (!Number.isFinite(x) || x < u.bbox.left || x > u.bbox.left + u.bbox.width) {
+      return;
+    }
+    ctx.strokeStyle = color;
+    ctx.fillStyle = color;
+    ctx.setLineDash([3, 3]);
+    ctx.beginPath();
+    ctx.moveTo(x, u.bbox.top);
+    ctx.lineTo(x, u.bbox.top + u.bbox.height);
+    ctx.stroke();
+    ctx.fillText(label, x + 3 * devicePixelRatio, u.bbox.top + 12 * (1 + i % 3) * devicePixelRatio); // staggered: markers may share an epoch
+  });
+  ctx.restore();
+}
+
+function lossMarkers() {
+  const markers = (view?.diagnoses ?? []).map((d) => ({
+    epoch: d.fromEpoch, label: d.code, color: d.code === 'diverged' ? '#cf222e' : '#bf8700',
+  }));
+  const kept = view?.job?.modelEpoch;
+  if (kept) {
+    markers.push({ epoch: kept, label: 'kept model', color: '#1a7f37' });
+  }
+  return markers;
+}
+
 function createJobCharts() {
   const log = $('log-scale').checked;
-  view.charts.loss = makeChart($('chart-loss'), ['train loss', 'validation loss'], { height: 230, logScale: log });
+  view.charts.loss = makeChart($('chart-loss'), ['train loss', 'validation loss', 'baseline'],
+    { height: 230, logScale: log, colors: [COLORS[0], COLORS[1], '#6e7781'], dashed: [2], markers: lossMarkers });
   view.charts.lr = makeChart($('chart-lr'), ['learning rate'], { height: 160, colors: ['#8250df'] });
   view.charts.metric = makeChart($('chart-metric'), [view.metric ?? 'metric'], { height: 160, colors: ['#1a7f37'] });
 }
@@ -350,7 +413,10 @@ function updateJobCharts() {
   const epochs = view.epochs;
   const x = epochs.map((e) => e.epoch);
   const log = $('log-scale').checked;
-  view.charts.loss.setData([x, epochs.map((e) => plotValue(e.trainLoss, log)), epochs.map((e) => plotValue(e.valLoss, log))]);
+  // The trivial model's loss (training mean or class prior) as a flat reference line: where the validation loss is measured.
+  const reference = view.baseline ? (view.baseline.valLoss ?? view.baseline.trainLoss) : null;
+  view.charts.loss.setData([x, epochs.map((e) => plotValue(e.trainLoss, log)), epochs.map((e) => plotValue(e.valLoss, log)),
+    epochs.map(() => plotValue(reference, log))]);
   view.charts.lr.setData([x, epochs.map((e) => plotValue(e.learningRate))]);
   updateMetricChoices();
   view.charts.metric.setData([x, epochs.map((e) => plotValue(seriesValue(e, view.metric)))]);
