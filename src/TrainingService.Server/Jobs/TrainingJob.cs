@@ -402,7 +402,10 @@ public sealed class TrainingJob(
         public string Add(EpochRecord record)
         {
             _clock.Start();
-            curve.RemoveAll(p => p.Epoch >= record.Epoch);
+            if (curve.Count > 0 && curve[^1].Epoch >= record.Epoch)
+            {
+                curve.RemoveAll(p => p.Epoch >= record.Epoch); // resumed before the last stored epoch: it is recomputed
+            }
             curve.Add(CurvePoint.Of(record));
             string json = JsonSerializer.Serialize(CurveDiagnostics.Diagnose(curve, baseline, thresholds), ApiJson.Options);
             _clock.Stop();
