@@ -43,6 +43,7 @@ internal sealed class JobConfiguration : IEntityTypeConfiguration<Job>
         builder.Property(j => j.Transitions).HasColumnType("jsonb");
         builder.Property(j => j.DataSummary).HasColumnType("jsonb");
         builder.Property(j => j.Baseline).HasColumnType("jsonb");
+        builder.Property(j => j.ComputeDevice).HasDefaultValue("any");
         builder.Property(j => j.Diagnoses).HasColumnType("jsonb");
         builder.HasOne<Dataset>().WithMany().HasForeignKey(j => j.DatasetId).OnDelete(DeleteBehavior.SetNull);
         builder.HasOne<Job>().WithMany().HasForeignKey(j => j.RetryOf).OnDelete(DeleteBehavior.SetNull);

@@ -44,6 +44,14 @@ public sealed record SubmitJobRequest
     /// training loss without a validation split) or "last". Predict and the model download use it.
     /// </summary>
     public string? Keep { get; init; }
+    /// <summary>{"device": "cuda" | "cpu" | "any"} (default any): which worker pool may run the job.</summary>
+    public ComputeRequest? Compute { get; init; }
+}
+
+public sealed record ComputeRequest
+{
+    /// <summary>cuda: GPU workers only; cpu: CPU workers only; any (default): the first free worker.</summary>
+    public string? Device { get; init; }
 }
 
 public sealed record ModelRequest

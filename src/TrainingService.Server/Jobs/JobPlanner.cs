@@ -94,6 +94,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
         },
         Missing = request.Missing ?? "drop_rows",
         Keep = KeepOf(request),
+        Compute = new ComputeRequest { Device = request.Compute?.Device ?? ComputePools.Any },
         Standardize = request.Standardize ?? true,
         MaxRuntime = request.MaxRuntime ?? jobOptions.Value.MaxRuntime,
         Validation = request.Validation is null ? null : request.Validation with

@@ -244,6 +244,10 @@ public sealed class JobSpecValidator(IOptions<JobOptions> jobOptions)
         {
             return keep;
         }
+        if (request.Compute?.Device is { } device && !ComputePools.Devices.Contains(device))
+        {
+            return Bad("job.invalid_compute_device", "compute.device", $"compute.device must be \"cuda\", \"cpu\" or \"any\"; got \"{device}\".");
+        }
         if (request.Missing is not (null or "drop_rows" or "impute"))
         {
             return Bad("job.invalid_missing_policy", "missing", $"missing must be \"drop_rows\" or \"impute\"; got \"{request.Missing}\".");

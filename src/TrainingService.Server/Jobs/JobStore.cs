@@ -13,7 +13,7 @@ public sealed record JobState(string Tenant, long Version, string Status, string
 
 /// <summary>A job to insert: the normalized spec, the idempotency key it came with, if any, and its tenant's queued-jobs quota.</summary>
 public sealed record NewJob(string Tenant, Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash,
-    int MaxQueued = int.MaxValue);
+    int MaxQueued = int.MaxValue, string ComputeDevice = ComputePools.Any);
 
 /// <summary>What a submit did: inserted a new job, or found the job an earlier request with the same key created.</summary>
 public sealed record JobCreation(Guid JobId, bool IsNew);
@@ -70,9 +70,10 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             await serialise.ExecuteNonQueryAsync(cancellationToken);
         }
         await using (var insert = new NpgsqlCommand("""
-            INSERT INTO jobs (id, tenant, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version, updated_at)
+            INSERT INTO jobs (id, tenant, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version,
+                              updated_at, compute_device)
             VALUES (@id, @tenant, now(), @dataset, 'queued', @spec, @seed, @epochs,
-                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now())
+                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now(), @device)
             """, connection, transaction))
         {
             insert.Parameters.AddWithValue("id", id);
@@ -82,6 +83,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             insert.Parameters.AddWithValue("seed", job.Seed);
             insert.Parameters.AddWithValue("epochs", job.TotalEpochs);
             insert.Parameters.AddWithValue("retryOf", (object?)job.RetryOf ?? DBNull.Value);
+            insert.Parameters.AddWithValue("device", job.ComputeDevice);
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         if (job.IdempotencyKey is { } key)
@@ -233,7 +235,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     private const string JobColumns = """
         id, created_at, dataset_id, status, spec, seed, total_epochs, started_at, finished_at, transitions, stop_reason, failure_code,
         failure_message, failure_epoch, epochs_completed, last_train_loss, last_val_loss, best_val_loss, best_val_loss_epoch, best_epoch,
-        data_summary, retry_of, hangfire_job_id, device, version, tenant, baseline, diagnoses, model_epoch
+        data_summary, retry_of, hangfire_job_id, device, version, tenant, baseline, diagnoses, model_epoch, compute_device
         """;
 
     /// <summary>Reads the command's first row, or every row into <paramref name="all"/> (returning the last).</summary>
@@ -266,6 +268,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             LastValLoss = Get<double>(16), BestValLoss = Get<double>(17), BestValLossEpoch = Get<int>(18), BestEpoch = Get<int>(19),
             DataSummary = Text(20), RetryOf = Get<Guid>(21), HangfireJobId = Text(22), Device = Text(23), Version = r.GetInt64(24),
             Tenant = r.GetString(25), Baseline = Text(26), Diagnoses = Text(27), ModelEpoch = Get<int>(28),
+            ComputeDevice = r.GetString(29),
         };
     }
 

@@ -35,7 +35,7 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
         }
         string requestHash = Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(request, ApiJson.Options)));
         var job = new NewJob(tenant, dataset.Id, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options), plan.Seed, plan.Epochs, retryOf,
-            idempotencyKey, requestHash, quotas.Value.For(tenant).MaxQueuedJobs);
+            idempotencyKey, requestHash, quotas.Value.For(tenant).MaxQueuedJobs, plan.Normalized.Compute!.Device!);
         var (created, refused) = await store.CreateAsync(job, options.Value.IdempotencyWindow, cancellationToken);
         if (created is null)
         {

@@ -239,6 +239,13 @@ namespace TrainingService.Server.Data.Migrations
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("cancel_requested_at");
 
+                    b.Property<string>("ComputeDevice")
+                        .IsRequired()
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("text")
+                        .HasDefaultValue("any")
+                        .HasColumnName("compute_device");
+
                     b.Property<DateTimeOffset>("CreatedAt")
                         .HasColumnType("timestamp with time zone")
                         .HasColumnName("created_at");
