@@ -31,6 +31,12 @@ public sealed class ServiceOptions
 /// <summary>Section <c>Worker</c>: the Hangfire server that runs training jobs.</summary>
 public sealed class WorkerOptions
 {
+    /// <summary>
+    /// The pool this worker serves (with the shared queue of "any" jobs): Auto takes it from the compute device (a GPU serves
+    /// cuda jobs, the CPU accelerator cpu jobs). Cuda on a CPU device is for tests of routing without a GPU.
+    /// </summary>
+    public WorkerPool Pool { get; set; } = WorkerPool.Auto;
+
     /// <summary>Training jobs run at once in this process. Jobs share one accelerator, so 1 is usually right.</summary>
     [Range(1, 64)]
     public int WorkerCount { get; set; } = 1;
@@ -286,6 +292,17 @@ public sealed class DiagnosisOptions
         OscillationAmplitude = OscillationAmplitude, OscillationEpochs = OscillationEpochs, PlateauImprovement = PlateauImprovement,
         PlateauEpochs = PlateauEpochs, NoiseLevel = NoiseLevel, NoiseRatio = NoiseRatio,
     };
+}
+
+/// <summary>Which jobs a worker takes (see <c>Jobs.ComputePools</c>).</summary>
+public enum WorkerPool
+{
+    /// <summary>By the compute device: Cuda on a GPU, Cpu otherwise.</summary>
+    Auto,
+    /// <summary>cpu and any jobs.</summary>
+    Cpu,
+    /// <summary>cuda and any jobs.</summary>
+    Cuda,
 }
 
 /// <summary>How callers prove who they are.</summary>

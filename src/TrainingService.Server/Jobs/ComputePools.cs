@@ -1,3 +1,5 @@
+using TrainingService.Server.Configuration;
+
 namespace TrainingService.Server.Jobs;
 
 /// <summary>
@@ -14,6 +16,13 @@ public static class ComputePools
 
     /// <summary>What a spec may ask for.</summary>
     public static readonly IReadOnlySet<string> Devices = new HashSet<string> { Cuda, Cpu, Any };
+
+    /// <summary>The queues a worker of <paramref name="pool"/> serves: its own pool's, then the shared one.</summary>
+    public static string[] QueuesOf(WorkerPool pool) => [QueueOf(pool == WorkerPool.Cuda ? Cuda : Cpu), QueueOf(Any)];
+
+    /// <summary>The pool a worker serves: as configured, or by its device when Auto.</summary>
+    public static WorkerPool PoolOf(WorkerPool configured, bool cpuDevice) =>
+        configured != WorkerPool.Auto ? configured : cpuDevice ? WorkerPool.Cpu : WorkerPool.Cuda;
 
     /// <summary>The Hangfire queue of jobs asking for <paramref name="device"/>.</summary>
     public static string QueueOf(string device) => device switch

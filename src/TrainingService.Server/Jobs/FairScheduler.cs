@@ -50,7 +50,7 @@ public sealed class FairScheduler(NpgsqlDataSource dataSource, JobStore store, I
                 await take.ExecuteNonQueryAsync(cancellationToken);
             }
             var choice = await store.ChooseAsync(connection, jobId, hangfireJobId, RunningLimits.From(quotas.Value),
-                carried => client.Schedule<TrainingJob>(j => j.RunAsync(carried, null, CancellationToken.None), quotas.Value.DeferredRecheck),
+                (carried, device) => client.ScheduleTraining(carried, device, quotas.Value.DeferredRecheck),
                 cancellationToken);
             LogChoice(choice, hangfireJobId);
             return new SchedulerTurn(choice.Run, connection);
@@ -89,7 +89,7 @@ public sealed class FairScheduler(NpgsqlDataSource dataSource, JobStore store, I
         try
         {
             if (await store.FairestAsync(RunningLimits.From(quotas.Value), cancellationToken) is { } next
-                && client.ChangeState(next.HangfireJobId, new EnqueuedState(TrainingJob.Queue), ScheduledState.StateName))
+                && client.ChangeState(next.HangfireJobId, new EnqueuedState(ComputePools.QueueOf(next.Device)), ScheduledState.StateName))
             {
                 logger.LogInformation("Job {JobId} may start now; its deferred Hangfire job {HangfireJobId} is enqueued", next.Id, next.HangfireJobId);
             }

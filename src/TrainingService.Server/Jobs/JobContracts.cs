@@ -133,6 +133,8 @@ public sealed record JobResponse
 {
     public required Guid Id { get; init; }
     public required string Status { get; init; }
+    /// <summary>For a queued job whose worker pool has no live worker: what it waits for, and since when.</summary>
+    public JobWaiting? Waiting { get; init; }
     public Guid? DatasetId { get; init; }
     public required DateTimeOffset CreatedAt { get; init; }
     public DateTimeOffset? StartedAt { get; init; }
@@ -160,7 +162,11 @@ public sealed record JobProgress(int Epoch, int TotalEpochs);
 
 public sealed record JobFailure(string Code, string Message, int? Epoch);
 
-public sealed record JobTransition(string Status, DateTimeOffset At, string? Note);
+/// <summary>A status change; an attempt's start names its worker (host:pid), its device and its attempt id.</summary>
+public sealed record JobTransition(string Status, DateTimeOffset At, string? Note, string? Worker = null, string? Device = null, string? Attempt = null);
+
+/// <summary>A queued job that no live worker can take: the device it asked for, a sentence, since when, and for how many seconds.</summary>
+public sealed record JobWaiting(string Device, string Message, DateTimeOffset Since, double Seconds);
 
 /// <summary>Summary fields kept on the job row, so listings never read histories.</summary>
 public sealed record JobSummary(double? LastTrainLoss, double? LastValLoss, double? BestValLoss, int? BestValLossEpoch,

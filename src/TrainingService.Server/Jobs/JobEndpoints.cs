@@ -55,7 +55,7 @@ public static class JobEndpoints
     }
 
     private static async Task<IResult> Get(Guid id, HttpRequest http, HttpResponse response, JobStates states, JobStore store,
-        CancellationToken cancellationToken)
+        WorkerPresence presence, CancellationToken cancellationToken)
     {
         string tenant = http.HttpContext.Caller().Tenant;
         var state = await states.GetAsync(tenant, id, cancellationToken);
@@ -63,7 +63,8 @@ public static class JobEndpoints
         {
             return NotFound(id);
         }
-        string etag = JobMapping.ETag(id, state.Version);
+        bool waiting = state.Status == JobStatus.Queued && await presence.IsUnservedAsync(state.ComputeDevice, cancellationToken);
+        string etag = JobMapping.ETag(id, state.Version, waiting);
         if (ETags.Matches(http, etag))
         {
             return ETags.NotModified(response, etag);
@@ -73,15 +74,16 @@ public static class JobEndpoints
         {
             return NotFound(id);
         }
-        response.Headers.ETag = JobMapping.ETag(id, job.Version);
-        return TypedResults.Ok(job.ToResponse());
+        var wait = await presence.WaitingAsync(job, cancellationToken);
+        response.Headers.ETag = JobMapping.ETag(id, job.Version, wait is not null);
+        return TypedResults.Ok(job.ToResponse(wait));
     }
 
     /// <summary>Query parameters of <c>GET /api/jobs</c>.</summary>
     private sealed record ListQuery(string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter, int? Limit, string? Cursor);
 
     private static async Task<Results<Ok<JobPage>, ProblemHttpResult>> List([AsParameters] ListQuery query, HttpContext http, JobStore store,
-        IOptions<JobOptions> options, CancellationToken cancellationToken)
+        WorkerPresence presence, IOptions<JobOptions> options, CancellationToken cancellationToken)
     {
         int max = options.Value.MaxListLimit;
         int take = query.Limit ?? Math.Min(20, max);
@@ -104,7 +106,12 @@ public static class JobEndpoints
         }
         var page = await store.ListAsync(new JobFilter(http.Caller().Tenant, query.Status, query.DatasetId, query.CreatedAfter), before, take + 1, cancellationToken);
         string? next = page.Count > take ? WriteCursor(page[take - 1].CreatedAt, page[take - 1].Id) : null;
-        return TypedResults.Ok(new JobPage(page.Take(take).Select(j => j.ToResponse()).ToList(), next));
+        var items = new List<JobResponse>(take);
+        foreach (var job in page.Take(take))
+        {
+            items.Add(job.ToResponse(await presence.WaitingAsync(job, cancellationToken)));
+        }
+        return TypedResults.Ok(new JobPage(items, next));
     }
 
     private static async Task<Results<Accepted<JobResponse>, ProblemHttpResult>> Cancel(Guid id, HttpContext http, JobStore store, IBackgroundJobClient client,

@@ -6,10 +6,11 @@ namespace TrainingService.Server.Jobs;
 
 internal static class JobMapping
 {
-    public static JobResponse ToResponse(this Job job) => new()
+    public static JobResponse ToResponse(this Job job, JobWaiting? waiting = null) => new()
     {
         Id = job.Id,
         Status = job.Status,
+        Waiting = waiting,
         DatasetId = job.DatasetId,
         CreatedAt = job.CreatedAt,
         StartedAt = job.StartedAt,
@@ -30,5 +31,6 @@ internal static class JobMapping
         Spec = JsonSerializer.Deserialize<JsonElement>(job.Spec),
     };
 
-    public static string ETag(Guid id, long version) => $"\"j-{id:N}-{version}\"";
+    /// <summary>The job's ETag: its version, and whether it waits for a worker pool with no live worker (which no version records).</summary>
+    public static string ETag(Guid id, long version, bool waiting = false) => $"\"j-{id:N}-{version}{(waiting ? "-w" : "")}\"";
 }

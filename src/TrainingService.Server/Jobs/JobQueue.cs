@@ -1,5 +1,7 @@
+using TrainingService.Compute.Devices;
 using Hangfire;
 using Hangfire.PostgreSql;
+using Microsoft.Extensions.DependencyInjection.Extensions;
 using Microsoft.Extensions.Options;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Data;
@@ -46,30 +48,15 @@ public static class JobQueue
         services.AddScoped<JobSubmitter>();
         services.AddSingleton<JobEventHub>();
         services.AddSingleton<JobStates>();
+        services.AddSingleton<WorkerPresence>();
+        services.TryAddSingleton(TimeProvider.System);
         services.AddHostedService(provider => provider.GetRequiredService<JobEventHub>());
         services.AddHealthChecks().AddCheck<WorkerHealthCheck>("hangfire", tags: ["ready"]);
         if (service.RunsJobs)
         {
             services.AddTransient<TrainingJob>();
             services.AddSingleton<TransientRetry>();
-            services.AddHangfireServer((provider, options) =>
-            {
-                var worker = provider.GetRequiredService<IOptions<WorkerOptions>>().Value;
-                options.ServerName = TrainingJob.Worker;
-                options.Queues = [TrainingJob.Queue];
-                options.WorkerCount = worker.WorkerCount;
-                // StopTimeout is when a stopping server fires the running job's token: at once, so training stops at the
-                // next batch and the job is requeued; ShutdownTimeout bounds how long the server then waits for it.
-                options.StopTimeout = TimeSpan.FromMilliseconds(500);
-                options.ShutdownTimeout = worker.ShutdownTimeout;
-                options.CancellationCheckInterval = TimeSpan.FromSeconds(1);
-                options.SchedulePollingInterval = TimeSpan.FromSeconds(5);
-                // Readiness counts a server live for three heartbeats. Its row goes after a minute, not Hangfire's five: a live
-                // server that misses heartbeats that long (a database outage) is taken for dead, restarts, and its job resumes.
-                options.HeartbeatInterval = worker.HeartbeatInterval;
-                options.ServerTimeout = TimeSpan.FromMinutes(1);
-                options.ServerCheckInterval = TimeSpan.FromSeconds(15);
-            });
+            AddTrainingServer(services);
             // The host must outwait the Hangfire server, or it disposes the accelerator under a job still stopping.
             services.AddOptions<HostOptions>().Configure<IOptions<WorkerOptions>>((host, worker) =>
                 host.ShutdownTimeout = worker.Value.ShutdownTimeout + TimeSpan.FromSeconds(15));
@@ -78,18 +65,55 @@ public static class JobQueue
         return services;
     }
 
+    /// <summary>The Hangfire server of a worker: its pool's queues, one worker, and timings fitted to training.</summary>
+    private static void AddTrainingServer(IServiceCollection services)
+    {
+        services.AddHangfireServer((provider, options) =>
+        {
+            var worker = provider.GetRequiredService<IOptions<WorkerOptions>>().Value;
+            var device = provider.GetRequiredService<ComputeDevice>();
+            var pool = ComputePools.PoolOf(worker.Pool, device.IsCpu);
+            if (pool == WorkerPool.Cuda && device.IsCpu)
+            {
+                provider.GetRequiredService<ILogger<TrainingJob>>().LogWarning(
+                    "Worker:Pool is Cuda on {Device}: this worker takes cuda jobs without a GPU (a test of routing)", device.Description);
+            }
+            options.ServerName = TrainingJob.Worker;
+            options.Queues = ComputePools.QueuesOf(pool);
+            options.WorkerCount = worker.WorkerCount;
+            // StopTimeout is when a stopping server fires the running job's token: at once, so training stops at the
+            // next batch and the job is requeued; ShutdownTimeout bounds how long the server then waits for it.
+            options.StopTimeout = TimeSpan.FromMilliseconds(500);
+            options.ShutdownTimeout = worker.ShutdownTimeout;
+            options.CancellationCheckInterval = TimeSpan.FromSeconds(1);
+            options.SchedulePollingInterval = TimeSpan.FromSeconds(5);
+            // Readiness counts a server live for three heartbeats. Its row goes after a minute, not Hangfire's five: a live
+            // server that misses heartbeats that long (a database outage) is taken for dead, restarts, and its job resumes.
+            options.HeartbeatInterval = worker.HeartbeatInterval;
+            options.ServerTimeout = TimeSpan.FromMinutes(1);
+            options.ServerCheckInterval = TimeSpan.FromSeconds(15);
+        });
+    }
+
     /// <summary>
     /// Puts a job on the training queue and records the Hangfire id (for a new job, only if no worker has recorded it
     /// first: see <see cref="JobStore.SetHangfireJobAsync"/>).
     /// </summary>
     public static async Task EnqueueAsync(this IBackgroundJobClient client, JobStore store, Guid jobId, CancellationToken cancellationToken,
-        bool newJob = false)
+        bool newJob = false, string device = ComputePools.Any)
     {
-        string hangfireId = client.EnqueueTraining(jobId);
+        string hangfireId = client.EnqueueTraining(jobId, device);
         await store.SetHangfireJobAsync(jobId, hangfireId, cancellationToken, onlyIfUnset: newJob);
     }
 
-    /// <summary>Puts a job on the training queue; returns the Hangfire job id, which is also the id of the attempt it starts.</summary>
-    public static string EnqueueTraining(this IBackgroundJobClient client, Guid jobId) =>
-        client.Enqueue<TrainingJob>(TrainingJob.Queue, j => j.RunAsync(jobId, null, CancellationToken.None));
+    /// <summary>
+    /// Puts a job on its pool's queue (<see cref="ComputePools.QueueOf"/>); returns the Hangfire job id, which is also the id
+    /// of the attempt it starts. The queue is stored with the Hangfire job, so it holds through every later state change.
+    /// </summary>
+    public static string EnqueueTraining(this IBackgroundJobClient client, Guid jobId, string device) =>
+        client.Enqueue<TrainingJob>(ComputePools.QueueOf(device), j => j.RunAsync(jobId, null, CancellationToken.None));
+
+    /// <summary>Schedules a job's delivery on its pool's queue after <paramref name="delay"/>.</summary>
+    public static string ScheduleTraining(this IBackgroundJobClient client, Guid jobId, string device, TimeSpan delay) =>
+        client.Schedule<TrainingJob>(ComputePools.QueueOf(device), j => j.RunAsync(jobId, null, CancellationToken.None), delay);
 }

@@ -34,7 +34,7 @@ internal sealed class JobRecovery(NpgsqlDataSource dataSource, IBackgroundJobCli
     /// <summary>How long a free lease must stay free before its job counts as lost: a fetched job's worker takes it in milliseconds.</summary>
     internal static readonly TimeSpan Confirmation = TimeSpan.FromSeconds(1);
 
-    internal sealed record Candidate(Guid Id, string Status, string? HangfireId, bool RecentlyRestarted);
+    internal sealed record Candidate(Guid Id, string Status, string? HangfireId, bool RecentlyRestarted, string Device = ComputePools.Any);
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
@@ -93,7 +93,7 @@ internal sealed class JobRecovery(NpgsqlDataSource dataSource, IBackgroundJobCli
     private async Task<List<Candidate>> CandidatesAsync(CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand("""
-            SELECT id, status, hangfire_job_id, pg_postmaster_start_time() > now() - @grace FROM jobs
+            SELECT id, status, hangfire_job_id, pg_postmaster_start_time() > now() - @grace, compute_device FROM jobs
             WHERE status = ANY(@active) OR (status = @queued AND created_at < now() - @delay)
             """);
         command.Parameters.AddWithValue("active", new[] { JobStatus.Running, JobStatus.Cancelling });
@@ -104,7 +104,8 @@ internal sealed class JobRecovery(NpgsqlDataSource dataSource, IBackgroundJobCli
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
         {
-            candidates.Add(new Candidate(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetBoolean(3)));
+            candidates.Add(new Candidate(reader.GetGuid(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetString(2), reader.GetBoolean(3),
+                reader.GetString(4)));
         }
         return candidates;
     }
@@ -126,7 +127,7 @@ internal sealed class JobRecovery(NpgsqlDataSource dataSource, IBackgroundJobCli
             return; // finished, or handed on by another pass, since we looked
         }
         string[] statuses = lost ? [JobStatus.Running, JobStatus.Cancelling] : [JobStatus.Queued];
-        if (!await store.ReplaceDeliveryAsync(job.Id, statuses, job.HangfireId, () => client.EnqueueTraining(job.Id), cancellationToken))
+        if (!await store.ReplaceDeliveryAsync(job.Id, statuses, job.HangfireId, () => client.EnqueueTraining(job.Id, job.Device), cancellationToken))
         {
             logger.LogInformation("Job {JobId} moved on since recovery looked at it (Hangfire job {HangfireJobId}); not enqueuing it again",
                 job.Id, job.HangfireId ?? "none");

@@ -17,7 +17,8 @@ public sealed record SchedulingChoice(Guid? Run, Guid Carried, string Outcome);
 public sealed partial class JobStore
 {
     /// <summary>
-    /// The fairest queued job that may start: of the tenants under their running-jobs limit, the one with fewest running
+    /// The fairest queued job that may start (of one worker pool's device, when given, so a swap keeps each job on its pool's
+    /// queue): of the tenants under their running-jobs limit, the one with fewest running
     /// jobs, then the one that started a job least recently (never first), then the oldest job. Only jobs whose Hangfire job
     /// is recorded take part (a job a moment old may not have it yet). Locks the row it returns (skipping rows others hold).
     /// Each tenant's counts are index lookups (jobs by tenant and status, and by tenant and start), not a scan of its history.
@@ -29,10 +30,11 @@ public sealed partial class JobStore
                 (SELECT count(*) FROM jobs r WHERE r.tenant = t.tenant AND r.status = ANY(@active)) AS running,
                 (SELECT max(s.started_at) FROM jobs s WHERE s.tenant = t.tenant) AS last_start
             FROM (SELECT DISTINCT tenant FROM jobs WHERE status = 'queued') t)
-        SELECT j.id, j.hangfire_job_id FROM jobs j
+        SELECT j.id, j.hangfire_job_id, j.compute_device FROM jobs j
         JOIN usage u ON u.tenant = j.tenant
         LEFT JOIN quota q ON q.tenant = j.tenant
         WHERE j.status = 'queued' AND j.hangfire_job_id IS NOT NULL AND u.running < coalesce(q.max_running, @default)
+            AND (@device::text IS NULL OR j.compute_device = @device)
         ORDER BY u.running, u.last_start NULLS FIRST, j.created_at, j.id
         LIMIT 1
         """;
@@ -45,7 +47,7 @@ public sealed partial class JobStore
     /// job for the carried job and it is recorded in this one's place.
     /// </summary>
     public async Task<SchedulingChoice> ChooseAsync(NpgsqlConnection connection, Guid argument, string hangfireJobId, RunningLimits limits,
-        Func<Guid, string> scheduleAgain, CancellationToken cancellationToken)
+        Func<Guid, string, string> scheduleAgain, CancellationToken cancellationToken)
     {
         await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
         var carried = await CarriedAsync(connection, transaction, argument, hangfireJobId, cancellationToken);
@@ -59,10 +61,10 @@ public sealed partial class JobStore
         {
             return new SchedulingChoice(carried.Value.Id, carried.Value.Id, "not queued"); // running (a resume) or cancelling: as before
         }
-        var fairest = await FairestAsync(connection, transaction, limits, locking: true, cancellationToken);
+        var fairest = await FairestAsync(connection, transaction, limits, carried.Value.Device, cancellationToken);
         if (fairest is null)
         {
-            string next = scheduleAgain(carried.Value.Id);
+            string next = scheduleAgain(carried.Value.Id, carried.Value.Device);
             await SetCarrierAsync(connection, transaction, carried.Value.Id, hangfireJobId, next, cancellationToken);
             await transaction.CommitAsync(cancellationToken);
             return new SchedulingChoice(null, carried.Value.Id, "deferred");
@@ -82,38 +84,40 @@ public sealed partial class JobStore
         return new SchedulingChoice(fairest.Value.Id, carried.Value.Id, fairest.Value.Id == carried.Value.Id ? "own" : "swapped");
     }
 
-    /// <summary>The fairest job that may start now and its Hangfire job, read without locking (to wake it).</summary>
-    public async Task<(Guid Id, string HangfireJobId)?> FairestAsync(RunningLimits limits, CancellationToken cancellationToken)
+    /// <summary>The fairest job of any pool that may start now, its Hangfire job and device, read without locking (to wake it).</summary>
+    public async Task<(Guid Id, string HangfireJobId, string Device)?> FairestAsync(RunningLimits limits, CancellationToken cancellationToken)
     {
         await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
-        return await FairestAsync(connection, null, limits, locking: false, cancellationToken);
+        return await FairestAsync(connection, null, limits, device: null, cancellationToken);
     }
 
-    private static async Task<(Guid Id, string HangfireJobId)?> FairestAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
-        RunningLimits limits, bool locking, CancellationToken cancellationToken)
+    /// <summary>The fairest startable job; within a transaction (a worker's choice) of <paramref name="device"/>'s pool, row locked.</summary>
+    private static async Task<(Guid Id, string HangfireJobId, string Device)?> FairestAsync(NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        RunningLimits limits, string? device, CancellationToken cancellationToken)
     {
-        await using var command = new NpgsqlCommand(FairestSql + (locking ? " FOR UPDATE OF j SKIP LOCKED" : ""), connection, transaction);
+        await using var command = new NpgsqlCommand(FairestSql + (transaction is not null ? " FOR UPDATE OF j SKIP LOCKED" : ""), connection, transaction);
+        command.Parameters.AddWithValue("device", NpgsqlTypes.NpgsqlDbType.Text, (object?)device ?? DBNull.Value);
         command.Parameters.AddWithValue("tenants", limits.Tenants);
         command.Parameters.AddWithValue("limits", limits.Limits);
         command.Parameters.AddWithValue("default", limits.Default);
         command.Parameters.AddWithValue("active", new[] { JobStatus.Running, JobStatus.Cancelling });
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        return await reader.ReadAsync(cancellationToken) ? (reader.GetGuid(0), reader.GetString(1)) : null;
+        return await reader.ReadAsync(cancellationToken) ? (reader.GetGuid(0), reader.GetString(1), reader.GetString(2)) : null;
     }
 
     /// <summary>
     /// The unfinished job this Hangfire job carries, locked; else <paramref name="argument"/> if its submit has not yet
     /// recorded a Hangfire job (this one is it: claimed here, and the submit writes the same id); else null.
     /// </summary>
-    private static async Task<(Guid Id, string Status)?> CarriedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid argument,
+    private static async Task<(Guid Id, string Status, string Device)?> CarriedAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid argument,
         string hangfireJobId, CancellationToken cancellationToken)
     {
         await using var command = new NpgsqlCommand("""
-            SELECT id, status FROM jobs WHERE hangfire_job_id = @hangfire AND status = ANY(@unfinished) FOR UPDATE;
+            SELECT id, status, compute_device FROM jobs WHERE hangfire_job_id = @hangfire AND status = ANY(@unfinished) FOR UPDATE;
             UPDATE jobs SET hangfire_job_id = @hangfire
             WHERE id = @argument AND hangfire_job_id IS NULL AND status = 'queued'
                 AND NOT EXISTS (SELECT 1 FROM jobs WHERE hangfire_job_id = @hangfire AND status = ANY(@unfinished))
-            RETURNING id, status;
+            RETURNING id, status, compute_device;
             """, connection, transaction);
         command.Parameters.AddWithValue("hangfire", hangfireJobId);
         command.Parameters.AddWithValue("argument", argument);
@@ -123,7 +127,7 @@ public sealed partial class JobStore
         {
             if (await reader.ReadAsync(cancellationToken))
             {
-                return (reader.GetGuid(0), reader.GetString(1));
+                return (reader.GetGuid(0), reader.GetString(1), reader.GetString(2));
             }
         }
         while (await reader.NextResultAsync(cancellationToken));

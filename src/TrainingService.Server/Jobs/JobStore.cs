@@ -9,7 +9,8 @@ using TrainingService.Server.Data.Entities;
 namespace TrainingService.Server.Jobs;
 
 /// <summary>What the history endpoints say about their job.</summary>
-public sealed record JobState(string Tenant, long Version, string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure);
+public sealed record JobState(string Tenant, long Version, string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure,
+    string ComputeDevice = ComputePools.Any);
 
 /// <summary>A job to insert: the normalized spec, the idempotency key it came with, if any, and its tenant's queued-jobs quota.</summary>
 public sealed record NewJob(string Tenant, Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash,
@@ -346,7 +347,8 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             UPDATE jobs SET status = @to, version = version + 1, updated_at = now(), started_at = coalesce(started_at, now()), device = @device,
                 hangfire_job_id = @attempt,
                 transitions = transitions || jsonb_build_array(jsonb_build_object('status', @to::text, 'at', now(),
-                    'note', CASE WHEN status = @to THEN 'resumed by worker ' ELSE 'started by worker ' END || @worker))
+                    'note', CASE WHEN status = @to THEN 'resumed by worker ' ELSE 'started by worker ' END || @worker,
+                    'worker', @worker::text, 'device', @device::text, 'attempt', @attempt::text))
             WHERE id = @id AND status = ANY(@from) AND {OwnedByAttempt}
             """, connection, transaction);
         update.Parameters.AddWithValue("id", id);
@@ -480,28 +482,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         {
             return false;
         }
-        await using (var insert = new NpgsqlCommand("""
-            INSERT INTO job_epochs (job_id, epoch, train_loss, val_loss, regularization_loss, metrics, learning_rate, gradient_norm,
-                                    duration_ms, samples_per_second, recorded_at)
-            VALUES (@id, @epoch, @train, @val, @reg, @metrics, @lr, @norm, @ms, @sps, now())
-            ON CONFLICT (job_id, epoch) DO UPDATE SET train_loss = excluded.train_loss, val_loss = excluded.val_loss,
-                regularization_loss = excluded.regularization_loss, metrics = excluded.metrics, learning_rate = excluded.learning_rate,
-                gradient_norm = excluded.gradient_norm, duration_ms = excluded.duration_ms,
-                samples_per_second = excluded.samples_per_second, recorded_at = excluded.recorded_at
-            """, connection, transaction))
-        {
-            insert.Parameters.AddWithValue("id", id);
-            insert.Parameters.AddWithValue("epoch", record.Epoch);
-            insert.Parameters.AddWithValue("train", record.TrainLoss);
-            insert.Parameters.AddWithValue("val", (object?)record.ValLoss ?? DBNull.Value);
-            insert.Parameters.AddWithValue("reg", record.RegularizationLoss);
-            insert.Parameters.AddWithValue("metrics", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(record.Metrics, ApiJson.Options));
-            insert.Parameters.AddWithValue("lr", record.LearningRate);
-            insert.Parameters.AddWithValue("norm", record.GradientNorm);
-            insert.Parameters.AddWithValue("ms", record.DurationMs);
-            insert.Parameters.AddWithValue("sps", record.SamplesPerSecond);
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await InsertEpochAsync(connection, transaction, id, record, cancellationToken);
         await using (var summary = new NpgsqlCommand("""
             UPDATE jobs SET epochs_completed = @epoch, last_train_loss = @train, last_val_loss = @val,
                 best_val_loss = CASE WHEN @val::double precision < best_val_loss OR (best_val_loss IS NULL AND @val IS NOT NULL) THEN @val ELSE best_val_loss END,
@@ -531,6 +512,32 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         await NotifyAsync(connection, transaction, new JobEvent(id, "epoch", record.Epoch), cancellationToken);
         await CommitAsync(transaction, new JobEvent(id, "epoch", record.Epoch), cancellationToken);
         return true;
+    }
+
+    /// <summary>Inserts an epoch, replacing the row a resumed run recomputes.</summary>
+    private static async Task InsertEpochAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id, EpochRecord record,
+        CancellationToken cancellationToken)
+    {
+        await using var insert = new NpgsqlCommand("""
+            INSERT INTO job_epochs (job_id, epoch, train_loss, val_loss, regularization_loss, metrics, learning_rate, gradient_norm,
+                                    duration_ms, samples_per_second, recorded_at)
+            VALUES (@id, @epoch, @train, @val, @reg, @metrics, @lr, @norm, @ms, @sps, now())
+            ON CONFLICT (job_id, epoch) DO UPDATE SET train_loss = excluded.train_loss, val_loss = excluded.val_loss,
+                regularization_loss = excluded.regularization_loss, metrics = excluded.metrics, learning_rate = excluded.learning_rate,
+                gradient_norm = excluded.gradient_norm, duration_ms = excluded.duration_ms,
+                samples_per_second = excluded.samples_per_second, recorded_at = excluded.recorded_at
+            """, connection, transaction);
+        insert.Parameters.AddWithValue("id", id);
+        insert.Parameters.AddWithValue("epoch", record.Epoch);
+        insert.Parameters.AddWithValue("train", record.TrainLoss);
+        insert.Parameters.AddWithValue("val", (object?)record.ValLoss ?? DBNull.Value);
+        insert.Parameters.AddWithValue("reg", record.RegularizationLoss);
+        insert.Parameters.AddWithValue("metrics", NpgsqlDbType.Jsonb, JsonSerializer.Serialize(record.Metrics, ApiJson.Options));
+        insert.Parameters.AddWithValue("lr", record.LearningRate);
+        insert.Parameters.AddWithValue("norm", record.GradientNorm);
+        insert.Parameters.AddWithValue("ms", record.DurationMs);
+        insert.Parameters.AddWithValue("sps", record.SamplesPerSecond);
+        await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>The job's stored epochs as the curve diagnoses read them, in order (a resumed run continues from these).</summary>
@@ -622,7 +629,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     public async Task<JobState?> StateAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
-            "SELECT status, stop_reason, epochs_completed, total_epochs, failure_code, failure_message, failure_epoch, version, tenant FROM jobs WHERE id = @id");
+            "SELECT status, stop_reason, epochs_completed, total_epochs, failure_code, failure_message, failure_epoch, version, tenant, compute_device FROM jobs WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
@@ -631,7 +638,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         }
         return new JobState(reader.GetString(8), reader.GetInt64(7), reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3),
             reader.IsDBNull(4) ? null : new JobFailure(reader.GetString(4), reader.IsDBNull(5) ? "" : reader.GetString(5),
-                reader.IsDBNull(6) ? null : reader.GetInt32(6)));
+                reader.IsDBNull(6) ? null : reader.GetInt32(6)), reader.GetString(9));
     }
 
     /// <summary>The job's status, or null.</summary>

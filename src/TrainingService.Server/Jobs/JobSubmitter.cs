@@ -45,7 +45,7 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
         var accepted = await store.FindAsync(tenant, created.JobId, cancellationToken);
         if (created.IsNew)
         {
-            await EnqueueAsync(created.JobId, cancellationToken);
+            await EnqueueAsync(created.JobId, plan.Normalized.Compute!.Device!, cancellationToken);
         }
         return (accepted, null);
     }
@@ -56,11 +56,11 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
     /// <summary>The problem extension that carries the seconds of a 429's <c>Retry-After</c> header.</summary>
     public const string RetryAfterExtension = "retryAfter";
 
-    private async Task EnqueueAsync(Guid id, CancellationToken cancellationToken)
+    private async Task EnqueueAsync(Guid id, string device, CancellationToken cancellationToken)
     {
         try
         {
-            await client.EnqueueAsync(store, id, cancellationToken, newJob: true);
+            await client.EnqueueAsync(store, id, cancellationToken, newJob: true, device);
         }
         catch (Exception e)
         {

@@ -41,8 +41,6 @@ public sealed class TrainingJob(
     IOptions<DiagnosisOptions> diagnosisOptions,
     ILogger<TrainingJob> logger)
 {
-    public const string Queue = "training";
-
     /// <summary>This process as a worker: <c>host:pid</c>, as in Hangfire's server name.</summary>
     public static readonly string Worker = $"{Environment.MachineName}:{Environment.ProcessId}";
 
@@ -56,7 +54,7 @@ public sealed class TrainingJob(
     private static readonly TimeSpan LeaseCheck = TimeSpan.FromMilliseconds(250);
 
     // No automatic retries: retrying a failed run repeats the failure; a lost worker is covered by the lease and JobRecovery.
-    [Queue(Queue)]
+    // No [Queue]: each delivery names its pool's queue when it is enqueued (ComputePools).
     [AutomaticRetry(Attempts = 0, OnAttemptsExceeded = AttemptsExceededAction.Fail)]
     [JobDisplayName("train {0}")]
     public async Task RunAsync(Guid jobId, PerformContext? context, CancellationToken shutdown)
