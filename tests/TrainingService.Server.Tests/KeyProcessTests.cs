@@ -84,7 +84,7 @@ public sealed partial class KeyProcessTests(ITestOutputHelper output)
     }
 
     [Fact]
-    public async Task The_first_start_prints_a_working_owner_key_and_dashboard_link_once_and_a_restart_prints_none()
+    public async Task The_first_start_migrates_without_an_error_prints_a_working_owner_key_and_dashboard_link_once_and_a_restart_prints_none()
     {
         await using var database = await TestDatabase.CreateAsync();
         string key;
@@ -99,6 +99,8 @@ public sealed partial class KeyProcessTests(ITestOutputHelper output)
             Assert.Contains($"http://127.0.0.1:{first.Port}/#key={key}", first.Output);
             Assert.Single(KeyShape().Matches(first.Output).Select(m => m.Value).Distinct());
             Assert.Single(Regex.Matches(first.Output, "created the first owner key"));
+            Assert.Contains("Applying", first.Output); // it migrated a fresh database ...
+            Assert.DoesNotContain("fail:", first.Output + first.ErrorOutput); // ... and logged no error doing so
         }
 
         await using var second = ServiceFixture.StartProcess("api", database.ConnectionString, configuredOwnerKey: false);

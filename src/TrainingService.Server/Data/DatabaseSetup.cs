@@ -1,5 +1,7 @@
 using Hangfire.PostgreSql;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Infrastructure;
+using Microsoft.EntityFrameworkCore.Migrations;
 using Microsoft.Extensions.Options;
 using Npgsql;
 using TrainingService.Server.Configuration;
@@ -47,6 +49,9 @@ public static class DatabaseSetup
         try
         {
             var db = scope.ServiceProvider.GetRequiredService<TrainingDbContext>();
+            // EF reads the history table without checking that it exists, and logs the failed read of a fresh database at
+            // Error level: create it first, so a first start logs no error.
+            await db.GetService<IHistoryRepository>().CreateIfNotExistsAsync(cancellationToken);
             var pending = (await db.Database.GetPendingMigrationsAsync(cancellationToken)).ToList();
             if (pending.Count > 0)
             {
