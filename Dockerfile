@@ -12,8 +12,10 @@ FROM mcr.microsoft.com/dotnet/aspnet:10.0
 WORKDIR /app
 COPY --from=build /app .
 # CUDA needs only the NVIDIA driver (libcuda), which the NVIDIA container toolkit mounts; see deploy/docker-compose.gpu.yml.
+# Logs: one JSON object a line in containers (collectors parse it); a terminal gets the human-readable default.
 ENV Urls=http://0.0.0.0:8080 \
-    DOTNET_gcServer=0
+    DOTNET_gcServer=0 \
+    Logging__Console__FormatterName=json
 EXPOSE 8080
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s CMD ["dotnet", "TrainingService.Server.dll", "--healthcheck"]
 ENTRYPOINT ["dotnet", "TrainingService.Server.dll"]
