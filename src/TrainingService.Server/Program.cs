@@ -9,6 +9,7 @@ using TrainingService.Server.Histories;
 using TrainingService.Server.Infrastructure;
 using TrainingService.Server.Jobs;
 using TrainingService.Server.Losses;
+using TrainingService.Server.Telemetry;
 
 // One executable, three roles: `--role api`, `--role worker`, or both (the default, for a laptop).
 if (args.Contains("--healthcheck"))
@@ -38,6 +39,7 @@ builder.Services.AddJobQueue(service);
 builder.Services.AddDatasets();
 builder.Services.AddHistories();
 builder.Services.AddLosses();
+builder.Services.AddTelemetry(builder.Configuration, service);
 
 var app = builder.Build();
 app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate(); // a bad setting stops us before the database is touched
@@ -49,6 +51,7 @@ if (createOwnerKey)
 }
 
 app.UseApiBasics();
+app.MapMetrics(service);
 if (service.ServesApi)
 {
     string? firstKey = await app.Services.GetRequiredService<OwnerKeys>().EnsureAsync(CancellationToken.None);

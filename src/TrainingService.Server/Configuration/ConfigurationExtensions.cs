@@ -20,6 +20,7 @@ public static class ConfigurationExtensions
         Add<DatasetOptions>(services, "Datasets");
         Add<JobOptions>(services, "Jobs");
         Add<DiagnosisOptions>(services, "Diagnoses");
+        Add<TelemetryOptions>(services, "Telemetry");
         Add<LossApiOptions>(services, "Losses");
         Add<AuthOptions>(services, "Auth");
         Add<QuotaOptions>(services, "Quotas");

@@ -15,6 +15,27 @@ public enum ServiceRole
     Worker,
 }
 
+/// <summary>
+/// Section <c>Telemetry</c>: the Prometheus scrape endpoint and the job gauges. OTLP export is configured by the
+/// standard <c>OTEL_*</c> variables (<c>OTEL_EXPORTER_OTLP_ENDPOINT</c> turns it on).
+/// </summary>
+public sealed class TelemetryOptions
+{
+    /// <summary>Serve Prometheus's <c>/metrics</c> at all.</summary>
+    public bool Metrics { get; set; } = true;
+
+    /// <summary>
+    /// 0: API processes serve <c>/metrics</c> on their own port, to owner keys only. A port: every process (workers too)
+    /// also listens on it and serves <c>/metrics</c> there without a key, and only there (for a scraper inside the network).
+    /// </summary>
+    [Range(0, 65535)]
+    public int MetricsPort { get; set; }
+
+    /// <summary>How often an API process counts jobs by state and queued jobs by device for the gauges.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan GaugeInterval { get; set; } = TimeSpan.FromSeconds(5);
+}
+
 /// <summary>Section <c>Service</c>.</summary>
 public sealed class ServiceOptions
 {

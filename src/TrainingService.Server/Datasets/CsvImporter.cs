@@ -89,6 +89,8 @@ public sealed class CsvImporter(NpgsqlDataSource dataSource, IOptions<DatasetOpt
                 var streamed = streamer is null ? null : await streamer.FinishAsync();
                 var result = streamed is null ? await StoreAsync(dataset, spooled, limit, cancellationToken)
                     : await CommitStreamedAsync(dataset, streamed, limit, cancellationToken);
+                Instruments.UploadBytes.Add(dataset.SizeBytes);
+                Instruments.UploadDuration.Record(clock.Elapsed.TotalSeconds);
                 if (result.Created)
                 {
                     logger.LogInformation("Imported dataset {DatasetId} ({Name}): {Rows} rows, {Columns} columns, {Bytes} bytes in {Seconds:F2} s " +

@@ -159,14 +159,19 @@ public static class HistoryEndpoints
         using var subscription = services.Hub.Subscribe(id, _ => signal.Writer.TryWrite(true));
 
         var events = new HistoryEventWriter(context.Response, services.Options.Value.StreamHeartbeat, last);
-        await events.StartAsync(cancellationToken);
+        Instruments.OpenStreams.Add(1);
         try
         {
+            await events.StartAsync(cancellationToken);
             await StreamUntilEndAsync(tenant, id, services, events, signal.Reader, cancellationToken);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
             // The client went away.
+        }
+        finally
+        {
+            Instruments.OpenStreams.Add(-1);
         }
         return TypedResults.Empty;
     }

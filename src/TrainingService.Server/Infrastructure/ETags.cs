@@ -23,6 +23,8 @@ public static class ETags
     public static IResult NotModified(HttpResponse response, string etag)
     {
         response.Headers.ETag = etag;
+        string resource = response.HttpContext.Request.Path.Value?.EndsWith("/history", StringComparison.Ordinal) == true ? "history" : "other";
+        Instruments.NotModified.Add(1, new KeyValuePair<string, object?>("resource", resource));
         return TypedResults.StatusCode(StatusCodes.Status304NotModified);
     }
 }

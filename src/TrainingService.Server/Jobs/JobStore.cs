@@ -14,7 +14,7 @@ public sealed record JobState(string Tenant, long Version, string Status, string
 
 /// <summary>A job to insert: the normalized spec, the idempotency key it came with, if any, and its tenant's queued-jobs quota.</summary>
 public sealed record NewJob(string Tenant, Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash,
-    int MaxQueued = int.MaxValue, string ComputeDevice = ComputePools.Any);
+    int MaxQueued = int.MaxValue, string ComputeDevice = ComputePools.Any, string? TraceParent = null);
 
 /// <summary>What a submit did: inserted a new job, or found the job an earlier request with the same key created.</summary>
 public sealed record JobCreation(Guid JobId, bool IsNew);
@@ -23,7 +23,13 @@ public sealed record JobCreation(Guid JobId, bool IsNew);
 public sealed record JobFilter(string Tenant, string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter);
 
 /// <summary>What the worker reads to run a job.</summary>
-public sealed record JobRun(string Tenant, string Status, string Spec, Guid? DatasetId, DateTimeOffset? StartedAt);
+public sealed record JobRun(string Tenant, string Status, string Spec, Guid? DatasetId, DateTimeOffset? StartedAt)
+{
+    public DateTimeOffset CreatedAt { get; init; }
+    public string ComputeDevice { get; init; } = ComputePools.Any;
+    /// <summary>The submit's W3C traceparent: the worker's spans join that trace.</summary>
+    public string? TraceParent { get; init; }
+}
 
 /// <summary>A job's failure as stored.</summary>
 public sealed record FailureInfo(string Code, string Message, int? Epoch = null);
@@ -72,9 +78,9 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         }
         await using (var insert = new NpgsqlCommand("""
             INSERT INTO jobs (id, tenant, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version,
-                              updated_at, compute_device)
+                              updated_at, compute_device, trace_parent)
             VALUES (@id, @tenant, now(), @dataset, 'queued', @spec, @seed, @epochs,
-                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now(), @device)
+                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now(), @device, @trace)
             """, connection, transaction))
         {
             insert.Parameters.AddWithValue("id", id);
@@ -85,6 +91,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             insert.Parameters.AddWithValue("epochs", job.TotalEpochs);
             insert.Parameters.AddWithValue("retryOf", (object?)job.RetryOf ?? DBNull.Value);
             insert.Parameters.AddWithValue("device", job.ComputeDevice);
+            insert.Parameters.AddWithValue("trace", NpgsqlDbType.Text, (object?)job.TraceParent ?? DBNull.Value);
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         if (job.IdempotencyKey is { } key)
@@ -287,7 +294,8 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     /// <summary>What the worker needs to run a job, or null if it does not exist.</summary>
     public async Task<JobRun?> LoadRunAsync(Guid id, CancellationToken cancellationToken)
     {
-        await using var command = dataSource.CreateCommand("SELECT status, spec, dataset_id, started_at, tenant FROM jobs WHERE id = @id");
+        await using var command = dataSource.CreateCommand(
+            "SELECT status, spec, dataset_id, started_at, tenant, created_at, compute_device, trace_parent FROM jobs WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
@@ -295,7 +303,12 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             return null;
         }
         return new JobRun(reader.GetString(4), reader.GetString(0), reader.GetString(1), reader.IsDBNull(2) ? null : reader.GetGuid(2),
-            reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3));
+            reader.IsDBNull(3) ? null : reader.GetFieldValue<DateTimeOffset>(3))
+        {
+            CreatedAt = reader.GetFieldValue<DateTimeOffset>(5),
+            ComputeDevice = reader.GetString(6),
+            TraceParent = reader.IsDBNull(7) ? null : reader.GetString(7),
+        };
     }
 
     public async Task<Guid?> FindUnfinishedJobAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid datasetId,

@@ -20,6 +20,7 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
     public async Task<(Job? Job, ApiProblem? Problem)> SubmitAsync(string tenant, SubmitJobRequest request, string? idempotencyKey, Guid? retryOf,
         CancellationToken cancellationToken)
     {
+        using var span = Instruments.Source.StartActivity("job submit");
         if (!validator.TryValidate(request, out var spec, out var problem))
         {
             return (null, problem);
@@ -35,12 +36,13 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
         }
         string requestHash = Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(request, ApiJson.Options)));
         var job = new NewJob(tenant, dataset.Id, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options), plan.Seed, plan.Epochs, retryOf,
-            idempotencyKey, requestHash, quotas.Value.For(tenant).MaxQueuedJobs, plan.Normalized.Compute!.Device!);
+            idempotencyKey, requestHash, quotas.Value.For(tenant).MaxQueuedJobs, plan.Normalized.Compute!.Device!, span?.Id);
         var (created, refused) = await store.CreateAsync(job, options.Value.IdempotencyWindow, cancellationToken);
         if (created is null)
         {
             return (null, refused?.Code == JobStore.QueueFull ? refused with { Extensions = RetryAfter(quotas.Value.QueueRetryAfter) } : refused);
         }
+        span?.SetTag("job.id", created.JobId.ToString());
         // The response describes the job as accepted; a worker may start it the moment it is enqueued.
         var accepted = await store.FindAsync(tenant, created.JobId, cancellationToken);
         if (created.IsNew)
@@ -58,6 +60,7 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
 
     private async Task EnqueueAsync(Guid id, string device, CancellationToken cancellationToken)
     {
+        using var span = Instruments.Source.StartActivity("job enqueue")?.SetTag("job.id", id.ToString()).SetTag("job.device", device);
         try
         {
             await client.EnqueueAsync(store, id, cancellationToken, newJob: true, device);

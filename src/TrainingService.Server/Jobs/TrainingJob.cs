@@ -99,6 +99,7 @@ public sealed class TrainingJob(
             return;
         }
         bool resuming = job.Status == JobStatus.Running;
+        using var span = StartAttemptSpan(jobId, attempt, job);
         if (job.Status == JobStatus.Cancelling
             || !await retry.RunAsync("Starting the job", ct => store.BeginAttemptAsync(jobId, attempt, device.Description, Worker, ct), shutdown))
         {
@@ -108,6 +109,10 @@ public sealed class TrainingJob(
             return;
         }
         await (_turn?.ReleaseAsync() ?? ValueTask.CompletedTask); // the job is running: the next worker's choice counts it
+        if (!resuming)
+        {
+            Instruments.QueueWait.Record((DateTimeOffset.UtcNow - job.CreatedAt).TotalSeconds, new KeyValuePair<string, object?>("device", job.ComputeDevice));
+        }
         try
         {
             await TrainAsync(jobId, attempt, job, resuming, lease, shutdown);
@@ -137,10 +142,27 @@ public sealed class TrainingJob(
     }
 
     /// <summary>Ends the job through <see cref="JobStore.FinishAsync"/>, riding out a short outage; writes nothing if the job is another attempt's.</summary>
-    private Task FinishAsync(Guid jobId, string attempt, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
-        StoredModel? model) =>
-        retry.RunAsync("Finishing the job", ct => store.FinishAsync(jobId, attempt, status, stopReason, failure, bestEpoch, model, ct),
-            CancellationToken.None);
+    private async Task FinishAsync(Guid jobId, string attempt, string status, string stopReason, FailureInfo? failure, int? bestEpoch,
+        StoredModel? model)
+    {
+        if (await retry.RunAsync("Finishing the job", ct => store.FinishAsync(jobId, attempt, status, stopReason, failure, bestEpoch, model, ct),
+            CancellationToken.None))
+        {
+            Instruments.JobsEnded.Add(1, new KeyValuePair<string, object?>("status", status));
+            Activity.Current?.SetTag("job.status", status).SetTag("job.stop_reason", stopReason);
+        }
+    }
+
+    /// <summary>
+    /// The span of this attempt, a child of the submit's span (its traceparent is stored with the job), so a job's trace
+    /// runs from submit across processes to its end; log lines written under it carry its trace id.
+    /// </summary>
+    private static Activity? StartAttemptSpan(Guid jobId, string attempt, JobRun job)
+    {
+        ActivityContext.TryParse(job.TraceParent, null, out var parent);
+        return Instruments.Source.StartActivity("job attempt", ActivityKind.Consumer, parent)?
+            .SetTag("job.id", jobId.ToString()).SetTag("job.attempt", attempt).SetTag("job.device", job.ComputeDevice).SetTag("worker", Worker);
+    }
 
     private async Task TrainAsync(Guid jobId, string attempt, JobRun job, bool resuming, JobLease lease, CancellationToken shutdown)
     {
@@ -264,7 +286,7 @@ public sealed class TrainingJob(
         string baselineJson = JsonSerializer.Serialize(baseline, ApiJson.Options);
         Owned(await retry.RunAsync("Storing the baseline", ct => store.SetBaselineAsync(run.JobId, run.Attempt, baselineJson, ct), run.Stop));
         var curve = checkpoint is null ? [] : await retry.RunAsync("Loading the history", ct => store.LoadCurveAsync(run.JobId, ct), run.Shutdown);
-        var writer = new EpochWriter(store, retry, run, new CurveReader(curve, baseline, diagnosisOptions.Value.Thresholds()));
+        var writer = new EpochWriter(store, retry, run, new CurveReader(curve, baseline, diagnosisOptions.Value.Thresholds()), prepared.Train.Rows);
         var outcome = await trainer.RunAsync(writer, checkpoint, run.Stop);
         logger.LogInformation("Job {JobId}: diagnosing its curve took {Microseconds:F0} µs per epoch ({Epochs} epochs)", run.JobId,
             writer.Diagnoses.MicrosecondsPerEpoch, writer.Diagnoses.Epochs);
@@ -369,7 +391,7 @@ public sealed class TrainingJob(
     /// out a short outage. A write fenced off (the job is another attempt's) stops training at the next batch, as a lost
     /// lease does.
     /// </summary>
-    private sealed class EpochWriter(JobStore store, TransientRetry retry, Run run, CurveReader diagnoses) : ITrainingObserver
+    private sealed class EpochWriter(JobStore store, TransientRetry retry, Run run, CurveReader diagnoses, int trainRows) : ITrainingObserver
     {
         public CurveReader Diagnoses => diagnoses;
 
@@ -379,6 +401,7 @@ public sealed class TrainingJob(
             {
                 return;
             }
+            RecordEpochTelemetry(record, trainRows);
             string diagnosed = diagnoses.Add(record);
             if (!await retry.RunAsync($"Storing epoch {record.Epoch}",
                 ct => store.RecordEpochAsync(run.JobId, run.Attempt, record, checkpoint, diagnosed, ct), CancellationToken.None))
@@ -386,6 +409,22 @@ public sealed class TrainingJob(
                 await run.Lost.CancelAsync();
             }
         }
+    }
+
+    /// <summary>
+    /// The epoch as a span (back-dated to its start) under the attempt's, and its metrics: duration, rows trained, and the
+    /// kernel time of its two phases (the training pass takes rows / samples-per-second; evaluation the rest).
+    /// </summary>
+    private static void RecordEpochTelemetry(EpochRecord record, int trainRows)
+    {
+        var duration = TimeSpan.FromMilliseconds(record.DurationMs);
+        Instruments.Source.StartActivity("epoch", ActivityKind.Internal, parentContext: default, startTime: DateTimeOffset.UtcNow - duration)?
+            .SetTag("epoch", record.Epoch).Dispose();
+        double trainSeconds = record.SamplesPerSecond > 0 ? trainRows / record.SamplesPerSecond : duration.TotalSeconds;
+        Instruments.EpochDuration.Record(duration.TotalSeconds);
+        Instruments.SamplesTrained.Add(trainRows);
+        Instruments.ComputeDuration.Record(trainSeconds, new KeyValuePair<string, object?>("phase", "train"));
+        Instruments.ComputeDuration.Record(Math.Max(0, duration.TotalSeconds - trainSeconds), new KeyValuePair<string, object?>("phase", "evaluate"));
     }
 
     /// <summary>The curve so far and its diagnoses after each epoch, as JSON, timing what that costs.</summary>

@@ -39,6 +39,7 @@ public sealed class ServiceFixture : IAsyncLifetime
         ["Worker:RecoveryDelay"] = "00:00:02",
         ["Worker:ShutdownTimeout"] = "00:00:05",
         ["Jobs:StreamHeartbeat"] = "00:00:01",
+        ["Telemetry:GaugeInterval"] = "00:00:01",
         ["Jobs:MaxEpochs"] = "2000",
         ["Jobs:MaxHiddenUnits"] = "512",
         ["Jobs:MaxCompareJobs"] = "5",

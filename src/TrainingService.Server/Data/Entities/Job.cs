@@ -42,6 +42,8 @@ public sealed class Job
     public Guid? RetryOf { get; set; }
     public string? HangfireJobId { get; set; }
     public string? Device { get; set; }
+    /// <summary>The W3C traceparent of the submit, so a worker's spans join the submitter's trace.</summary>
+    public string? TraceParent { get; set; }
     /// <summary>The device the spec asks for: cuda, cpu or any (<c>Jobs.ComputePools</c>); routes the job to a worker pool.</summary>
     public string ComputeDevice { get; set; } = "any";
     /// <summary>Bumped on every change of the job or its history: ETags derive from it.</summary>

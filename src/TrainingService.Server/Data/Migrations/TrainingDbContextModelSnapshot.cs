@@ -338,6 +338,10 @@ namespace TrainingService.Server.Data.Migrations
                         .HasColumnType("integer")
                         .HasColumnName("total_epochs");
 
+                    b.Property<string>("TraceParent")
+                        .HasColumnType("text")
+                        .HasColumnName("trace_parent");
+
                     b.Property<string>("Transitions")
                         .IsRequired()
                         .HasColumnType("jsonb")
