@@ -19,52 +19,71 @@ namespace TrainingService.Server.Tests;
 public sealed class OnnxExportTests(ServiceFixture service)
 {
     private const double Tolerance = 1e-5;
-    private static string? _classifier;
+    private static readonly string[] Colours = ["red", "green", "blue"];
+    private static string? _dataset, _classifier;
 
     private readonly HttpClient _client = service.Client;
 
-    /// <summary>A row of the classifier's data: null is a missing cell.</summary>
-    private sealed record Row(double? X, string? Colour, bool? Member);
+    /// <summary>A row of features: null is a missing cell.</summary>
+    private sealed record Row(double? X, string? Colour, bool? Member)
+    {
+        public Dictionary<string, object?> Json => new() { ["x"] = X, ["colour"] = Colour, ["member"] = Member };
+    }
 
-    private static readonly string[] Colours = ["red", "green", "blue"];
-
+    /// <summary>A float-exact number (both routes then see the same value), a colour and a flag, each missing at this rate.</summary>
     private static Row RandomRow(Random random, double missing) => new(
-        random.NextDouble() < missing ? null : random.NextDouble() * 4 - 2,
+        random.NextDouble() < missing ? null : (float)(random.NextDouble() * 4 - 2),
         random.NextDouble() < missing ? null : Colours[random.Next(3)],
         random.NextDouble() < missing ? null : random.Next(2) == 1);
 
-    private async Task<string> TrainAsync(object spec)
+    /// <summary>Rows no model saw, with the edge cases: an unseen category, "" and "NA" for a missing category, all missing.</summary>
+    private static List<Row> HeldOut(int seed)
     {
-        var job = await _client.SubmitAsync(spec);
+        var random = new Random(seed);
+        return Enumerable.Range(0, 30).Select(_ => RandomRow(random, 0.15))
+            .Concat([new Row(0.25, "purple", true), new Row(-1, "", false), new Row(null, null, null), new Row(1.5, "NA", null)]).ToList();
+    }
+
+    /// <summary>
+    /// Features x, colour and member, a tenth of their cells missing, and targets of every kind derived from them:
+    /// y and y2 (real), count (non-negative integers), churned (yes/no), band (three classes), p_a, p_b, p_c (a distribution).
+    /// </summary>
+    private async Task<string> DatasetAsync()
+    {
+        if (_dataset is not null)
+        {
+            return _dataset;
+        }
+        var random = new Random(131);
+        var csv = new StringBuilder("x,colour,member,y,y2,count,churned,band,p_a,p_b,p_c\n");
+        for (int i = 0; i < 300; i++)
+        {
+            var row = RandomRow(random, 0.1);
+            double x = row.X ?? 0, c = row.Colour switch { "red" => 1, "blue" => -1, _ => 0 }, m = row.Member == true ? 1 : 0;
+            double score = x + c + m / 2;
+            double a = Math.Exp(x), b = Math.Exp(c), sum = a + b + 1;
+            csv.Append(CultureInfo.InvariantCulture, $"{row.X:R},{row.Colour},{(row.Member is { } f ? f ? "true" : "false" : "")},")
+                .Append(CultureInfo.InvariantCulture, $"{3 * Math.Sin(x) + 2 * c + m + 10:R},{x * x - c:R},{Math.Round(Math.Exp(score / 2))},")
+                .Append(CultureInfo.InvariantCulture, $"{(score > 0.3 ? "yes" : "no")},{(score < -0.5 ? "low" : score < 0.8 ? "mid" : "high")},")
+                .Append(CultureInfo.InvariantCulture, $"{a / sum:R},{b / sum:R},{1 / sum:R}\n");
+        }
+        return _dataset = (await _client.UploadAsync(csv.ToString())).Id();
+    }
+
+    private async Task<string> TrainAsync(object target, string loss, string activation = "relu", int[]? hidden = null)
+    {
+        var job = await _client.SubmitAsync(new
+        {
+            datasetId = await DatasetAsync(), target, features = new[] { "x", "colour", "member" },
+            model = new { type = "mlp", hiddenLayers = hidden ?? [8], activation, dropout = 0.1 }, loss,
+            optimizer = new { name = "adam", learningRate = 0.02 }, epochs = 15, seed = 5, missing = "impute", validation = new { fraction = 0.2 },
+        });
         var done = await _client.WaitForEndAsync(job.Id(), 120);
         Assert.True((string?)done["status"] == "succeeded", done.ToJsonString());
         return job.Id();
     }
 
-    /// <summary>Three classes from a number, a colour and a flag, with a tenth of each feature's cells missing.</summary>
-    private async Task<string> ClassifierAsync()
-    {
-        if (_classifier is not null)
-        {
-            return _classifier;
-        }
-        var random = new Random(131);
-        var csv = new StringBuilder("x,colour,member,band\n");
-        for (int i = 0; i < 300; i++)
-        {
-            var row = RandomRow(random, 0.1);
-            double score = (row.X ?? 0) + (row.Colour switch { "red" => 1, "blue" => -1, _ => 0 }) + (row.Member == true ? 0.5 : 0);
-            string band = score < -0.5 ? "low" : score < 0.8 ? "mid" : "high";
-            csv.Append(CultureInfo.InvariantCulture, $"{row.X:R},{row.Colour},{(row.Member is { } m ? m ? "true" : "false" : "")},{band}\n");
-        }
-        var dataset = await _client.UploadAsync(csv.ToString());
-        return _classifier = await TrainAsync(new
-        {
-            datasetId = dataset.Id(), target = "band", model = new { type = "mlp", hiddenLayers = new[] { 8 }, activation = "relu", dropout = 0.1 },
-            loss = "cross_entropy", optimizer = new { name = "adam", learningRate = 0.02 }, epochs = 15, seed = 5, missing = "impute",
-            validation = new { fraction = 0.2 },
-        });
-    }
+    private async Task<string> ClassifierAsync() => _classifier ??= await TrainAsync("band", "cross_entropy");
 
     private async Task<byte[]> OnnxAsync(string jobId)
     {
@@ -73,81 +92,93 @@ public sealed class OnnxExportTests(ServiceFixture service)
         return await response.Content.ReadAsByteArrayAsync();
     }
 
-    private async Task<JsonArray> PredictAsync(string jobId, IEnumerable<Dictionary<string, object?>> rows)
+    /// <summary>
+    /// Runs <paramref name="rows"/> through /predict and through the exported graph in ONNX Runtime (numbers as float
+    /// with NaN for missing, categories as strings with "" for missing) and asserts every field /predict returns equals
+    /// the graph's output of that name: labels exactly, numbers within <see cref="Tolerance"/>. Returns /predict's answer.
+    /// </summary>
+    private async Task<JsonArray> AssertOnnxPredictsAsPredictAsync(string jobId, List<Row> rows)
     {
-        var response = await _client.PostAsJsonAsync($"/api/jobs/{jobId}/predict", new { rows });
-        return (await Api.ReadAsync(response, HttpStatusCode.OK))["predictions"]!.AsArray();
+        var response = await _client.PostAsJsonAsync($"/api/jobs/{jobId}/predict", new { rows = rows.Select(r => r.Json) });
+        var predicted = (await Api.ReadAsync(response, HttpStatusCode.OK))["predictions"]!.AsArray();
+        using var session = new InferenceSession(await OnnxAsync(jobId));
+        var inputs = session.InputMetadata.Select(input => input.Value.ElementType == typeof(string)
+            ? NamedOnnxValue.CreateFromTensor(input.Key, new DenseTensor<string>(rows.Select(r => (string?)r.Json[input.Key] ?? "").ToArray(), [rows.Count, 1]))
+            : NamedOnnxValue.CreateFromTensor(input.Key, new DenseTensor<float>(rows.Select(r => Number(r.Json[input.Key])).ToArray(), [rows.Count, 1])))
+            .ToList();
+        using var results = session.Run(inputs);
+        var outputs = results.ToDictionary(r => r.Name);
+        for (int r = 0; r < rows.Count; r++)
+        {
+            var fields = predicted[r]!.AsObject().Where(f => f.Key != "notes").ToList();
+            Assert.Equal(fields.Select(f => f.Key).Order(), outputs.Keys.Order());
+            foreach (var (field, value) in fields)
+            {
+                if (value is JsonValue label && label.TryGetValue(out string? text))
+                {
+                    Assert.Equal(text, outputs[field].AsTensor<string>().GetValue(r));
+                    continue;
+                }
+                List<double> expected = value switch
+                {
+                    JsonArray array => array.Select(v => (double)v!).ToList(),
+                    JsonObject map => map.Select(p => (double)p.Value!).ToList(),
+                    _ => [(double)value!],
+                };
+                var actual = outputs[field].AsTensor<float>().ToArray().AsSpan(r * expected.Count, expected.Count).ToArray();
+                for (int i = 0; i < expected.Count; i++)
+                {
+                    Assert.True(Math.Abs(actual[i] - expected[i]) <= Tolerance, $"row {r}, {field}[{i}]: onnx {actual[i]:R}, /predict {expected[i]:R}");
+                }
+            }
+        }
+        return predicted;
     }
 
-    private static Dictionary<string, float[]> Floats(IDisposableReadOnlyCollection<DisposableNamedOnnxValue> results) =>
-        results.Where(r => r.ElementType == TensorElementType.Float).ToDictionary(r => r.Name, r => r.AsTensor<float>().ToArray());
+    private static float Number(object? value) => value switch
+    {
+        null => float.NaN,
+        bool flag => flag ? 1 : 0,
+        _ => (float)Convert.ToDouble(value, CultureInfo.InvariantCulture),
+    };
 
     [Fact]
     public async Task A_regression_mlp_exported_to_onnx_predicts_what_predict_does_in_onnx_runtime()
     {
-        var random = new Random(132);
-        var csv = new StringBuilder("x1,x2,y\n");
-        for (int i = 0; i < 300; i++)
-        {
-            double a = random.NextDouble() * 4 - 2, b = random.NextDouble() * 4 - 2;
-            csv.Append(CultureInfo.InvariantCulture, $"{a:R},{b:R},{3 * Math.Sin(a) + b * b + 10:R}\n");
-        }
-        string jobId = await TrainAsync(new
-        {
-            datasetId = (await _client.UploadAsync(csv.ToString())).Id(), target = "y",
-            model = new { type = "mlp", hiddenLayers = new[] { 8, 4 }, activation = "gelu" }, loss = "mse",
-            optimizer = new { name = "adam", learningRate = 0.02 }, epochs = 15, seed = 6, missing = "impute",
-        });
-        // Held-out rows, float-exact so both routes see the same numbers; the last has a missing x2.
-        var rows = Enumerable.Range(0, 24).Select(_ => ((double?)(float)(random.NextDouble() * 4 - 2), (double?)(float)(random.NextDouble() * 4 - 2)))
-            .Append((0.5, null)).ToList();
+        string jobId = await TrainAsync("y", "mse", "gelu", [8, 4]);
 
-        var predicted = await PredictAsync(jobId, rows.Select(r => new Dictionary<string, object?> { ["x1"] = r.Item1, ["x2"] = r.Item2 }));
-        using var session = new InferenceSession(await OnnxAsync(jobId));
-        using var results = session.Run([
-            NamedOnnxValue.CreateFromTensor("x1", new DenseTensor<float>(rows.Select(r => (float)r.Item1!).ToArray(), [rows.Count, 1])),
-            NamedOnnxValue.CreateFromTensor("x2", new DenseTensor<float>(rows.Select(r => r.Item2 is { } v ? (float)v : float.NaN).ToArray(), [rows.Count, 1])),
-        ]);
+        var predicted = await AssertOnnxPredictsAsPredictAsync(jobId, HeldOut(132));
 
-        var values = Floats(results)["values"];
-        for (int r = 0; r < rows.Count; r++)
-        {
-            double expected = (double)predicted[r]!["values"]![0]!;
-            Assert.True(Math.Abs(values[r] - expected) <= Tolerance, $"row {r}: onnx {values[r]:R}, /predict {expected:R}");
-        }
+        Assert.NotNull(predicted[0]!["values"]);
     }
 
     [Fact]
     public async Task A_classifier_with_categorical_and_missing_inputs_exported_to_onnx_predicts_what_predict_does()
     {
         string jobId = await ClassifierAsync();
-        var random = new Random(133);
-        var rows = Enumerable.Range(0, 30).Select(_ => RandomRow(random, 0.15)).Select(r => r with { X = r.X is { } x ? (float)x : null })
-            .Concat([new Row(0.25, "purple", true), new Row(-1, "", false), new Row(null, null, null), new Row(1.5, "NA", null)]).ToList();
 
-        var predicted = await PredictAsync(jobId, rows.Select(r => new Dictionary<string, object?> { ["x"] = r.X, ["colour"] = r.Colour, ["member"] = r.Member }));
-        using var session = new InferenceSession(await OnnxAsync(jobId));
-        using var results = session.Run([
-            NamedOnnxValue.CreateFromTensor("x", new DenseTensor<float>(rows.Select(r => r.X is { } x ? (float)x : float.NaN).ToArray(), [rows.Count, 1])),
-            NamedOnnxValue.CreateFromTensor("colour", new DenseTensor<string>(rows.Select(r => r.Colour ?? "").ToArray(), [rows.Count, 1])),
-            NamedOnnxValue.CreateFromTensor("member", new DenseTensor<float>(rows.Select(r => r.Member is { } m ? m ? 1f : 0f : float.NaN).ToArray(), [rows.Count, 1])),
-        ]);
+        var predicted = await AssertOnnxPredictsAsPredictAsync(jobId, HeldOut(133));
 
-        var floats = Floats(results);
-        var labels = results.Single(r => r.Name == "label").AsTensor<string>().ToArray();
-        string[] order = ["high", "low", "mid"];
-        Assert.Contains(predicted, p => p!["notes"]?.AsArray().Any(n => ((string)n!).Contains("'purple' was not in the training data")) == true);
-        for (int r = 0; r < rows.Count; r++)
-        {
-            var expected = predicted[r]!;
-            Assert.Equal((string?)expected["label"], labels[r]);
-            Assert.True(Math.Abs(floats["probability"][r] - (double)expected["probability"]!) <= Tolerance, $"row {r}: probability");
-            for (int c = 0; c < order.Length; c++)
-            {
-                double p = (double)expected["probabilities"]![order[c]]!;
-                Assert.True(Math.Abs(floats["probabilities"][r * order.Length + c] - p) <= Tolerance, $"row {r}, {order[c]}: onnx {floats["probabilities"][r * 3 + c]:R}, /predict {p:R}");
-            }
-        }
+        Assert.Equal(["high", "low", "mid"], predicted[0]!["probabilities"]!.AsObject().Select(p => p.Key));
+        var notes = predicted.SelectMany(p => p!["notes"]?.AsArray().Select(n => (string)n!) ?? []).ToList();
+        Assert.Contains(notes, n => n.Contains("'purple' was not in the training data"));
+        Assert.Contains(notes, n => n.StartsWith("colour: missing"));
+        Assert.Contains(notes, n => n.StartsWith("x: missing"));
+        Assert.Contains(notes, n => n.StartsWith("member: missing"));
+    }
+
+    [Theory]
+    [InlineData("churned", "bce_with_logits", "tanh")]
+    [InlineData("churned", "hinge", "sigmoid")]
+    [InlineData("band", "multi_margin", "relu")]
+    [InlineData("count", "poisson_nll", "relu")]
+    [InlineData("p_a,p_b,p_c", "kl_div", "tanh")]
+    [InlineData("y,y2", "mse", "relu")]
+    public async Task Every_kind_of_output_exported_to_onnx_predicts_what_predict_does(string target, string loss, string activation)
+    {
+        string jobId = await TrainAsync(target.Contains(',') ? target.Split(',') : target, loss, activation);
+
+        await AssertOnnxPredictsAsPredictAsync(jobId, HeldOut(134));
     }
 
     [Fact]

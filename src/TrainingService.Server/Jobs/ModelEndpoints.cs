@@ -37,8 +37,8 @@ public static class ModelEndpoints
         var group = app.MapGroup("/api/jobs").WithTags("Models");
         group.MapGet("/{id:guid}/model", Get).WithName("GetModel").RequireRole(Role.Viewer)
             .WithSummary("The trained model: architecture, weights, feature pipeline, label order (ETag); ?format=onnx for one ONNX graph with its preprocessing")
-            .Produces<ModelDocument>().Produces(200, contentType: OnnxContentType).Produces(304)
-            .ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
+            .WithDescription("format=json (default) or onnx: application/onnx, one graph taking the raw feature columns (see README, Exported models).")
+            .Produces<ModelDocument>().Produces(304).ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
         group.MapPost("/{id:guid}/predict", Predict).WithName("Predict").RequireRole(Role.Viewer)
             .WithSummary("Predict rows with the job's model, preprocessing them as in training")
             .WithJsonExample(new { rows = new[] { new Dictionary<string, object?> { ["sepal length (cm)"] = 5.9, ["sepal width (cm)"] = 3.0 } } });
