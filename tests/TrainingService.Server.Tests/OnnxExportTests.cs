@@ -75,7 +75,7 @@ public sealed class OnnxExportTests(ServiceFixture service)
         var job = await _client.SubmitAsync(new
         {
             datasetId = await DatasetAsync(), target, features = new[] { "x", "colour", "member" },
-            model = new { type = "mlp", hiddenLayers = hidden ?? [8], activation, dropout = 0.1 }, loss,
+            model = hidden is [] ? (object)new { type = "linear" } : new { type = "mlp", hiddenLayers = hidden ?? [8], activation, dropout = 0.1 }, loss,
             optimizer = new { name = "adam", learningRate = 0.02 }, epochs = 15, seed = 5, missing = "impute", validation = new { fraction = 0.2 },
         });
         var done = await _client.WaitForEndAsync(job.Id(), 120);
@@ -174,9 +174,10 @@ public sealed class OnnxExportTests(ServiceFixture service)
     [InlineData("count", "poisson_nll", "relu")]
     [InlineData("p_a,p_b,p_c", "kl_div", "tanh")]
     [InlineData("y,y2", "mse", "relu")]
+    [InlineData("band", "cross_entropy", "linear")]
     public async Task Every_kind_of_output_exported_to_onnx_predicts_what_predict_does(string target, string loss, string activation)
     {
-        string jobId = await TrainAsync(target.Contains(',') ? target.Split(',') : target, loss, activation);
+        string jobId = await TrainAsync(target.Contains(',') ? target.Split(',') : target, loss, activation, activation == "linear" ? [] : null);
 
         await AssertOnnxPredictsAsPredictAsync(jobId, HeldOut(134));
     }
@@ -199,6 +200,24 @@ public sealed class OnnxExportTests(ServiceFixture service)
         Assert.Equal(["label", "probabilities", "probability"], model.Graph.Output.Select(o => o.Name).Order());
         Assert.DoesNotContain(model.Graph.Node, n => n.OpType == "Dropout");
         Assert.All(model.Graph.Node, n => Assert.Contains(n.Domain, new[] { "", "ai.onnx.ml" }));
+    }
+
+    [Fact]
+    public async Task An_output_whose_name_a_feature_column_takes_is_suffixed_and_the_graph_still_runs()
+    {
+        var csv = new StringBuilder("label,kind\n");
+        for (int i = 0; i < 60; i++)
+        {
+            csv.Append(CultureInfo.InvariantCulture, $"{i % 10},{(i % 10 > 4 ? "big" : "small")}\n");
+        }
+        var job = await _client.SubmitAsync(new { datasetId = (await _client.UploadAsync(csv.ToString())).Id(), target = "kind", loss = "bce_with_logits", epochs = 5 });
+        Assert.Equal("succeeded", (string?)(await _client.WaitForEndAsync(job.Id(), 120))["status"]);
+
+        using var session = new InferenceSession(await OnnxAsync(job.Id()));
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor("label", new DenseTensor<float>(new float[] { 1, 9 }, [2, 1]))]);
+
+        Assert.Equal(["label_output", "probability"], results.Select(r => r.Name).Order());
+        Assert.Equal(["small", "big"], results.Single(r => r.Name == "label_output").AsTensor<string>().ToArray());
     }
 
     [Fact]

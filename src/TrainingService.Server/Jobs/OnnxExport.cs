@@ -13,7 +13,8 @@ namespace TrainingService.Server.Jobs;
 /// transform. Inputs: one tensor of shape [N, 1] per feature column, named after the column: float for numeric and
 /// boolean columns (NaN is missing), string for categorical ones ("" or NA, N/A, NaN, null in any case is missing; a
 /// category not seen in training encodes as all zeros). Outputs are named after <c>/predict</c>'s fields: values;
-/// label with probability (binary, multiclass), probabilities (multiclass, distribution), score or scores (margin models).
+/// label with probability (binary, multiclass), probabilities (multiclass, distribution), score or scores (margin models);
+/// an output whose name a feature column already takes gets "_output" appended.
 /// Standard operators of opset 17, plus ai.onnx.ml's LabelEncoder for the string lookups.
 /// </summary>
 public static class OnnxExport
@@ -96,10 +97,12 @@ public static class OnnxExport
     private sealed class Graph
     {
         private readonly string _prefix;
+        private readonly HashSet<string> _columns;
         private int _next;
 
         public Graph(ModelDocument model)
         {
+            _columns = model.Features.Select(f => f.Column).ToHashSet(StringComparer.Ordinal);
             // Internal names start with a prefix no column starts with, so a column called "Gemm_0" cannot collide.
             _prefix = "ts:";
             while (model.Features.Any(f => f.Column.StartsWith(_prefix, StringComparison.Ordinal)))
@@ -244,9 +247,17 @@ public static class OnnxExport
         private string LabelOf(ModelDocument model, string index) =>
             Node("Gather", [Constant(model.Labels!, model.Labels!.Count), index], Int("axis", 0));
 
-        /// <summary>Exposes <paramref name="value"/> as graph output <paramref name="name"/> (an Identity node when it is a graph input).</summary>
-        private void Name(string value, string name, DataType type, long width)
+        /// <summary>
+        /// Exposes <paramref name="value"/> as graph output <paramref name="field"/>, or <c>field_output</c> when a feature
+        /// column (a graph input) already has that name.
+        /// </summary>
+        private void Name(string value, string field, DataType type, long width)
         {
+            string name = field;
+            while (_columns.Contains(name))
+            {
+                name += "_output";
+            }
             Node("Identity", [value]);
             Proto.Node[^1].Output[0] = name;
             Output(name, type, width);
