@@ -24,7 +24,11 @@ public static class OnnxExport
     /// <summary>Bumped when the graph for the same model changes, so the export's ETag changes with it.</summary>
     public const int Version = 1;
 
-    /// <summary>The spellings /predict reads as missing (CellValues.IsMissing, untrimmed), in every case, for LabelEncoder's exact lookup.</summary>
+    /// <summary>
+    /// The spellings /predict reads as missing (CellValues.IsMissing, untrimmed), in every case, for LabelEncoder's exact
+    /// lookup. Not StringNormalizer to lower-case first: ONNX Runtime constructs its locale (en_US.UTF-8) on Linux, and a host without
+    /// that locale cannot load the graph.
+    /// </summary>
     private static readonly string[] MissingSpellings = new[] { "", "na", "n/a", "nan", "null" }.SelectMany(CaseVariants).ToArray();
 
     /// <summary>The serialized ONNX model.</summary>
