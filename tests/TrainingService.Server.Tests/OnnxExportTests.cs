@@ -203,18 +203,21 @@ public sealed class OnnxExportTests(ServiceFixture service)
     }
 
     [Fact]
-    public async Task An_output_whose_name_a_feature_column_takes_is_suffixed_and_the_graph_still_runs()
+    public async Task An_output_whose_name_a_feature_column_takes_is_suffixed_and_any_column_name_is_an_input_name()
     {
-        var csv = new StringBuilder("label,kind\n");
+        var csv = new StringBuilder("label,\"höhe (cm)\",kind\n");
         for (int i = 0; i < 60; i++)
         {
-            csv.Append(CultureInfo.InvariantCulture, $"{i % 10},{(i % 10 > 4 ? "big" : "small")}\n");
+            csv.Append(CultureInfo.InvariantCulture, $"{i % 10},{i % 7},{(i % 10 > 4 ? "big" : "small")}\n");
         }
         var job = await _client.SubmitAsync(new { datasetId = (await _client.UploadAsync(csv.ToString())).Id(), target = "kind", loss = "bce_with_logits", epochs = 5 });
         Assert.Equal("succeeded", (string?)(await _client.WaitForEndAsync(job.Id(), 120))["status"]);
 
         using var session = new InferenceSession(await OnnxAsync(job.Id()));
-        using var results = session.Run([NamedOnnxValue.CreateFromTensor("label", new DenseTensor<float>(new float[] { 1, 9 }, [2, 1]))]);
+        using var results = session.Run([
+            NamedOnnxValue.CreateFromTensor("label", new DenseTensor<float>(new float[] { 1, 9 }, [2, 1])),
+            NamedOnnxValue.CreateFromTensor("höhe (cm)", new DenseTensor<float>(new float[] { 3, 3 }, [2, 1])),
+        ]);
 
         Assert.Equal(["label_output", "probability"], results.Select(r => r.Name).Order());
         Assert.Equal(["small", "big"], results.Single(r => r.Name == "label_output").AsTensor<string>().ToArray());
