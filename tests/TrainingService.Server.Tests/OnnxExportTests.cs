@@ -224,6 +224,25 @@ public sealed class OnnxExportTests(ServiceFixture service)
     }
 
     [Fact]
+    public void A_binary_label_is_decided_in_double_as_predict_does_when_the_float_probability_rounds_to_one_half()
+    {
+        // One input, logit = 1e-8 · x: σ(1e-8) is 0.5 in float but above 0.5 in double, where /predict compares it.
+        var model = new TrainingService.Server.Jobs.ModelDocument
+        {
+            JobId = Guid.NewGuid(), Task = "binary", OutputTransform = "sigmoid", Loss = ["bce_with_logits"], TargetColumns = ["churned"],
+            Labels = ["no", "yes"], Features = [new TrainingService.Server.Preprocessing.FeatureEncoder { Column = "x", Type = "numeric" }],
+            Inputs = ["x"], Dropout = 0, EpochsTrained = 1,
+            Layers = [new TrainingService.Server.Jobs.LayerParameters(1, 1, "identity", [[1e-8f]], [0f])],
+        };
+
+        using var session = new InferenceSession(TrainingService.Server.Jobs.OnnxExport.Write(model));
+        using var results = session.Run([NamedOnnxValue.CreateFromTensor("x", new DenseTensor<float>(new float[] { 1, -1 }, [2, 1]))]);
+
+        Assert.Equal(0.5f, results.Single(r => r.Name == "probability").AsTensor<float>().GetValue(0));
+        Assert.Equal(["yes", "no"], results.Single(r => r.Name == "label").AsTensor<string>().ToArray());
+    }
+
+    [Fact]
     public async Task The_onnx_export_has_its_own_etag_and_answers_304_to_it()
     {
         string jobId = await ClassifierAsync();

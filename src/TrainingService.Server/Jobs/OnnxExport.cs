@@ -220,7 +220,9 @@ public static class OnnxExport
                 case "binary":
                     string probability = Node("Sigmoid", [raw]);
                     Name(probability, "probability", DataType.Float, 1);
-                    Name(LabelOf(model, Node("Cast", [Node("Greater", [probability, Constant([0.5f], 1)])], Int("to", (long)DataType.Int64))),
+                    // /predict compares σ in double: in float, σ(z) rounds to 0.5 for 0 < z < 6e-8 and the label would flip.
+                    string precise = Node("Sigmoid", [Node("Cast", [raw], Int("to", (long)DataType.Double))]);
+                    Name(LabelOf(model, Node("Cast", [Node("Greater", [precise, Constant([0.5], 1)])], Int("to", (long)DataType.Int64))),
                         "label", DataType.String, 1);
                     break;
                 case "multiclass":
