@@ -273,10 +273,17 @@ public sealed class OnnxExportTests(ServiceFixture service)
     }
 
     [Fact]
-    public async Task The_onnx_export_of_an_unknown_job_is_404_as_for_the_json_model()
+    public async Task The_onnx_export_of_an_unknown_job_or_one_without_a_model_answers_as_the_json_model_does()
     {
-        var response = await _client.GetAsync($"/api/jobs/{Guid.NewGuid()}/model?format=onnx");
-
-        await response.AssertProblemAsync(HttpStatusCode.NotFound, "job.not_found");
+        var job = await LongJobs.StartAsync(_client);
+        try
+        {
+            await (await _client.GetAsync($"/api/jobs/{job.Id()}/model?format=onnx")).AssertProblemAsync(HttpStatusCode.Conflict, "job.no_model");
+            await (await _client.GetAsync($"/api/jobs/{Guid.NewGuid()}/model?format=onnx")).AssertProblemAsync(HttpStatusCode.NotFound, "job.not_found");
+        }
+        finally
+        {
+            await LongJobs.EndAsync(_client, job.Id());
+        }
     }
 }
