@@ -26,8 +26,8 @@ public static class OnnxExport
 
     /// <summary>
     /// The spellings /predict reads as missing (CellValues.IsMissing, untrimmed), in every case, for LabelEncoder's exact
-    /// lookup. Not StringNormalizer to lower-case first: ONNX Runtime constructs its locale (en_US.UTF-8) on Linux, and a host without
-    /// that locale cannot load the graph.
+    /// lookup. Not StringNormalizer to lower-case first: on Linux ONNX Runtime constructs its locale (en_US.UTF-8), and a
+    /// host without that locale cannot load the graph.
     /// </summary>
     private static readonly string[] MissingSpellings = new[] { "", "na", "n/a", "nan", "null" }.SelectMany(CaseVariants).ToArray();
 
