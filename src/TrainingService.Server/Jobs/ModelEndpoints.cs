@@ -30,34 +30,48 @@ public sealed record PredictResponse(Guid JobId, IReadOnlyList<Prediction> Predi
 public static class ModelEndpoints
 {
     private const int MaxRows = 10_000;
+    private const string OnnxContentType = "application/onnx";
 
     public static IEndpointRouteBuilder MapModelEndpoints(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/jobs").WithTags("Models");
         group.MapGet("/{id:guid}/model", Get).WithName("GetModel").RequireRole(Role.Viewer)
-            .WithSummary("The trained model: architecture, weights, feature pipeline, label order (ETag)")
-            .Produces<ModelDocument>().Produces(304).ProducesProblem(404).ProducesProblem(409);
+            .WithSummary("The trained model: architecture, weights, feature pipeline, label order (ETag); ?format=onnx for one ONNX graph with its preprocessing")
+            .WithDescription("format=json (default) or onnx: application/onnx, one graph taking the raw feature columns (see README, Exported models).")
+            .Produces<ModelDocument>().Produces(304).ProducesProblem(400).ProducesProblem(404).ProducesProblem(409);
         group.MapPost("/{id:guid}/predict", Predict).WithName("Predict").RequireRole(Role.Viewer)
             .WithSummary("Predict rows with the job's model, preprocessing them as in training")
             .WithJsonExample(new { rows = new[] { new Dictionary<string, object?> { ["sepal length (cm)"] = 5.9, ["sepal width (cm)"] = 3.0 } } });
         return app;
     }
 
-    private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, JobStore store, JobStates states,
+    private static async Task<IResult> Get(Guid id, string? format, HttpRequest request, HttpResponse response, JobStore store, JobStates states,
         CancellationToken cancellationToken)
     {
+        bool onnx = format == "onnx";
+        if (format is not (null or "json" or "onnx"))
+        {
+            return Problems.BadRequest("model.unknown_format", $"Unknown model format '{format}'; use json (the default) or onnx.", "format");
+        }
         string tenant = request.HttpContext.Caller().Tenant;
         var model = await store.LoadModelAsync(tenant, id, cancellationToken);
         if (model is null)
         {
             return await Missing(states, tenant, id, cancellationToken);
         }
-        if (ETags.Matches(request, model.Value.ETag))
+        // The export is a function of the stored model and the exporter's version, so its ETag derives from both.
+        string etag = onnx ? $"{model.Value.ETag[..^1]}-onnx{OnnxExport.Version}\"" : model.Value.ETag;
+        if (ETags.Matches(request, etag))
         {
-            return ETags.NotModified(response, model.Value.ETag);
+            return ETags.NotModified(response, etag);
         }
-        response.Headers.ETag = model.Value.ETag;
-        return TypedResults.Text(model.Value.Json, "application/json");
+        response.Headers.ETag = etag;
+        if (!onnx)
+        {
+            return TypedResults.Text(model.Value.Json, "application/json");
+        }
+        var document = JsonSerializer.Deserialize<ModelDocument>(model.Value.Json, ApiJson.Options)!;
+        return TypedResults.File(OnnxExport.Write(document), OnnxContentType, $"job-{id}.onnx");
     }
 
     private static async Task<Results<Ok<PredictResponse>, ProblemHttpResult>> Predict(Guid id, PredictRequest request, HttpContext http,
