@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU check, in two halves:
 #   scripts/gpu-check.sh --publish DIR   here (with the .NET SDK): DIR gets the compute tests, the bench, the test runner
-#                                        and one .NET runtime for all three (about 100 MB; `tar -C DIR -czf x.tgz .`).
+#                                        and one .NET runtime for all three (about 100 MB), and DIR.tgz the same.
 #   DIR/gpu-check.sh                     there (an NVIDIA GPU and its driver; no .NET): the compute tests, then
 #                                        `bench losses` and `bench train` on CUDA, within 8 minutes; prints each loss
 #                                        kernel's throughput as a fraction of the device's copy bandwidth, and the
@@ -38,7 +38,10 @@ publish() {
     Microsoft.Extensions.FileSystemGlobbing.dll Microsoft.Extensions.DependencyModel.dll Newtonsoft.Json.dll testhost* Extensions "$dir/vstest/")
   cp "$0" "$dir/gpu-check.sh"
   chmod +x "$dir/gpu-check.sh"
-  echo "gpu-check: published to $dir ($(du -sh "$dir" | cut -f1)); on the GPU machine run: $dir/gpu-check.sh"
+  # One archive to copy (about 45 MB): tar -xzf it anywhere there and run gpu-check.sh from it.
+  tar -C "$dir" -czf "$dir.tgz" .
+  echo "gpu-check: published to $dir ($(du -sh "$dir" | cut -f1)) and $dir.tgz ($(du -sh "$dir.tgz" | cut -f1));" \
+    "on the GPU machine: mkdir g && tar -xzf $(basename "$dir").tgz -C g && g/gpu-check.sh"
 }
 
 # One line and exit 3 when this machine has no usable CUDA driver.
