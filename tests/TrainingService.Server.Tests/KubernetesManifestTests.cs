@@ -194,6 +194,7 @@ public sealed class KubernetesManifestTests
         {
             Assert.Equal("0", Yaml.Text(s.Root, "spec", "minReplicaCount"));
             var target = Assert.Single(_manifests.Containers, c => c.Workload.Kind == "Deployment" && c.Workload.Name == Yaml.Text(s.Root, "spec", "scaleTargetRef", "name"));
+            Assert.True(Yaml.At(target.Workload.Root, "spec", "replicas") is null, $"{target.Workload}: a replica count would undo KEDA's scaling on every apply");
             var trigger = Assert.Single(Yaml.Items(s.Root, "spec", "triggers"));
             Assert.Equal("postgresql", Yaml.Text(trigger, "type"));
             Assert.Contains(_manifests.OfKind("TriggerAuthentication"), a => a.Name == Yaml.Text(trigger, "authenticationRef", "name"));
