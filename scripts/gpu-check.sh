@@ -2,8 +2,9 @@
 # The GPU check, in two halves:
 #   scripts/gpu-check.sh --publish DIR   here (with the .NET SDK): DIR gets the compute tests, the bench, the test runner
 #                                        and one .NET runtime for all three (about 100 MB), and DIR.tgz the same.
-#   DIR/gpu-check.sh                     there (an NVIDIA GPU and its driver; no .NET): the compute tests, then
-#                                        `bench losses` and `bench train` on CUDA, within 8 minutes; prints each loss
+#   DIR/gpu-check.sh                     there (an NVIDIA GPU and its driver; no .NET): the compute tests (on the CPU
+#                                        accelerator, as TestDevice picks), then `bench losses` and `bench train` on
+#                                        CUDA (the bench picks CUDA when present), within 8 minutes; prints each loss
 #                                        kernel's throughput as a fraction of the device's copy bandwidth, and the
 #                                        reference MLP's epoch time.
 # Without CUDA (no nvidia-smi, no GPU it lists, or no libcuda) the run says so in one line and exits 3.
@@ -138,7 +139,7 @@ case "${1:-}" in
   --cpu)
     run "${2:-$(cd "$(dirname "$0")" && pwd)}" 1 ;;
   -h|--help)
-    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//' ;;
+    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
   *)
     run "${1:-$(cd "$(dirname "$0")" && pwd)}" 0 ;;
 esac
