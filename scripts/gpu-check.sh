@@ -139,7 +139,7 @@ case "${1:-}" in
   --cpu)
     run "${2:-$(cd "$(dirname "$0")" && pwd)}" 1 ;;
   -h|--help)
-    sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//' ;;
+    awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0" ;;
   *)
     run "${1:-$(cd "$(dirname "$0")" && pwd)}" 0 ;;
 esac
