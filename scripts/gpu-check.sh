@@ -49,11 +49,14 @@ publish() {
 require_cuda() {
   command -v nvidia-smi >/dev/null || { echo "gpu-check: no CUDA here (nvidia-smi not found); nothing was run"; exit 3; }
   nvidia-smi -L 2>/dev/null | grep -q '^GPU ' || { echo "gpu-check: no CUDA here (nvidia-smi lists no GPU); nothing was run"; exit 3; }
-  if ! { ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1'; } &&
-     ! ls /usr/lib/x86_64-linux-gnu/libcuda.so.1 /usr/lib64/libcuda.so.1 /usr/local/nvidia/lib64/libcuda.so.1 /usr/lib/wsl/lib/libcuda.so.1 >/dev/null 2>&1; then
-    echo "gpu-check: no CUDA here (libcuda.so.1, the driver's library, not found); nothing was run"
-    exit 3
-  fi
+  ldconfig -p 2>/dev/null | grep -q 'libcuda\.so\.1' && return 0
+  # Where drivers put it when ldconfig's cache does not list it (containers, WSL).
+  local lib
+  for lib in /usr/lib/x86_64-linux-gnu /usr/lib64 /usr/local/nvidia/lib64 /usr/lib/wsl/lib ${LD_LIBRARY_PATH:+${LD_LIBRARY_PATH//:/ }}; do
+    [ -e "$lib/libcuda.so.1" ] && return 0
+  done
+  echo "gpu-check: no CUDA here (libcuda.so.1, the driver's library, not found); nothing was run"
+  exit 3
 }
 
 # Reads `bench losses`' table: each kernel's throughput and, where the bench measured the device's own copy, the
@@ -124,12 +127,21 @@ run() {
   grep -m1 '^device:' "$logs/losses.log" | sed 's/^/   /' || true
   step "bench train" 100 "$logs/train.log" "$dotnet" "$dir/bench/TrainingService.Bench.dll" train ${GPU_CHECK_TRAIN_ARGS:-}
   grep -m1 '^TrainingService:' "$logs/train.log" | sed 's/^/   /' || true
+  # The benches take CUDA when ILGPU finds a device and the CPU otherwise: say so rather than report CPU figures as GPU ones.
+  local fell_back=0
+  if [ "$cpu" != 1 ] && grep -qE '^(device|TrainingService): ILGPU CPU' "$logs/losses.log" "$logs/train.log"; then
+    fell_back=1
+  fi
   echo
   echo "loss kernels (bench losses):"
   loss_summary "$logs/losses.log"
   echo "training (bench train):"
   train_summary "$logs/train.log"
   echo "logs: $logs"
+  if [ "$fell_back" = 1 ]; then
+    echo "gpu-check: a bench ran on the CPU accelerator, not CUDA (see the device lines above): these are not GPU figures"
+    exit 4
+  fi
 }
 
 case "${1:-}" in
