@@ -19,7 +19,9 @@ if (args.Contains("--healthcheck"))
 
 // `--create-owner-key`: migrate, create an owner key of Auth:OwnerTenant, print it, exit (for scripts and operators).
 bool createOwnerKey = args.Contains("--create-owner-key");
-args = args.Where(a => a != "--create-owner-key").ToArray();
+// `--migrate`: apply the migrations and Hangfire's schema, exit (a deployment's one-off migration step).
+bool migrateOnly = args.Contains("--migrate");
+args = args.Where(a => a is not ("--create-owner-key" or "--migrate")).ToArray();
 
 var builder = WebApplication.CreateBuilder(args);
 builder.Configuration.AddRoleSwitch(args);
@@ -43,7 +45,21 @@ builder.Services.AddTelemetry(builder.Configuration, service);
 
 var app = builder.Build();
 app.Services.GetService<Microsoft.Extensions.Options.IStartupValidator>()?.Validate(); // a bad setting stops us before the database is touched
-await app.Services.MigrateDatabaseAsync();
+var database = app.Services.GetRequiredService<IOptions<DatabaseOptions>>().Value;
+if (migrateOnly || database.MigrateAtStart)
+{
+    await app.Services.MigrateDatabaseAsync();
+}
+else if (!await app.Services.WaitForSchemaAsync(database.MigrationWait))
+{
+    app.Logger.LogCritical("The database schema is not current after {Wait} (Database:MigrateAtStart is false): run the executable with " +
+        "--migrate (the deployment's migration step) first. Stopping.", database.MigrationWait);
+    return 3;
+}
+if (migrateOnly)
+{
+    return 0;
+}
 if (createOwnerKey)
 {
     Console.Out.WriteLine(await app.Services.GetRequiredService<OwnerKeys>().CreateAsync(CancellationToken.None));

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
 
 namespace TrainingService.Server.Configuration;
@@ -25,12 +26,12 @@ public static class ConfigurationExtensions
         Add<AuthOptions>(services, "Auth");
         Add<QuotaOptions>(services, "Quotas");
         Add<CorsOptions>(services, "Cors");
-        services.AddOptions<DatabaseOptions>()
+        services.AddOptions<DatabaseOptions>().BindConfiguration("Database", o => o.ErrorOnUnknownConfiguration = true)
             .Configure(o => o.ConnectionString = configuration.GetConnectionString("Postgres") ?? "")
             .Validate(o => !string.IsNullOrWhiteSpace(o.ConnectionString),
                 "ConnectionStrings:Postgres is not set. Set it (environment variable ConnectionStrings__Postgres), " +
                 "or start the service with scripts/run.sh, which starts a local PostgreSQL and sets it.")
-            .ValidateOnStart();
+            .ValidateDataAnnotations().ValidateOnStart();
         return services;
     }
 
@@ -59,4 +60,14 @@ public static class ConfigurationExtensions
 public sealed class DatabaseOptions
 {
     public string ConnectionString { get; set; } = "";
+
+    /// <summary>
+    /// Migrate at start (under an advisory lock, so many processes may start at once). False: wait up to
+    /// <see cref="MigrationWait"/> for a migration run elsewhere (<c>--migrate</c>, e.g. a Kubernetes Job), then give up.
+    /// </summary>
+    public bool MigrateAtStart { get; set; } = true;
+
+    /// <summary>How long a process that does not migrate waits for the schema to be current.</summary>
+    [Range(typeof(TimeSpan), "00:00:01", "01:00:00")]
+    public TimeSpan MigrationWait { get; set; } = TimeSpan.FromMinutes(2);
 }

@@ -32,6 +32,47 @@ public static class DatabaseSetup
     }
 
     /// <summary>
+    /// For a process that does not migrate (<c>Database:MigrateAtStart=false</c>): waits until every migration is applied
+    /// and Hangfire's schema is installed, reading only; false when that has not happened within <paramref name="wait"/>.
+    /// </summary>
+    public static async Task<bool> WaitForSchemaAsync(this IServiceProvider services, TimeSpan wait, CancellationToken cancellationToken = default)
+    {
+        using var scope = services.CreateScope();
+        var db = scope.ServiceProvider.GetRequiredService<TrainingDbContext>();
+        var dataSource = scope.ServiceProvider.GetRequiredService<NpgsqlDataSource>();
+        var expected = db.Database.GetMigrations().ToHashSet();
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            var applied = await AppliedMigrationsAsync(dataSource, cancellationToken);
+            if (expected.IsSubsetOf(applied))
+            {
+                return true;
+            }
+            if (DateTime.UtcNow >= deadline)
+            {
+                return false;
+            }
+            await Task.Delay(TimeSpan.FromSeconds(1), cancellationToken);
+        }
+    }
+
+    /// <summary>The migrations applied, or none while the history table or Hangfire's schema is missing (read only).</summary>
+    private static async Task<string[]> AppliedMigrationsAsync(NpgsqlDataSource dataSource, CancellationToken cancellationToken)
+    {
+        await using (var exists = dataSource.CreateCommand(
+            $"""SELECT to_regclass('"__EFMigrationsHistory"') IS NOT NULL AND to_regclass('"{HangfireSchema}".server') IS NOT NULL"""))
+        {
+            if (await exists.ExecuteScalarAsync(cancellationToken) is not true)
+            {
+                return [];
+            }
+        }
+        await using var read = dataSource.CreateCommand("""SELECT coalesce(array_agg(migration_id), ARRAY[]::text[]) FROM "__EFMigrationsHistory" """);
+        return (string[])(await read.ExecuteScalarAsync(cancellationToken))!;
+    }
+
+    /// <summary>
     /// Applies EF Core migrations and installs Hangfire's schema: the one place the schema changes. A PostgreSQL
     /// advisory lock makes it safe when an API and several workers start at once; the others wait, then find it done.
     /// </summary>
