@@ -210,6 +210,7 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
     public async Task A_cross_site_form_post_without_a_key_is_a_401_on_every_state_changing_route_and_changes_nothing()
     {
         var job = await LongJobs.StartAsync(_client);
+        await _client.WaitForAsync(job.Id(), TimeSpan.FromSeconds(60), "running"); // the checks below end by asserting it still runs
         try
         {
             var routes = await StateChangingRoutesAsync(job.Id(), await LongJobs.DatasetAsync(_client));
@@ -241,6 +242,7 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
     public async Task Job_key_and_other_json_routes_refuse_form_and_text_bodies_with_415_even_with_a_key()
     {
         var job = await LongJobs.StartAsync(_client);
+        await _client.WaitForAsync(job.Id(), TimeSpan.FromSeconds(60), "running"); // the checks below end by asserting it still runs
         try
         {
             var routes = (await StateChangingRoutesAsync(job.Id(), await LongJobs.DatasetAsync(_client)))
