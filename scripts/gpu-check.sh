@@ -118,7 +118,9 @@ run() {
   else
     nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | sed 's/^/gpu: /'
   fi
-  # The compute tests run kernels on the CPU accelerator and compile each one for CUDA (PTX) as well.
+  # The compute tests run every kernel on the GPU (TRAININGSERVICE_TEST_DEVICE=cuda); with --cpu, on the CPU accelerator,
+  # compiling each one for CUDA (PTX) as well.
+  if [ "$cpu" = 1 ]; then unset TRAININGSERVICE_TEST_DEVICE; else export TRAININGSERVICE_TEST_DEVICE=cuda; fi
   local filter=()
   [ -n "${GPU_CHECK_TEST_FILTER:-}" ] && filter=("/TestCaseFilter:$GPU_CHECK_TEST_FILTER")
   step "compute tests" 150 "$logs/tests.log" "$dotnet" "$dir/vstest/vstest.console.dll" "$dir/tests/TrainingService.Compute.Tests.dll" "${filter[@]}"

@@ -36,6 +36,9 @@ internal static class LossBenchmark
     private sealed record Measurement(LossCase Case, int Elements, double KernelSeconds, double BaselineSeconds,
         double ScalarSeconds, double CopySeconds, double KernelLoss, double BaselineLoss, double GradientError)
     {
+        /// <summary>The accelerator's own copy of the same bytes (on a GPU, its memory bandwidth; on the CPU accelerator, its copy).</summary>
+        public double DeviceCopySeconds { get; init; }
+        public double DeviceCopyRatio => KernelSeconds / DeviceCopySeconds;
         public double LossError => Math.Abs(KernelLoss - BaselineLoss) / Math.Max(Math.Abs(BaselineLoss), double.Epsilon);
         public bool Matches => LossError <= Tolerance && GradientError <= Tolerance;
         public double BaselineRatio => KernelSeconds / BaselineSeconds;
@@ -143,6 +146,11 @@ internal static class LossBenchmark
             },
             count => baselineSum = workspace.RunBaseline(lossCase.Baseline, count, perItem, baselineScale),
             count => workspace.CopyFloor(count * perItem, count),
+            count =>
+            {
+                workspace.DeviceCopy(count * perItem, count);
+                device.Accelerator.Synchronize();
+            },
         };
         if (lossCase.ScalarBaseline is { } scalar)
         {
@@ -151,11 +159,11 @@ internal static class LossBenchmark
         }
         double[] medians = Medians(repeats, items, workloads);
         double kernel = medians[0], baseline = medians[1], copy = medians[2];
-        double scalarSeconds = medians.Length > 3 ? medians[3] : baseline; // the baseline is scalar already
+        double scalarSeconds = medians.Length > 4 ? medians[4] : baseline; // the baseline is scalar already
 
         double kernelLoss = workspace.Partials.GetAsArray1D().Sum() * scale;
         return new Measurement(lossCase, elements, kernel, baseline, scalarSeconds, copy, kernelLoss, baselineSum * baselineScale,
-            workspace.GradientError(elements));
+            workspace.GradientError(elements)) { DeviceCopySeconds = medians[3] };
     }
 
     /// <summary>Median seconds of each workload over <paramref name="items"/>, after <see cref="WarmUp"/>; runs are interleaved.</summary>
@@ -201,13 +209,13 @@ internal static class LossBenchmark
     private static void PrintTable(List<Measurement> results)
     {
         Console.WriteLine();
-        Console.WriteLine("| loss | N | kernel elements/s | C# baseline elements/s | scalar C# elements/s | memcpy elements/s | kernel/C# time ratio | scalar C#/C# time ratio | kernel/memcpy time ratio | goal | loss check |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
+        Console.WriteLine("| loss | N | kernel elements/s | C# baseline elements/s | scalar C# elements/s | memcpy elements/s | device copy elements/s | kernel/C# time ratio | scalar C#/C# time ratio | kernel/memcpy time ratio | kernel/device copy time ratio | goal | loss check |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|");
         foreach (var r in results)
         {
             Console.WriteLine($"| {r.Case.Label} | {r.Elements:N0} | {Rate(r.Elements, r.KernelSeconds)} | {Rate(r.Elements, r.BaselineSeconds)} | " +
-                $"{Rate(r.Elements, r.ScalarSeconds)} | {Rate(r.Elements, r.CopySeconds)} | {r.BaselineRatio:F2}x | " +
-                $"{r.ScalarSeconds / r.BaselineSeconds:F2}x | {r.CopyRatio:F2}x | {Verdict(r)} | {(r.Matches ? "ok" : "MISMATCH")} |");
+                $"{Rate(r.Elements, r.ScalarSeconds)} | {Rate(r.Elements, r.CopySeconds)} | {Rate(r.Elements, r.DeviceCopySeconds)} | {r.BaselineRatio:F2}x | " +
+                $"{r.ScalarSeconds / r.BaselineSeconds:F2}x | {r.CopyRatio:F2}x | {r.DeviceCopyRatio:F2}x | {Verdict(r)} | {(r.Matches ? "ok" : "MISMATCH")} |");
         }
     }
 
@@ -239,7 +247,8 @@ internal static class LossBenchmark
     /// </summary>
     private sealed class LossWorkspace : IDisposable
     {
-        private readonly MemoryBuffer1D<float, Stride1D.Dense> _predictions, _targets, _gradient, _classWeights;
+        private readonly MemoryBuffer1D<float, Stride1D.Dense> _predictions, _targets, _gradient, _classWeights, _deviceTargetCopy,
+            _devicePredictionCopy;
         private readonly float[] _baselineGradient, _kernelGradient, _copyDestination;
         private readonly double[] _chunkSums = new double[Environment.ProcessorCount];
         private readonly float[] _copySink = new float[Environment.ProcessorCount];
@@ -251,6 +260,8 @@ internal static class LossBenchmark
             _predictions = accelerator.Allocate1D<float>(elements);
             _targets = accelerator.Allocate1D<float>(elements);
             _gradient = accelerator.Allocate1D<float>(elements);
+            _deviceTargetCopy = accelerator.Allocate1D<float>(elements);
+            _devicePredictionCopy = accelerator.Allocate1D<float>(elements);
             _classWeights = accelerator.Allocate1D<float>(classes);
             Partials = device.AllocateZeroed<double>(device.MaxGroups);
             Predictions = new float[elements];
@@ -317,6 +328,16 @@ internal static class LossBenchmark
         }
 
         /// <summary>The memory floor: predictions → gradient-sized destination, plus one read of the targets.</summary>
+        /// <summary>
+        /// The accelerator copies the predictions and the targets into buffers of their own: the bytes the kernel
+        /// must read and write, moved by the device (its memory bandwidth on a GPU). Call <c>Synchronize</c> after.
+        /// </summary>
+        public void DeviceCopy(int elements, int targets)
+        {
+            Prefix(_predictions, elements).CopyTo(Prefix(_devicePredictionCopy, elements)); // not the gradient: the gradient check reads it
+            Prefix(_targets, targets).CopyTo(Prefix(_deviceTargetCopy, targets));
+        }
+
         public void CopyFloor(int elements, int targets)
         {
             Parallel.For(0, _copySink.Length, p =>
@@ -356,6 +377,8 @@ internal static class LossBenchmark
             _targets.Dispose();
             _gradient.Dispose();
             _classWeights.Dispose();
+            _deviceTargetCopy.Dispose();
+            _devicePredictionCopy.Dispose();
             Partials.Dispose();
         }
     }
