@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults|fairness> [options]
-# Builds in Release; for upload, service, evaluate, fuzz and fairness starts a throwaway PostgreSQL (and installs wrk for service);
+# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults|fairness|scaleout> [options]
+# Builds in Release; for upload, service, evaluate, fuzz, fairness and scaleout starts a throwaway PostgreSQL (and installs wrk for service);
 # for faults always a PostgreSQL of its own, which the benchmark restarts;
 # for train installs the TensorFlow.js baseline (npm ci in bench/tfjs).
 set -euo pipefail
@@ -13,7 +13,7 @@ dotnet build TrainingService.sln -c Release -v quiet -nologo >/dev/null
 case "$command" in
   train)
     [ -d bench/tfjs/node_modules ] || npm ci --prefix bench/tfjs --no-audit --no-fund >&2 ;;
-  upload|service|evaluate|fuzz|fairness)
+  upload|service|evaluate|fuzz|fairness|scaleout)
     if [ "$command" = service ] && ! command -v wrk >/dev/null 2>&1; then
       sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >&2

@@ -13,6 +13,7 @@ return args.FirstOrDefault() switch
     "fuzz" => await FuzzBenchmark.RunAsync(args[1..]),
     "faults" => await FaultBenchmark.RunAsync(args[1..]),
     "fairness" => await FairnessBenchmark.RunAsync(args[1..]),
+    "scaleout" => await ScaleOutBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -28,5 +29,6 @@ static int Usage()
     Console.Error.WriteLine("  fuzz    [--requests 10000] [--seed 1] [--concurrency 16]  hostile requests on every route: 5xx, peak RSS, rows stored");
     Console.Error.WriteLine("  faults  [--rows 2000]  kill -9 of a job's worker (time to resume), PostgreSQL restart mid-job (the stall)");
     Console.Error.WriteLine("  fairness [--jobs 100]  tenant B's one job behind tenant A's backlog on one worker: fair scheduling vs FIFO");
+    Console.Error.WriteLine("  scaleout [--jobs 200] [--epochs 3] [--workers 1,2,4]  one API and N worker processes; then one worker killed");
     return 2;
 }
