@@ -290,7 +290,8 @@ public sealed class ServiceProcess : IAsyncDisposable
         return File.Exists(path) ? path : throw new InvalidOperationException($"Build the solution in {configuration} first: {path} is missing.");
     }
 
-    private static int FreePort()
+    /// <summary>A TCP port free on the loopback interface at the moment of asking.</summary>
+    public static int FreePort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
+using TrainingService.ProcessHarness;
 using TrainingService.Server.Tests.Infrastructure;
 
 namespace TrainingService.Server.Tests;
@@ -83,7 +83,7 @@ public sealed class TelemetryTests(ServiceFixture service)
     public async Task A_metrics_port_serves_every_process_without_a_key_and_only_there()
     {
         await using var database = await TestDatabase.CreateAsync();
-        int port = FreePort();
+        int port = ServiceProcess.FreePort();
         await using var api = ServiceFixture.StartProcess("api", database.ConnectionString);
         await using var worker = ServiceFixture.StartProcess("worker", database.ConnectionString,
             new Dictionary<string, string> { ["Telemetry:MetricsPort"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
@@ -95,12 +95,5 @@ public sealed class TelemetryTests(ServiceFixture service)
 
         Assert.Contains("trainingservice_epoch_duration_seconds_count", text);
         Assert.Equal(HttpStatusCode.NotFound, (await scraper.GetAsync($"http://127.0.0.1:{worker.Port}/metrics")).StatusCode);
-    }
-
-    private static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
