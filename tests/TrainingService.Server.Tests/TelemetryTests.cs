@@ -89,11 +89,14 @@ public sealed class TelemetryTests(ServiceFixture service)
             new Dictionary<string, string> { ["Telemetry:MetricsPort"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         await Task.WhenAll(api.WaitReadyAsync(TimeSpan.FromSeconds(90)), worker.WaitReadyAsync(TimeSpan.FromSeconds(90)));
 
-        await TrainOneAsync(api.Client, epochs: 3);
+        string id = await TrainOneAsync(api.Client, epochs: 3);
         using var scraper = new HttpClient();
         string text = await scraper.GetStringAsync($"http://127.0.0.1:{port}/metrics");
 
         Assert.Contains("trainingservice_epoch_duration_seconds_count", text);
         Assert.Equal(HttpStatusCode.NotFound, (await scraper.GetAsync($"http://127.0.0.1:{worker.Port}/metrics")).StatusCode);
+        // The worker's log lines about the job carry its id and the trace id of its submit.
+        string ended = worker.Output.Split('\n').Single(line => line.Contains($"Job {id} ended", StringComparison.Ordinal));
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(ended, $"TraceId:[0-9a-f]{{32}}.*JobId:{id}"), ended);
     }
 }

@@ -61,7 +61,8 @@ public sealed class TrainingJob(
     {
         // Hangfire passes its own context in place of the null the job was enqueued with.
         string attempt = context?.BackgroundJob.Id ?? throw new ArgumentNullException(nameof(context), "Run by Hangfire only.");
-        using var scope = logger.BeginScope(new Dictionary<string, object> { ["JobId"] = jobId, ["Attempt"] = attempt });
+        // A message-template scope: structured properties in JSON logs, "JobId:… Attempt:…" on a terminal.
+        using var scope = logger.BeginScope("JobId:{JobId} Attempt:{Attempt}", jobId, attempt);
         try
         {
             // Fair scheduling may hand this delivery a fairer job than the one it was enqueued for, or none (FairScheduler).
@@ -70,7 +71,7 @@ public sealed class TrainingJob(
             _turn = turn;
             if (turn.JobId is { } chosen)
             {
-                using var chosenScope = chosen == jobId ? null : logger.BeginScope(new Dictionary<string, object> { ["JobId"] = chosen });
+                using var chosenScope = chosen == jobId ? null : logger.BeginScope("JobId:{JobId}", chosen);
                 await RunAttemptAsync(chosen, attempt, shutdown);
                 await scheduler.WakeAsync(CancellationToken.None);
             }
