@@ -92,7 +92,8 @@ async function request(url, options = {}) {
   if (!current) {
     throw new Error('signed out');
   }
-  const headers = { ...(options.headers ?? {}), Authorization: `Bearer ${current.key}` };
+  // No key in Auth:Mode=None (a laptop on loopback): the API takes every caller for the owner.
+  const headers = current.key ? { ...(options.headers ?? {}), Authorization: `Bearer ${current.key}` } : { ...(options.headers ?? {}) };
   const response = await fetch(url, { cache: 'no-store', ...options, headers });
   if (response.status === 401 && session === current) {
     const problem = await response.json().catch(() => ({}));
@@ -746,5 +747,19 @@ const storedKey = sessionStorage.getItem(KEY_STORAGE);
 if (storedKey) {
   signIn(storedKey);
 } else {
+  startWithoutKey();
+}
+
+// A service run with Auth:Mode=None answers /api/me without a key: go straight in; otherwise ask for one.
+async function startWithoutKey() {
+  try {
+    const response = await fetch('/api/me', { cache: 'no-store' });
+    if (response.ok) {
+      signIn('');
+      return;
+    }
+  } catch {
+    // unreachable: the sign-in form says so when a key is tried
+  }
   showSignIn(null);
 }
