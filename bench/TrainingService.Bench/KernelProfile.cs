@@ -73,20 +73,27 @@ internal static class KernelProfile
         var cfg = device.GridStride(Batch * 128);
         var l1 = p.SubView(0, 65 * 128);
         var l2 = p.SubView(65 * 128, 129 * 10);
-        fwd(cfg, x, l1, z.View, a.View, new DenseArgs { Rows = Batch, In = 64, Out = 128, Activation = 1 });
+        fwd(cfg, x, l1, z.View, a.View, Args(device, Batch, 64, 128, 1, Batch / 4 * 32));
         Console.WriteLine("| dense kernel | M × N × K | ms / epoch | GFLOP/s | scalar C# Parallel.For GEMM, GFLOP/s | kernel / C# |");
         Console.WriteLine("|---|---|---:|---:|---:|---:|");
         PrintProduct("forward L1 (+bias, ReLU, keeps Z)", Batch, 128, 64,
-            Time(acc, () => fwd(cfg, x, l1, z.View, a.View, new DenseArgs { Rows = Batch, In = 64, Out = 128, Activation = 1 })));
+            Time(acc, () => fwd(cfg, x, l1, z.View, a.View, Args(device, Batch, 64, 128, 1, Batch / 4 * 32))));
         PrintProduct("forward L2 (+bias)", Batch, 10, 128,
-            Time(acc, () => fwd(cfg, a.View, l2, ArrayView<float>.Empty, out2.View, new DenseArgs { Rows = Batch, In = 128, Out = 10 })));
+            Time(acc, () => fwd(cfg, a.View, l2, ArrayView<float>.Empty, out2.View, Args(device, Batch, 128, 10, 0, Batch / 4 * 3))));
         PrintProduct("backward L2 weights + bias", 129, 10, Batch,
-            Time(acc, () => bw(cfg, a.View, dz2.View, g.SubView(65 * 128, 129 * 10), new DenseArgs { Rows = Batch, In = 128, Out = 10 })));
+            Time(acc, () => bw(cfg, a.View, dz2.View, g.SubView(65 * 128, 129 * 10), Args(device, Batch, 128, 10, 0, 33 * 3))));
         PrintProduct("backward L2 → L1 input (ReLU mask)", Batch, 128, 10,
-            Time(acc, () => bi(cfg, dz2.View, l2, z.View, dz1.View, new DenseArgs { Rows = Batch, In = 128, Out = 10, Activation = 1 })));
+            Time(acc, () => bi(cfg, dz2.View, l2, z.View, dz1.View, Args(device, Batch, 128, 10, 1, Batch / 4 * 32))));
         PrintProduct("backward L1 weights + bias", 65, 128, Batch,
-            Time(acc, () => bw(cfg, x, dz1.View, g.SubView(0, 65 * 128), new DenseArgs { Rows = Batch, In = 64, Out = 128 })));
+            Time(acc, () => bw(cfg, x, dz1.View, g.SubView(0, 65 * 128), Args(device, Batch, 64, 128, 0, 17 * 32))));
     }
+
+    /// <summary>A dense launch's arguments as NetworkExecutor makes them, for <paramref name="tiles"/> 4 × 4 tiles.</summary>
+    private static DenseArgs Args(ComputeDevice device, int rows, int inputs, int outputs, int activation, long tiles) => new()
+    {
+        Rows = rows, In = inputs, Out = outputs, Activation = activation,
+        TilesPerPass = DenseKernels.TilesPerPass(device.IsCpu, tiles, device.MaxGroups * device.GroupSize),
+    };
 
     /// <summary>Milliseconds per epoch: <see cref="Steps"/> calls after 50 warm-up calls, best of three.</summary>
     private static double Time(Accelerator acc, Action action)

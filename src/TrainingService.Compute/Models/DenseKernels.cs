@@ -17,59 +17,74 @@ public struct DenseArgs
     public float DropoutRate;
     /// <summary>Seed of this batch and layer's dropout mask (the same value in forward and backward).</summary>
     public uint DropoutSeed;
+    /// <summary>Consecutive tiles a thread takes per pass (<see cref="DenseKernels.TilesPerPass"/>); 0 counts as 1.</summary>
+    public int TilesPerPass;
 }
 
 /// <summary>
 /// Dense-layer kernels, register-tiled: each logical thread owns a 4 × 4 block of outputs and keeps its sixteen
-/// accumulators in registers while it walks the shared dimension, and the grid strides over blocks. On ILGPU's
-/// CPU accelerator this runs ~2× faster than one output per thread, and on a GPU it is the usual register blocking.
-/// Bias, activation and dropout are fused into the epilogues, so a layer costs one launch each way.
+/// accumulators in registers while it walks the shared dimension. Bias, activation and dropout are fused into the
+/// epilogues, so a layer costs one launch each way.
 /// </summary>
 /// <remarks>
-/// Layout: activations are row-major [rows × width]; a layer's parameters are the block [W (in × out); b (out)].
-/// Backward to the weights treats the bias as weight row <c>in</c> fed by a constant input of 1, so one product
-/// gives both ∂W and ∂b.
+/// <para>Layout: activations are row-major [rows × width]; a layer's parameters are the block [W (in × out); b (out)].</para>
+/// <para>Memory is read and written through raw pointers taken once per launch from each view (<see cref="Address"/>).
+/// On ILGPU's CPU accelerator a kernel is the C# method itself, and every <c>ArrayView</c> index runs ILGPU's
+/// <c>Trace.Assert</c> range check and buffer-type check and loads the buffer's base address (ILGPU is built with TRACE,
+/// so this does not depend on the context's debug or assertion settings); a pointer index is one load. ILGPU's PTX
+/// backend compiles the same pointer arithmetic to plain global loads and stores.</para>
+/// <para>Tiles are enumerated row-major; on the CPU each thread takes one contiguous run of them
+/// (<see cref="DenseArgs.TilesPerPass"/>), so no output cache line is written by two cores; on a GPU neighbouring
+/// threads take neighbouring tiles.</para>
 /// </remarks>
 public static class DenseKernels
 {
     private const int Tile = 4;
 
+    /// <summary>Tiles a thread takes per pass: one contiguous run per thread on the CPU, one tile at a time on a GPU.</summary>
+    public static int TilesPerPass(bool isCpu, long tiles, int threads) =>
+        isCpu ? (int)Math.Max(1, (tiles + threads - 1) / threads) : 1;
+
     /// <summary>Z = X·W + b; preActivation = Z (unless empty); output = dropout(f(Z)).</summary>
-    public static void Forward(ArrayView<float> input, ArrayView<float> parameters, ArrayView<float> preActivation,
+    public static unsafe void Forward(ArrayView<float> input, ArrayView<float> parameters, ArrayView<float> preActivation,
         ArrayView<float> output, DenseArgs args)
     {
+        float* x = Address(input), w = Address(parameters), z = Address(preActivation), o = Address(output);
         int tileCols = (args.Out + Tile - 1) / Tile;
         int tiles = ((args.Rows + Tile - 1) / Tile) * tileCols;
-        int stride = Grid.DimX * Group.DimX;
-        int biasOffset = args.In * args.Out;
-        for (int t = Grid.GlobalIndex.X; t < tiles; t += stride)
+        int threads = Grid.DimX * Group.DimX, run = Math.Max(1, args.TilesPerPass);
+        float* bias = w + args.In * args.Out;
+        for (int first = Grid.GlobalIndex.X * run; first < tiles; first += threads * run)
         {
-            int r0 = t / tileCols * Tile, c0 = t % tileCols * Tile;
-            // Partial tiles at the edges reuse the full loop: loads are clamped to the last valid row or column
-            // (their results are discarded), stores are guarded. No slow scalar path.
-            int x0 = Math.Min(r0, args.Rows - 1) * args.In, x1 = Math.Min(r0 + 1, args.Rows - 1) * args.In;
-            int x2 = Math.Min(r0 + 2, args.Rows - 1) * args.In, x3 = Math.Min(r0 + 3, args.Rows - 1) * args.In;
-            int j0 = c0, j1 = Math.Min(c0 + 1, args.Out - 1), j2 = Math.Min(c0 + 2, args.Out - 1), j3 = Math.Min(c0 + 3, args.Out - 1);
-            float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-            float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
-            for (int k = 0, w = 0; k < args.In; k++, w += args.Out)
+            for (int t = first, last = Math.Min(first + run, tiles); t < last; t++)
             {
-                float b0 = parameters[w + j0], b1 = parameters[w + j1], b2 = parameters[w + j2], b3 = parameters[w + j3];
-                float v = input[x0 + k];
-                a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
-                v = input[x1 + k];
-                a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
-                v = input[x2 + k];
-                a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
-                v = input[x3 + k];
-                a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+                int r0 = t / tileCols * Tile, c0 = t % tileCols * Tile;
+                // Partial tiles at the edges reuse the full loop: loads are clamped to the last valid row or column
+                // (their results are discarded), stores are guarded. No slow scalar path.
+                float* x0 = x + Math.Min(r0, args.Rows - 1) * args.In, x1 = x + Math.Min(r0 + 1, args.Rows - 1) * args.In;
+                float* x2 = x + Math.Min(r0 + 2, args.Rows - 1) * args.In, x3 = x + Math.Min(r0 + 3, args.Rows - 1) * args.In;
+                int j1 = Math.Min(c0 + 1, args.Out - 1), j2 = Math.Min(c0 + 2, args.Out - 1), j3 = Math.Min(c0 + 3, args.Out - 1);
+                float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+                float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+                float* wk = w;
+                for (int k = 0; k < args.In; k++, wk += args.Out)
+                {
+                    float b0 = wk[c0], b1 = wk[j1], b2 = wk[j2], b3 = wk[j3];
+                    float v = x0[k];
+                    a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
+                    v = x1[k];
+                    a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
+                    v = x2[k];
+                    a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
+                    v = x3[k];
+                    a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+                }
+                float bias0 = bias[c0], bias1 = bias[j1], bias2 = bias[j2], bias3 = bias[j3];
+                StoreForward(r0, c0, a00 + bias0, a01 + bias1, a02 + bias2, a03 + bias3, z, o, args);
+                StoreForward(r0 + 1, c0, a10 + bias0, a11 + bias1, a12 + bias2, a13 + bias3, z, o, args);
+                StoreForward(r0 + 2, c0, a20 + bias0, a21 + bias1, a22 + bias2, a23 + bias3, z, o, args);
+                StoreForward(r0 + 3, c0, a30 + bias0, a31 + bias1, a32 + bias2, a33 + bias3, z, o, args);
             }
-            float bias0 = parameters[biasOffset + j0], bias1 = parameters[biasOffset + j1];
-            float bias2 = parameters[biasOffset + j2], bias3 = parameters[biasOffset + j3];
-            StoreForward(r0, c0, a00 + bias0, a01 + bias1, a02 + bias2, a03 + bias3, preActivation, output, args);
-            StoreForward(r0 + 1, c0, a10 + bias0, a11 + bias1, a12 + bias2, a13 + bias3, preActivation, output, args);
-            StoreForward(r0 + 2, c0, a20 + bias0, a21 + bias1, a22 + bias2, a23 + bias3, preActivation, output, args);
-            StoreForward(r0 + 3, c0, a30 + bias0, a31 + bias1, a32 + bias2, a33 + bias3, preActivation, output, args);
         }
     }
 
@@ -77,37 +92,41 @@ public static class DenseKernels
     /// Backward to the inputs of a layer: gradIn = (gradOut · Wᵀ) ⊙ f′(Z_prev) ⊙ mask_prev, where f and the mask are
     /// the previous layer's activation and dropout (<see cref="DenseArgs.Activation"/>, <see cref="DenseArgs.DropoutSeed"/>).
     /// </summary>
-    public static void BackwardInput(ArrayView<float> gradOut, ArrayView<float> parameters, ArrayView<float> previousPreActivation,
+    public static unsafe void BackwardInput(ArrayView<float> gradOut, ArrayView<float> parameters, ArrayView<float> previousPreActivation,
         ArrayView<float> gradIn, DenseArgs args)
     {
+        float* g = Address(gradOut), w = Address(parameters), z = Address(previousPreActivation), d = Address(gradIn);
         int tileCols = (args.In + Tile - 1) / Tile;
         int tiles = ((args.Rows + Tile - 1) / Tile) * tileCols;
-        int stride = Grid.DimX * Group.DimX;
-        for (int t = Grid.GlobalIndex.X; t < tiles; t += stride)
+        int threads = Grid.DimX * Group.DimX, run = Math.Max(1, args.TilesPerPass);
+        for (int first = Grid.GlobalIndex.X * run; first < tiles; first += threads * run)
         {
-            int r0 = t / tileCols * Tile, k0 = t % tileCols * Tile;
-            int g0 = Math.Min(r0, args.Rows - 1) * args.Out, g1 = Math.Min(r0 + 1, args.Rows - 1) * args.Out;
-            int g2 = Math.Min(r0 + 2, args.Rows - 1) * args.Out, g3 = Math.Min(r0 + 3, args.Rows - 1) * args.Out;
-            int w0 = k0 * args.Out, w1 = Math.Min(k0 + 1, args.In - 1) * args.Out;
-            int w2 = Math.Min(k0 + 2, args.In - 1) * args.Out, w3 = Math.Min(k0 + 3, args.In - 1) * args.Out;
-            float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-            float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
-            for (int j = 0; j < args.Out; j++)
+            for (int t = first, last = Math.Min(first + run, tiles); t < last; t++)
             {
-                float b0 = parameters[w0 + j], b1 = parameters[w1 + j], b2 = parameters[w2 + j], b3 = parameters[w3 + j];
-                float v = gradOut[g0 + j];
-                a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
-                v = gradOut[g1 + j];
-                a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
-                v = gradOut[g2 + j];
-                a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
-                v = gradOut[g3 + j];
-                a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+                int r0 = t / tileCols * Tile, k0 = t % tileCols * Tile;
+                float* g0 = g + Math.Min(r0, args.Rows - 1) * args.Out, g1 = g + Math.Min(r0 + 1, args.Rows - 1) * args.Out;
+                float* g2 = g + Math.Min(r0 + 2, args.Rows - 1) * args.Out, g3 = g + Math.Min(r0 + 3, args.Rows - 1) * args.Out;
+                float* w0 = w + k0 * args.Out, w1 = w + Math.Min(k0 + 1, args.In - 1) * args.Out;
+                float* w2 = w + Math.Min(k0 + 2, args.In - 1) * args.Out, w3 = w + Math.Min(k0 + 3, args.In - 1) * args.Out;
+                float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+                float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+                for (int j = 0; j < args.Out; j++)
+                {
+                    float b0 = w0[j], b1 = w1[j], b2 = w2[j], b3 = w3[j];
+                    float v = g0[j];
+                    a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
+                    v = g1[j];
+                    a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
+                    v = g2[j];
+                    a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
+                    v = g3[j];
+                    a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+                }
+                StoreBackward(r0, k0, a00, a01, a02, a03, z, d, args);
+                StoreBackward(r0 + 1, k0, a10, a11, a12, a13, z, d, args);
+                StoreBackward(r0 + 2, k0, a20, a21, a22, a23, z, d, args);
+                StoreBackward(r0 + 3, k0, a30, a31, a32, a33, z, d, args);
             }
-            StoreBackward(r0, k0, a00, a01, a02, a03, previousPreActivation, gradIn, args);
-            StoreBackward(r0 + 1, k0, a10, a11, a12, a13, previousPreActivation, gradIn, args);
-            StoreBackward(r0 + 2, k0, a20, a21, a22, a23, previousPreActivation, gradIn, args);
-            StoreBackward(r0 + 3, k0, a30, a31, a32, a33, previousPreActivation, gradIn, args);
         }
     }
 
@@ -115,39 +134,44 @@ public static class DenseKernels
     /// [∂W; ∂b] = [X, 1]ᵀ · gradOut over the layer's gradient block. The first tiles cover ∂W (4 × 4 blocks over
     /// in × out, summing over rows); the remaining tiles each sum four columns of gradOut into ∂b.
     /// </summary>
-    public static void BackwardWeights(ArrayView<float> input, ArrayView<float> gradOut, ArrayView<float> gradParameters, DenseArgs args)
+    public static unsafe void BackwardWeights(ArrayView<float> input, ArrayView<float> gradOut, ArrayView<float> gradParameters, DenseArgs args)
     {
+        float* x = Address(input), g = Address(gradOut), d = Address(gradParameters);
         int tileCols = (args.Out + Tile - 1) / Tile;
-        int weightTiles = ((args.In + Tile - 1) / Tile) * tileCols;
-        int stride = Grid.DimX * Group.DimX;
-        for (int t = Grid.GlobalIndex.X; t < weightTiles + tileCols; t += stride)
+        int weightTiles = ((args.In + Tile - 1) / Tile) * tileCols, tiles = weightTiles + tileCols;
+        int threads = Grid.DimX * Group.DimX, run = Math.Max(1, args.TilesPerPass);
+        for (int first = Grid.GlobalIndex.X * run; first < tiles; first += threads * run)
         {
-            if (t >= weightTiles)
+            for (int t = first, last = Math.Min(first + run, tiles); t < last; t++)
             {
-                BiasTile(gradOut, gradParameters, (t - weightTiles) * Tile, args);
-                continue;
+                if (t >= weightTiles)
+                {
+                    BiasTile(g, d, (t - weightTiles) * Tile, args);
+                    continue;
+                }
+                int k0 = t / tileCols * Tile, c0 = t % tileCols * Tile;
+                int k1 = Math.Min(k0 + 1, args.In - 1), k2 = Math.Min(k0 + 2, args.In - 1), k3 = Math.Min(k0 + 3, args.In - 1);
+                int j1 = Math.Min(c0 + 1, args.Out - 1), j2 = Math.Min(c0 + 2, args.Out - 1), j3 = Math.Min(c0 + 3, args.Out - 1);
+                float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+                float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+                float* xr = x, gr = g;
+                for (int r = 0; r < args.Rows; r++, xr += args.In, gr += args.Out)
+                {
+                    float b0 = gr[c0], b1 = gr[j1], b2 = gr[j2], b3 = gr[j3];
+                    float v = xr[k0];
+                    a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
+                    v = xr[k1];
+                    a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
+                    v = xr[k2];
+                    a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
+                    v = xr[k3];
+                    a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+                }
+                StoreWeights(k0, c0, a00, a01, a02, a03, d, args);
+                StoreWeights(k0 + 1, c0, a10, a11, a12, a13, d, args);
+                StoreWeights(k0 + 2, c0, a20, a21, a22, a23, d, args);
+                StoreWeights(k0 + 3, c0, a30, a31, a32, a33, d, args);
             }
-            int k0 = t / tileCols * Tile, c0 = t % tileCols * Tile;
-            int k1 = Math.Min(k0 + 1, args.In - 1), k2 = Math.Min(k0 + 2, args.In - 1), k3 = Math.Min(k0 + 3, args.In - 1);
-            int j1 = Math.Min(c0 + 1, args.Out - 1), j2 = Math.Min(c0 + 2, args.Out - 1), j3 = Math.Min(c0 + 3, args.Out - 1);
-            float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-            float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
-            for (int r = 0, x = 0, g = 0; r < args.Rows; r++, x += args.In, g += args.Out)
-            {
-                float b0 = gradOut[g + c0], b1 = gradOut[g + j1], b2 = gradOut[g + j2], b3 = gradOut[g + j3];
-                float v = input[x + k0];
-                a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
-                v = input[x + k1];
-                a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
-                v = input[x + k2];
-                a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
-                v = input[x + k3];
-                a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
-            }
-            StoreWeights(k0, c0, a00, a01, a02, a03, gradParameters, args);
-            StoreWeights(k0 + 1, c0, a10, a11, a12, a13, gradParameters, args);
-            StoreWeights(k0 + 2, c0, a20, a21, a22, a23, gradParameters, args);
-            StoreWeights(k0 + 3, c0, a30, a31, a32, a33, gradParameters, args);
         }
     }
 
@@ -175,8 +199,22 @@ public static class DenseKernels
         return (h >> 8) * (1f / 16777216f);
     }
 
-    private static void StoreForward(int r, int c, float z0, float z1, float z2, float z3,
-        ArrayView<float> preActivation, ArrayView<float> output, DenseArgs args)
+    /// <summary>The address of a view's first element, or null for an empty view (kernels test null for "not given").</summary>
+    private static unsafe float* Address(ArrayView<float> view)
+    {
+        if (view.Length == 0)
+        {
+            return null;
+        }
+        // CPU buffers are unmanaged memory, so the pointer stays valid after the fixed scope; a GPU ignores pinning.
+        fixed (float* p = &view[0])
+        {
+            return p;
+        }
+    }
+
+    private static unsafe void StoreForward(int r, int c, float z0, float z1, float z2, float z3,
+        float* preActivation, float* output, DenseArgs args)
     {
         if (r >= args.Rows)
         {
@@ -200,10 +238,10 @@ public static class DenseKernels
         }
     }
 
-    private static void StoreOne(int r, int c, float z, ArrayView<float> preActivation, ArrayView<float> output, DenseArgs args)
+    private static unsafe void StoreOne(int r, int c, float z, float* preActivation, float* output, DenseArgs args)
     {
         int index = r * args.Out + c;
-        if (preActivation.Length > 0)
+        if (preActivation != null)
         {
             preActivation[index] = z;
         }
@@ -215,8 +253,8 @@ public static class DenseKernels
         output[index] = a;
     }
 
-    private static void StoreBackward(int r, int k, float g0, float g1, float g2, float g3,
-        ArrayView<float> previousPreActivation, ArrayView<float> gradIn, DenseArgs args)
+    private static unsafe void StoreBackward(int r, int k, float g0, float g1, float g2, float g3,
+        float* previousPreActivation, float* gradIn, DenseArgs args)
     {
         if (r >= args.Rows)
         {
@@ -237,7 +275,7 @@ public static class DenseKernels
         }
     }
 
-    private static void StoreWeights(int k, int c, float g0, float g1, float g2, float g3, ArrayView<float> gradParameters, DenseArgs args)
+    private static unsafe void StoreWeights(int k, int c, float g0, float g1, float g2, float g3, float* gradParameters, DenseArgs args)
     {
         if (k >= args.In)
         {
@@ -260,7 +298,7 @@ public static class DenseKernels
     }
 
     /// <summary>∂b for columns c0 … c0 + 3: column sums of gradOut.</summary>
-    private static void BiasTile(ArrayView<float> gradOut, ArrayView<float> gradParameters, int c0, DenseArgs args)
+    private static unsafe void BiasTile(float* gradOut, float* gradParameters, int c0, DenseArgs args)
     {
         int j1 = Math.Min(c0 + 1, args.Out - 1), j2 = Math.Min(c0 + 2, args.Out - 1), j3 = Math.Min(c0 + 3, args.Out - 1);
         float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
@@ -289,7 +327,7 @@ public static class DenseKernels
         }
     }
 
-    private static void StoreBackwardOne(int r, int k, float g, ArrayView<float> previousPreActivation, ArrayView<float> gradIn, DenseArgs args)
+    private static unsafe void StoreBackwardOne(int r, int k, float g, float* previousPreActivation, float* gradIn, DenseArgs args)
     {
         int index = r * args.In + k;
         float d = g * ActivationMath.Derivative(args.Activation, previousPreActivation[index]);

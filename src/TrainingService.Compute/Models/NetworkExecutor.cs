@@ -67,12 +67,13 @@ public sealed class NetworkExecutor : IDisposable
                 Activation = (int)layer.Activation,
                 DropoutRate = hidden && dropoutSeed is not null ? (float)_layout.Dropout : 0f,
                 DropoutSeed = LayerSeed(dropoutSeed, l),
+                TilesPerPass = TilesPerPass(Tiles(rows, layer.Outputs)),
             };
             long size = (long)rows * layer.Outputs;
             // Pre-activations are kept only where backward needs them: hidden layers during training.
             ArrayView<float> preActivation = hidden && dropoutSeed is not null ? _preActivations[l].View.SubView(0, size) : ArrayView<float>.Empty;
             var output = _outputs[l].View.SubView(0, size);
-            _forward(Tiles(rows, layer.Outputs), x, Block(parameters, layer), preActivation, output, args);
+            _forward(Launch(Tiles(rows, layer.Outputs)), x, Block(parameters, layer), preActivation, output, args);
             x = output;
         }
         return x;
@@ -89,15 +90,17 @@ public sealed class NetworkExecutor : IDisposable
             var layer = _layout.Layers[l];
             ArrayView<float> layerInput = l == 0 ? input : _outputs[l - 1].View.SubView(0, (long)rows * layer.Inputs);
             var gradOut = _gradients[l].View.SubView(0, (long)rows * layer.Outputs);
-            var args = new DenseArgs { Rows = rows, In = layer.Inputs, Out = layer.Outputs };
-            _backwardWeights(_device.GridStride((long)((layer.Inputs + 3) / 4 + 1) * ((layer.Outputs + 3) / 4)), layerInput, gradOut, Block(gradients, layer), args);
+            long weightTiles = Tiles(layer.Inputs, layer.Outputs) + (layer.Outputs + 3) / 4;
+            var args = new DenseArgs { Rows = rows, In = layer.Inputs, Out = layer.Outputs, TilesPerPass = TilesPerPass(weightTiles) };
+            _backwardWeights(Launch(weightTiles), layerInput, gradOut, Block(gradients, layer), args);
             if (l > 0)
             {
                 var previous = _layout.Layers[l - 1];
                 args.Activation = (int)previous.Activation;
                 args.DropoutRate = (float)_layout.Dropout;
                 args.DropoutSeed = LayerSeed(dropoutSeed, l - 1);
-                _backwardInput(Tiles(rows, layer.Inputs), gradOut, Block(parameters, layer),
+                args.TilesPerPass = TilesPerPass(Tiles(rows, layer.Inputs));
+                _backwardInput(Launch(Tiles(rows, layer.Inputs)), gradOut, Block(parameters, layer),
                     _preActivations[l - 1].View.SubView(0, (long)rows * previous.Outputs),
                     _gradients[l - 1].View.SubView(0, (long)rows * previous.Outputs), args);
             }
@@ -115,7 +118,12 @@ public sealed class NetworkExecutor : IDisposable
 
     private static ArrayView<float> Block(ArrayView<float> flat, DenseLayer layer) => flat.SubView(layer.Offset, layer.ParameterCount);
 
-    private KernelConfig Tiles(int rows, int columns) => _device.GridStride((long)((rows + 3) / 4) * ((columns + 3) / 4));
+    /// <summary>4 × 4 output tiles of a [rows × columns] product.</summary>
+    private static long Tiles(int rows, int columns) => (long)((rows + 3) / 4) * ((columns + 3) / 4);
+
+    private KernelConfig Launch(long tiles) => _device.GridStride(tiles);
+
+    private int TilesPerPass(long tiles) => DenseKernels.TilesPerPass(_device.IsCpu, tiles, _device.MaxGroups * _device.GroupSize);
 
     internal static uint LayerSeed(uint? batchSeed, int layer) =>
         batchSeed is uint seed ? seed ^ (0x85EBCA6Bu * (uint)(layer + 1)) : 0u;
