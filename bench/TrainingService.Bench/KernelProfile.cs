@@ -58,13 +58,13 @@ internal static class KernelProfile
         return 0;
     }
 
-    /// <summary>Each dense kernel of the step alone, beside the scalar C# GEMM of its shape.</summary>
+    /// <summary>Each dense kernel of the step alone, beside the scalar C# GEMM of its shape (the sum, for a fused launch).</summary>
     private static void DenseProducts(ComputeDevice device, ArrayView<float> x, ArrayView<float> p, ArrayView<float> g)
     {
         var acc = device.Accelerator;
         var fwd = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs>(DenseKernels.Forward);
-        var bw = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs>(DenseKernels.BackwardWeights);
-        var bi = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs>(DenseKernels.BackwardInput);
+        var bw = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs>(
+            DenseKernels.Backward);
         using var z = acc.Allocate1D<float>(Batch * 128);
         using var a = acc.Allocate1D<float>(Batch * 128);
         using var out2 = acc.Allocate1D<float>(Batch * 10);
@@ -73,19 +73,19 @@ internal static class KernelProfile
         var cfg = device.GridStride(Batch * 128);
         var l1 = p.SubView(0, 65 * 128);
         var l2 = p.SubView(65 * 128, 129 * 10);
+        var none = ArrayView<float>.Empty;
         fwd(cfg, x, l1, z.View, a.View, Args(device, Batch, 64, 128, 1, Batch / 4 * 32));
-        Console.WriteLine("| dense kernel | M × N × K | ms / epoch | GFLOP/s | scalar C# Parallel.For GEMM, GFLOP/s | kernel / C# |");
+        Console.WriteLine("| dense kernel (one launch each) | M × N × K | ms / epoch | GFLOP/s | scalar C# Parallel.For GEMM, GFLOP/s | kernel / C# |");
         Console.WriteLine("|---|---|---:|---:|---:|---:|");
-        PrintProduct("forward L1 (+bias, ReLU, keeps Z)", Batch, 128, 64,
+        PrintProduct("forward L1 (+bias, ReLU, keeps Z)", [(Batch, 128, 64)],
             Time(acc, () => fwd(cfg, x, l1, z.View, a.View, Args(device, Batch, 64, 128, 1, Batch / 4 * 32))));
-        PrintProduct("forward L2 (+bias)", Batch, 10, 128,
-            Time(acc, () => fwd(cfg, a.View, l2, ArrayView<float>.Empty, out2.View, Args(device, Batch, 128, 10, 0, Batch / 4 * 3))));
-        PrintProduct("backward L2 weights + bias", 129, 10, Batch,
-            Time(acc, () => bw(cfg, a.View, dz2.View, g.SubView(65 * 128, 129 * 10), Args(device, Batch, 128, 10, 0, 33 * 3))));
-        PrintProduct("backward L2 → L1 input (ReLU mask)", Batch, 128, 10,
-            Time(acc, () => bi(cfg, dz2.View, l2, z.View, dz1.View, Args(device, Batch, 128, 10, 1, Batch / 4 * 32))));
-        PrintProduct("backward L1 weights + bias", 65, 128, Batch,
-            Time(acc, () => bw(cfg, x, dz1.View, g.SubView(0, 65 * 128), Args(device, Batch, 64, 128, 0, 17 * 32))));
+        PrintProduct("forward L2 (+bias)", [(Batch, 10, 128)],
+            Time(acc, () => fwd(cfg, a.View, l2, none, out2.View, Args(device, Batch, 128, 10, 0, Batch / 4 * 3))));
+        var l2Args = Args(device, Batch, 128, 10, 1, 33 * 3) with { InputTilesPerPass = Args(device, Batch, 128, 10, 1, Batch / 4 * 32).TilesPerPass };
+        PrintProduct("backward L2: ∂W, ∂b and ∂input (ReLU mask)", [(129, 10, Batch), (Batch, 128, 10)],
+            Time(acc, () => bw(cfg, a.View, dz2.View, l2, z.View, g.SubView(65 * 128, 129 * 10), dz1.View, l2Args)));
+        PrintProduct("backward L1: ∂W, ∂b", [(65, 128, Batch)],
+            Time(acc, () => bw(cfg, x, dz1.View, l1, none, g.SubView(0, 65 * 128), none, Args(device, Batch, 64, 128, 0, 17 * 32))));
     }
 
     /// <summary>A dense launch's arguments as NetworkExecutor makes them, for <paramref name="tiles"/> 4 × 4 tiles.</summary>
@@ -119,12 +119,13 @@ internal static class KernelProfile
 
     private static void PrintPhase(string name, double ms) => Console.WriteLine($"| {name} | {ms:F1} |");
 
-    private static void PrintProduct(string name, int m, int n, int k, double ms)
+    private static void PrintProduct(string name, (int M, int N, int K)[] shapes, double ms)
     {
-        double gflop = 2.0 * m * n * k * Steps / 1e9;
-        double scalar = gflop / (ScalarGemmMs(m, n, k) / 1e3);
+        double gflop = shapes.Sum(s => 2.0 * s.M * s.N * s.K) * Steps / 1e9;
+        double scalar = gflop / (shapes.Sum(s => ScalarGemmMs(s.M, s.N, s.K)) / 1e3);
         double ours = gflop / (ms / 1e3);
-        Console.WriteLine($"| {name} | {m} × {n} × {k} | {ms:F1} | {ours:F2} | {scalar:F2} | {ours / scalar:F2} |");
+        string shape = string.Join(" + ", shapes.Select(s => $"{s.M} × {s.N} × {s.K}"));
+        Console.WriteLine($"| {name} | {shape} | {ms:F1} | {ours:F2} | {scalar:F2} | {ours / scalar:F2} |");
     }
 
     /// <summary>

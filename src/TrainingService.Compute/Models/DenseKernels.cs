@@ -17,8 +17,11 @@ public struct DenseArgs
     public float DropoutRate;
     /// <summary>Seed of this batch and layer's dropout mask (the same value in forward and backward).</summary>
     public uint DropoutSeed;
-    /// <summary>Consecutive tiles a thread takes per pass (<see cref="DenseKernels.TilesPerPass"/>); 0 counts as 1.</summary>
+    /// <summary>Consecutive tiles a thread takes per pass (<see cref="DenseKernels.TilesPerPass"/>); 0 counts as 1.
+    /// Backward: those of the weight gradient.</summary>
     public int TilesPerPass;
+    /// <summary>Backward: consecutive tiles of the input gradient a thread takes per pass; 0 counts as 1.</summary>
+    public int InputTilesPerPass;
 }
 
 /// <summary>
@@ -89,54 +92,29 @@ public static class DenseKernels
     }
 
     /// <summary>
-    /// Backward to the inputs of a layer: gradIn = (gradOut · Wᵀ) ⊙ f′(Z_prev) ⊙ mask_prev, where f and the mask are
-    /// the previous layer's activation and dropout (<see cref="DenseArgs.Activation"/>, <see cref="DenseArgs.DropoutSeed"/>).
+    /// Backward through one layer, in one launch: [∂W; ∂b] = [X, 1]ᵀ · gradOut over the layer's gradient block, and, unless
+    /// <paramref name="gradIn"/> is empty (the first layer), gradIn = (gradOut · Wᵀ) ⊙ f′(Z_prev) ⊙ mask_prev, where f and
+    /// the mask are the previous layer's activation and dropout (<see cref="DenseArgs.Activation"/>,
+    /// <see cref="DenseArgs.DropoutSeed"/>). The two products write disjoint outputs, so each is split over all threads
+    /// on its own (<see cref="DenseArgs.TilesPerPass"/>, <see cref="DenseArgs.InputTilesPerPass"/>) with no barrier.
     /// </summary>
-    public static unsafe void BackwardInput(ArrayView<float> gradOut, ArrayView<float> parameters, ArrayView<float> previousPreActivation,
-        ArrayView<float> gradIn, DenseArgs args)
+    public static unsafe void Backward(ArrayView<float> input, ArrayView<float> gradOut, ArrayView<float> parameters,
+        ArrayView<float> previousPreActivation, ArrayView<float> gradParameters, ArrayView<float> gradIn, DenseArgs args)
     {
-        float* g = Address(gradOut), w = Address(parameters), z = Address(previousPreActivation), d = Address(gradIn);
-        int tileCols = (args.In + Tile - 1) / Tile;
-        int tiles = ((args.Rows + Tile - 1) / Tile) * tileCols;
-        int threads = Grid.DimX * Group.DimX, run = Math.Max(1, args.TilesPerPass);
-        for (int first = Grid.GlobalIndex.X * run; first < tiles; first += threads * run)
+        float* g = Address(gradOut), d = Address(gradIn);
+        WeightGradient(Address(input), g, Address(gradParameters), args);
+        if (d != null)
         {
-            for (int t = first, last = Math.Min(first + run, tiles); t < last; t++)
-            {
-                int r0 = t / tileCols * Tile, k0 = t % tileCols * Tile;
-                float* g0 = g + Math.Min(r0, args.Rows - 1) * args.Out, g1 = g + Math.Min(r0 + 1, args.Rows - 1) * args.Out;
-                float* g2 = g + Math.Min(r0 + 2, args.Rows - 1) * args.Out, g3 = g + Math.Min(r0 + 3, args.Rows - 1) * args.Out;
-                float* w0 = w + k0 * args.Out, w1 = w + Math.Min(k0 + 1, args.In - 1) * args.Out;
-                float* w2 = w + Math.Min(k0 + 2, args.In - 1) * args.Out, w3 = w + Math.Min(k0 + 3, args.In - 1) * args.Out;
-                float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-                float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
-                for (int j = 0; j < args.Out; j++)
-                {
-                    float b0 = w0[j], b1 = w1[j], b2 = w2[j], b3 = w3[j];
-                    float v = g0[j];
-                    a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
-                    v = g1[j];
-                    a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
-                    v = g2[j];
-                    a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
-                    v = g3[j];
-                    a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
-                }
-                StoreBackward(r0, k0, a00, a01, a02, a03, z, d, args);
-                StoreBackward(r0 + 1, k0, a10, a11, a12, a13, z, d, args);
-                StoreBackward(r0 + 2, k0, a20, a21, a22, a23, z, d, args);
-                StoreBackward(r0 + 3, k0, a30, a31, a32, a33, z, d, args);
-            }
+            InputGradient(g, Address(parameters), Address(previousPreActivation), d, args);
         }
     }
 
     /// <summary>
-    /// [∂W; ∂b] = [X, 1]ᵀ · gradOut over the layer's gradient block. The first tiles cover ∂W (4 × 4 blocks over
-    /// in × out, summing over rows); the remaining tiles each sum four columns of gradOut into ∂b.
+    /// [∂W; ∂b] = [X, 1]ᵀ · gradOut. The first tiles cover ∂W (4 × 4 blocks over in × out, summing over rows); the
+    /// remaining tiles each sum four columns of gradOut into ∂b.
     /// </summary>
-    public static unsafe void BackwardWeights(ArrayView<float> input, ArrayView<float> gradOut, ArrayView<float> gradParameters, DenseArgs args)
+    private static unsafe void WeightGradient(float* x, float* g, float* d, DenseArgs args)
     {
-        float* x = Address(input), g = Address(gradOut), d = Address(gradParameters);
         int tileCols = (args.Out + Tile - 1) / Tile;
         int weightTiles = ((args.In + Tile - 1) / Tile) * tileCols, tiles = weightTiles + tileCols;
         int threads = Grid.DimX * Group.DimX, run = Math.Max(1, args.TilesPerPass);
@@ -171,6 +149,43 @@ public static class DenseKernels
                 StoreWeights(k0 + 1, c0, a10, a11, a12, a13, d, args);
                 StoreWeights(k0 + 2, c0, a20, a21, a22, a23, d, args);
                 StoreWeights(k0 + 3, c0, a30, a31, a32, a33, d, args);
+            }
+        }
+    }
+
+    /// <summary>gradIn = (gradOut · Wᵀ) ⊙ f′(Z_prev) ⊙ mask_prev, 4 × 4 tiles over rows × in.</summary>
+    private static unsafe void InputGradient(float* g, float* w, float* z, float* d, DenseArgs args)
+    {
+        int tileCols = (args.In + Tile - 1) / Tile;
+        int tiles = ((args.Rows + Tile - 1) / Tile) * tileCols;
+        int threads = Grid.DimX * Group.DimX, run = Math.Max(1, args.InputTilesPerPass);
+        for (int first = Grid.GlobalIndex.X * run; first < tiles; first += threads * run)
+        {
+            for (int t = first, last = Math.Min(first + run, tiles); t < last; t++)
+            {
+                int r0 = t / tileCols * Tile, k0 = t % tileCols * Tile;
+                float* g0 = g + Math.Min(r0, args.Rows - 1) * args.Out, g1 = g + Math.Min(r0 + 1, args.Rows - 1) * args.Out;
+                float* g2 = g + Math.Min(r0 + 2, args.Rows - 1) * args.Out, g3 = g + Math.Min(r0 + 3, args.Rows - 1) * args.Out;
+                float* w0 = w + k0 * args.Out, w1 = w + Math.Min(k0 + 1, args.In - 1) * args.Out;
+                float* w2 = w + Math.Min(k0 + 2, args.In - 1) * args.Out, w3 = w + Math.Min(k0 + 3, args.In - 1) * args.Out;
+                float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+                float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+                for (int j = 0; j < args.Out; j++)
+                {
+                    float b0 = w0[j], b1 = w1[j], b2 = w2[j], b3 = w3[j];
+                    float v = g0[j];
+                    a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
+                    v = g1[j];
+                    a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
+                    v = g2[j];
+                    a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
+                    v = g3[j];
+                    a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+                }
+                StoreBackward(r0, k0, a00, a01, a02, a03, z, d, args);
+                StoreBackward(r0 + 1, k0, a10, a11, a12, a13, z, d, args);
+                StoreBackward(r0 + 2, k0, a20, a21, a22, a23, z, d, args);
+                StoreBackward(r0 + 3, k0, a30, a31, a32, a33, z, d, args);
             }
         }
     }
