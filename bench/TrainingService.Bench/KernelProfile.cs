@@ -74,21 +74,21 @@ internal static class KernelProfile
         var l1 = p.SubView(0, 65 * 128);
         var l2 = p.SubView(65 * 128, 129 * 10);
         var none = ArrayView<float>.Empty;
-        fwd(cfg, x, l1, z.View, a.View, Args(device, Batch, 64, 128, 1, Batch / 4 * 32));
+        fwd(cfg, x, l1, z.View, a.View, Args(device, Batch, 64, 128, 1, DenseKernels.Tiles(Batch, 128)));
         Console.WriteLine("| dense kernel (one launch each) | M × N × K | ms / epoch | GFLOP/s | scalar C# Parallel.For GEMM, GFLOP/s | kernel / C# |");
         Console.WriteLine("|---|---|---:|---:|---:|---:|");
         PrintProduct("forward L1 (+bias, ReLU, keeps Z)", [(Batch, 128, 64)],
-            Time(acc, () => fwd(cfg, x, l1, z.View, a.View, Args(device, Batch, 64, 128, 1, Batch / 4 * 32))));
+            Time(acc, () => fwd(cfg, x, l1, z.View, a.View, Args(device, Batch, 64, 128, 1, DenseKernels.Tiles(Batch, 128)))));
         PrintProduct("forward L2 (+bias)", [(Batch, 10, 128)],
-            Time(acc, () => fwd(cfg, a.View, l2, none, out2.View, Args(device, Batch, 128, 10, 0, Batch / 4 * 3))));
-        var l2Args = Args(device, Batch, 128, 10, 1, 33 * 3) with { InputTilesPerPass = Args(device, Batch, 128, 10, 1, Batch / 4 * 32).TilesPerPass };
+            Time(acc, () => fwd(cfg, a.View, l2, none, out2.View, Args(device, Batch, 128, 10, 0, DenseKernels.Tiles(Batch, 10)))));
+        var l2Args = Args(device, Batch, 128, 10, 1, DenseKernels.WeightTiles(128, 10)) with { InputTilesPerPass = Args(device, Batch, 128, 10, 1, DenseKernels.Tiles(Batch, 128)).TilesPerPass };
         PrintProduct("backward L2: ∂W, ∂b and ∂input (ReLU mask)", [(129, 10, Batch), (Batch, 128, 10)],
             Time(acc, () => bw(cfg, a.View, dz2.View, l2, z.View, g.SubView(65 * 128, 129 * 10), dz1.View, l2Args)));
         PrintProduct("backward L1: ∂W, ∂b", [(65, 128, Batch)],
-            Time(acc, () => bw(cfg, x, dz1.View, l1, none, g.SubView(0, 65 * 128), none, Args(device, Batch, 64, 128, 0, 17 * 32))));
+            Time(acc, () => bw(cfg, x, dz1.View, l1, none, g.SubView(0, 65 * 128), none, Args(device, Batch, 64, 128, 0, DenseKernels.WeightTiles(64, 128)))));
     }
 
-    /// <summary>A dense launch's arguments as NetworkExecutor makes them, for <paramref name="tiles"/> 4 × 4 tiles.</summary>
+    /// <summary>A dense launch's arguments as NetworkExecutor makes them, for <paramref name="tiles"/> tiles.</summary>
     private static DenseArgs Args(ComputeDevice device, int rows, int inputs, int outputs, int activation, long tiles) => new()
     {
         Rows = rows, In = inputs, Out = outputs, Activation = activation,

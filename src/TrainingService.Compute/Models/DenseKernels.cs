@@ -44,6 +44,12 @@ public static class DenseKernels
 {
     private const int Tile = 4;
 
+    /// <summary>Output tiles of a [rows × columns] product: of <see cref="Forward"/> (rows × out) and of the input gradient (rows × in).</summary>
+    public static long Tiles(int rows, int columns) => (long)((rows + Tile - 1) / Tile) * ((columns + Tile - 1) / Tile);
+
+    /// <summary>Tiles of the weight and bias gradient of an in × out layer.</summary>
+    public static long WeightTiles(int inputs, int outputs) => Tiles(inputs, outputs) + (outputs + Tile - 1) / Tile;
+
     /// <summary>Tiles a thread takes per pass: one contiguous run per thread on the CPU, one tile at a time on a GPU.</summary>
     public static int TilesPerPass(bool isCpu, long tiles, int threads) =>
         isCpu ? (int)Math.Max(1, (tiles + threads - 1) / threads) : 1;

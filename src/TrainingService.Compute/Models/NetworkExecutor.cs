@@ -66,13 +66,13 @@ public sealed class NetworkExecutor : IDisposable
                 Activation = (int)layer.Activation,
                 DropoutRate = hidden && dropoutSeed is not null ? (float)_layout.Dropout : 0f,
                 DropoutSeed = LayerSeed(dropoutSeed, l),
-                TilesPerPass = TilesPerPass(Tiles(rows, layer.Outputs)),
+                TilesPerPass = TilesPerPass(DenseKernels.Tiles(rows, layer.Outputs)),
             };
             long size = (long)rows * layer.Outputs;
             // Pre-activations are kept only where backward needs them: hidden layers during training.
             ArrayView<float> preActivation = hidden && dropoutSeed is not null ? _preActivations[l].View.SubView(0, size) : ArrayView<float>.Empty;
             var output = _outputs[l].View.SubView(0, size);
-            _forward(Launch(Tiles(rows, layer.Outputs)), x, Block(parameters, layer), preActivation, output, args);
+            _forward(Launch(DenseKernels.Tiles(rows, layer.Outputs)), x, Block(parameters, layer), preActivation, output, args);
             x = output;
         }
         return x;
@@ -90,8 +90,8 @@ public sealed class NetworkExecutor : IDisposable
             var layer = _layout.Layers[l];
             ArrayView<float> layerInput = l == 0 ? input : _outputs[l - 1].View.SubView(0, (long)rows * layer.Inputs);
             var gradOut = _gradients[l].View.SubView(0, (long)rows * layer.Outputs);
-            long weightTiles = Tiles(layer.Inputs, layer.Outputs) + (layer.Outputs + 3) / 4;
-            long inputTiles = l > 0 ? Tiles(rows, layer.Inputs) : 0;
+            long weightTiles = DenseKernels.WeightTiles(layer.Inputs, layer.Outputs);
+            long inputTiles = l > 0 ? DenseKernels.Tiles(rows, layer.Inputs) : 0;
             var args = new DenseArgs
             {
                 Rows = rows, In = layer.Inputs, Out = layer.Outputs,
@@ -122,9 +122,6 @@ public sealed class NetworkExecutor : IDisposable
     }
 
     private static ArrayView<float> Block(ArrayView<float> flat, DenseLayer layer) => flat.SubView(layer.Offset, layer.ParameterCount);
-
-    /// <summary>4 × 4 output tiles of a [rows × columns] product.</summary>
-    private static long Tiles(int rows, int columns) => (long)((rows + 3) / 4) * ((columns + 3) / 4);
 
     private KernelConfig Launch(long tiles) => _device.GridStride(tiles);
 
