@@ -138,6 +138,7 @@ public static class DenseKernels
     /// A partial tile at the bottom or right edge: the same loop with loads clamped to the last valid row or column
     /// (their results are discarded) and guarded stores. No slow scalar path.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static unsafe void ForwardEdgeTile(float* x, float* w, float* bias, int r0, int c0, float* z, float* o, DenseArgs args)
     {
         float* x0 = x + Math.Min(r0, args.Rows - 1) * args.In, x1 = x + Math.Min(r0 + 1, args.Rows - 1) * args.In;
@@ -187,6 +188,7 @@ public static class DenseKernels
     /// [∂W; ∂b] = [X, 1]ᵀ · gradOut. The first tiles cover ∂W (4 × 4 blocks over in × out, summing over rows); the
     /// remaining tiles each sum four columns of gradOut into ∂b.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static unsafe void WeightGradient(float* x, float* g, float* d, DenseArgs args)
     {
         int tileCols = (args.Out + Tile - 1) / Tile;
@@ -196,72 +198,175 @@ public static class DenseKernels
         {
             for (int t = first, last = Math.Min(first + run, tiles); t < last; t++)
             {
+                int k0 = t / tileCols * Tile, c0 = t % tileCols * Tile;
                 if (t >= weightTiles)
                 {
                     BiasTile(g, d, (t - weightTiles) * Tile, args);
-                    continue;
                 }
-                int k0 = t / tileCols * Tile, c0 = t % tileCols * Tile;
-                int k1 = Math.Min(k0 + 1, args.In - 1), k2 = Math.Min(k0 + 2, args.In - 1), k3 = Math.Min(k0 + 3, args.In - 1);
-                int j1 = Math.Min(c0 + 1, args.Out - 1), j2 = Math.Min(c0 + 2, args.Out - 1), j3 = Math.Min(c0 + 3, args.Out - 1);
-                float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-                float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
-                float* xr = x, gr = g;
-                for (int r = 0; r < args.Rows; r++, xr += args.In, gr += args.Out)
+                else if (k0 + Tile <= args.In && c0 + Tile <= args.Out)
                 {
-                    float b0 = gr[c0], b1 = gr[j1], b2 = gr[j2], b3 = gr[j3];
-                    float v = xr[k0];
-                    a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
-                    v = xr[k1];
-                    a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
-                    v = xr[k2];
-                    a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
-                    v = xr[k3];
-                    a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+                    WeightTile(x + k0, g + c0, d + k0 * args.Out + c0, args);
                 }
-                StoreWeights(k0, c0, a00, a01, a02, a03, d, args);
-                StoreWeights(k0 + 1, c0, a10, a11, a12, a13, d, args);
-                StoreWeights(k0 + 2, c0, a20, a21, a22, a23, d, args);
-                StoreWeights(k0 + 3, c0, a30, a31, a32, a33, d, args);
+                else
+                {
+                    WeightEdgeTile(x, g, d, k0, c0, args);
+                }
             }
         }
     }
 
-    /// <summary>gradIn = (gradOut · Wᵀ) ⊙ f′(Z_prev) ⊙ mask_prev, 4 × 4 tiles over rows × in.</summary>
+    /// <summary>A whole 4 × 4 tile of ∂W at constant offsets, inlined into the loop (as <see cref="ForwardTile"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void WeightTile(float* x, float* g, float* d, DenseArgs args)
+    {
+        int inputs = args.In, outputs = args.Out;
+        float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+        float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+        for (int r = 0; r < args.Rows; r++, x += inputs, g += outputs)
+        {
+            float b0 = g[0], b1 = g[1], b2 = g[2], b3 = g[3];
+            float v = x[0];
+            a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
+            v = x[1];
+            a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
+            v = x[2];
+            a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
+            v = x[3];
+            a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+        }
+        d[0] = a00; d[1] = a01; d[2] = a02; d[3] = a03;
+        d += outputs;
+        d[0] = a10; d[1] = a11; d[2] = a12; d[3] = a13;
+        d += outputs;
+        d[0] = a20; d[1] = a21; d[2] = a22; d[3] = a23;
+        d += outputs;
+        d[0] = a30; d[1] = a31; d[2] = a32; d[3] = a33;
+    }
+
+    /// <summary>A partial tile of ∂W: loads clamped to the last valid column, stores guarded.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe void WeightEdgeTile(float* x, float* g, float* d, int k0, int c0, DenseArgs args)
+    {
+        int k1 = Math.Min(k0 + 1, args.In - 1), k2 = Math.Min(k0 + 2, args.In - 1), k3 = Math.Min(k0 + 3, args.In - 1);
+        int j1 = Math.Min(c0 + 1, args.Out - 1), j2 = Math.Min(c0 + 2, args.Out - 1), j3 = Math.Min(c0 + 3, args.Out - 1);
+        float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+        float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+        float* xr = x, gr = g;
+        for (int r = 0; r < args.Rows; r++, xr += args.In, gr += args.Out)
+        {
+            float b0 = gr[c0], b1 = gr[j1], b2 = gr[j2], b3 = gr[j3];
+            float v = xr[k0];
+            a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
+            v = xr[k1];
+            a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
+            v = xr[k2];
+            a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
+            v = xr[k3];
+            a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+        }
+        StoreWeights(k0, c0, a00, a01, a02, a03, d, args);
+        StoreWeights(k0 + 1, c0, a10, a11, a12, a13, d, args);
+        StoreWeights(k0 + 2, c0, a20, a21, a22, a23, d, args);
+        StoreWeights(k0 + 3, c0, a30, a31, a32, a33, d, args);
+    }
+
+    /// <summary>
+    /// gradIn = (gradOut · Wᵀ) ⊙ f′(Z_prev) ⊙ mask_prev, 4 × 4 tiles over rows × in. Whole tiles store the product and
+    /// apply f′ and the mask out of line (<see cref="InputEpilogue"/>), as <see cref="Forward"/> does.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
     private static unsafe void InputGradient(float* g, float* w, float* z, float* d, DenseArgs args)
     {
         int tileCols = (args.In + Tile - 1) / Tile;
         int tiles = ((args.Rows + Tile - 1) / Tile) * tileCols;
         int threads = Grid.DimX * Group.DimX, run = Math.Max(1, args.InputTilesPerPass);
+        bool epilogue = args.Activation != 0 || args.DropoutRate > 0f;
         for (int first = Grid.GlobalIndex.X * run; first < tiles; first += threads * run)
         {
             for (int t = first, last = Math.Min(first + run, tiles); t < last; t++)
             {
                 int r0 = t / tileCols * Tile, k0 = t % tileCols * Tile;
-                float* g0 = g + Math.Min(r0, args.Rows - 1) * args.Out, g1 = g + Math.Min(r0 + 1, args.Rows - 1) * args.Out;
-                float* g2 = g + Math.Min(r0 + 2, args.Rows - 1) * args.Out, g3 = g + Math.Min(r0 + 3, args.Rows - 1) * args.Out;
-                float* w0 = w + k0 * args.Out, w1 = w + Math.Min(k0 + 1, args.In - 1) * args.Out;
-                float* w2 = w + Math.Min(k0 + 2, args.In - 1) * args.Out, w3 = w + Math.Min(k0 + 3, args.In - 1) * args.Out;
-                float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
-                float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
-                for (int j = 0; j < args.Out; j++)
+                if (r0 + Tile > args.Rows || k0 + Tile > args.In)
                 {
-                    float b0 = w0[j], b1 = w1[j], b2 = w2[j], b3 = w3[j];
-                    float v = g0[j];
-                    a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
-                    v = g1[j];
-                    a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
-                    v = g2[j];
-                    a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
-                    v = g3[j];
-                    a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+                    InputEdgeTile(g, w, z, d, r0, k0, args);
+                    continue;
                 }
-                StoreBackward(r0, k0, a00, a01, a02, a03, z, d, args);
-                StoreBackward(r0 + 1, k0, a10, a11, a12, a13, z, d, args);
-                StoreBackward(r0 + 2, k0, a20, a21, a22, a23, z, d, args);
-                StoreBackward(r0 + 3, k0, a30, a31, a32, a33, z, d, args);
+                InputTile(g + r0 * args.Out, w + k0 * args.Out, d + r0 * args.In + k0, args);
+                if (epilogue)
+                {
+                    InputEpilogue(r0, k0, z, d, args);
+                }
             }
         }
+    }
+
+    /// <summary>A whole 4 × 4 tile of gradOut · Wᵀ, stored as is; inlined into the loop.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static unsafe void InputTile(float* g0, float* w0, float* d, DenseArgs args)
+    {
+        int outputs = args.Out, inputs = args.In;
+        float* g1 = g0 + outputs, g2 = g1 + outputs, g3 = g2 + outputs;
+        float* w1 = w0 + outputs, w2 = w1 + outputs, w3 = w2 + outputs;
+        float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+        float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+        for (int j = 0; j < outputs; j++)
+        {
+            float b0 = w0[j], b1 = w1[j], b2 = w2[j], b3 = w3[j];
+            float v = g0[j];
+            a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
+            v = g1[j];
+            a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
+            v = g2[j];
+            a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
+            v = g3[j];
+            a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+        }
+        d[0] = a00; d[1] = a01; d[2] = a02; d[3] = a03;
+        d += inputs;
+        d[0] = a10; d[1] = a11; d[2] = a12; d[3] = a13;
+        d += inputs;
+        d[0] = a20; d[1] = a21; d[2] = a22; d[3] = a23;
+        d += inputs;
+        d[0] = a30; d[1] = a31; d[2] = a32; d[3] = a33;
+    }
+
+    /// <summary>Applies f′(Z_prev) and the dropout mask to a whole tile of gradIn in place.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe void InputEpilogue(int r0, int k0, float* z, float* d, DenseArgs args)
+    {
+        for (int r = r0; r < r0 + Tile; r++)
+        {
+            float* row = d + r * args.In + k0;
+            StoreBackward(r, k0, row[0], row[1], row[2], row[3], z, d, args);
+        }
+    }
+
+    /// <summary>A partial tile of gradIn: loads clamped to the last valid row or column, stores guarded.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static unsafe void InputEdgeTile(float* g, float* w, float* z, float* d, int r0, int k0, DenseArgs args)
+    {
+        float* g0 = g + Math.Min(r0, args.Rows - 1) * args.Out, g1 = g + Math.Min(r0 + 1, args.Rows - 1) * args.Out;
+        float* g2 = g + Math.Min(r0 + 2, args.Rows - 1) * args.Out, g3 = g + Math.Min(r0 + 3, args.Rows - 1) * args.Out;
+        float* w0 = w + k0 * args.Out, w1 = w + Math.Min(k0 + 1, args.In - 1) * args.Out;
+        float* w2 = w + Math.Min(k0 + 2, args.In - 1) * args.Out, w3 = w + Math.Min(k0 + 3, args.In - 1) * args.Out;
+        float a00 = 0, a01 = 0, a02 = 0, a03 = 0, a10 = 0, a11 = 0, a12 = 0, a13 = 0;
+        float a20 = 0, a21 = 0, a22 = 0, a23 = 0, a30 = 0, a31 = 0, a32 = 0, a33 = 0;
+        for (int j = 0; j < args.Out; j++)
+        {
+            float b0 = w0[j], b1 = w1[j], b2 = w2[j], b3 = w3[j];
+            float v = g0[j];
+            a00 += v * b0; a01 += v * b1; a02 += v * b2; a03 += v * b3;
+            v = g1[j];
+            a10 += v * b0; a11 += v * b1; a12 += v * b2; a13 += v * b3;
+            v = g2[j];
+            a20 += v * b0; a21 += v * b1; a22 += v * b2; a23 += v * b3;
+            v = g3[j];
+            a30 += v * b0; a31 += v * b1; a32 += v * b2; a33 += v * b3;
+        }
+        StoreBackward(r0, k0, a00, a01, a02, a03, z, d, args);
+        StoreBackward(r0 + 1, k0, a10, a11, a12, a13, z, d, args);
+        StoreBackward(r0 + 2, k0, a20, a21, a22, a23, z, d, args);
+        StoreBackward(r0 + 3, k0, a30, a31, a32, a33, z, d, args);
     }
 
     /// <summary>Copies rows <c>permutation[i]</c> of <paramref name="source"/> to row i of <paramref name="destination"/>.</summary>
