@@ -53,6 +53,7 @@ internal static class KernelProfile
             exec.Backward(x.View, Batch, p.View, g.View, 1u);
             opt.Step(p.View, g.View, mask.View, partials.View, 0, Regularization.None, 1e-3);
         }));
+        IrisStep(device);
         Console.WriteLine();
         DenseProducts(device, x.View, p.View, g.View);
         return 0;
@@ -94,6 +95,36 @@ internal static class KernelProfile
         Rows = rows, In = inputs, Out = outputs, Activation = activation,
         TilesPerPass = DenseKernels.TilesPerPass(device.IsCpu, tiles, device.MaxGroups * device.GroupSize),
     };
+
+    /// <summary>
+    /// A launch-bound job: the same step for an iris-sized MLP (4→16→3 ReLU, batch 16), as time per epoch of 150 rows
+    /// (10 steps), from the best of three rounds of <see cref="Steps"/> steps.
+    /// </summary>
+    private static void IrisStep(ComputeDevice device)
+    {
+        var acc = device.Accelerator;
+        var layout = new NetworkLayout(4, [16], 3, Activation.Relu);
+        using var exec = new NetworkExecutor(device, layout, 16);
+        var random = new Random(3);
+        using var x = acc.Allocate1D(Enumerable.Range(0, 16 * 4).Select(_ => (float)(random.NextDouble() * 2 - 1)).ToArray());
+        using var y = acc.Allocate1D(Enumerable.Range(0, 16).Select(_ => (float)random.Next(3)).ToArray());
+        using var p = acc.Allocate1D(layout.Initialize(1));
+        using var g = acc.Allocate1D<float>(layout.ParameterCount);
+        using var mask = acc.Allocate1D(layout.RegularizationMask(false));
+        using var partials = device.AllocateZeroed<double>(64);
+        var loss = CombinedLoss.Bind([new LossTermSpec("cross_entropy")], new LossBinding(TargetLayout.ClassIndex, 3, true));
+        var opt = new Optimizer(device, new OptimizerSpec(OptimizerKind.Adam, 1e-3), layout.ParameterCount);
+        var logits = exec.Forward(x.View, 16, p.View, 1u);
+        var views = new LossViews { Predictions = logits, Targets = y.View, Weights = ArrayView<float>.Empty, Aux = ArrayView<float>.Empty, ClassWeights = ArrayView<float>.Empty, Gradient = exec.OutputGradient(16), PerItem = ArrayView<float>.Empty, Partials = partials.View };
+        double ms = Time(acc, () =>
+        {
+            exec.Forward(x.View, 16, p.View, 1u);
+            loss.Terms[0].Launch(device, views, new LossLaunchArgs { Scale = 1.0 / 16, Classes = 3 }, 16);
+            exec.Backward(x.View, 16, p.View, g.View, 1u);
+            opt.Step(p.View, g.View, mask.View, partials.View, 0, Regularization.None, 1e-3);
+        });
+        PrintPhase("iris-sized step (4→16→3, batch 16), per epoch of 10 steps", ms / Steps * 10);
+    }
 
     /// <summary>Milliseconds per epoch: <see cref="Steps"/> calls after 50 warm-up calls, best of three.</summary>
     private static double Time(Accelerator acc, Action action)

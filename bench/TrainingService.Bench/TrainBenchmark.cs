@@ -17,7 +17,7 @@ namespace TrainingService.Bench;
 /// </summary>
 internal static class TrainBenchmark
 {
-    private const int IrisEpochs = 30;
+    private const int IrisEpochs = 200;
 
     public static async Task<int> RunAsync(string[] args)
     {
