@@ -391,14 +391,16 @@ public static class DenseKernels
     }
 
     /// <summary>Copies rows <c>permutation[i]</c> of <paramref name="source"/> to row i of <paramref name="destination"/>.</summary>
-    public static void GatherRows(ArrayView<float> source, ArrayView<float> destination, ArrayView<int> permutation, int width)
+    public static unsafe void GatherRows(ArrayView<float> source, ArrayView<float> destination, ArrayView<int> permutation, int width)
     {
+        float* from = Address(source), to = Address(destination);
+        int* rows = Address(permutation);
         int n = permutation.IntLength * width;
         int stride = Grid.DimX * Group.DimX;
         for (int i = Grid.GlobalIndex.X; i < n; i += stride)
         {
             int row = i / width;
-            destination[i] = source[permutation[row] * width + i - row * width];
+            to[i] = from[rows[row] * width + i - row * width];
         }
     }
 
@@ -415,14 +417,15 @@ public static class DenseKernels
     }
 
     /// <summary>The address of a view's first element, or null for an empty view (kernels test null for "not given").</summary>
-    private static unsafe float* Address(ArrayView<float> view)
+    private static unsafe T* Address<T>(ArrayView<T> view)
+        where T : unmanaged
     {
         if (view.Length == 0)
         {
             return null;
         }
         // CPU buffers are unmanaged memory, so the pointer stays valid after the fixed scope; a GPU ignores pinning.
-        fixed (float* p = &view[0])
+        fixed (T* p = &view[0])
         {
             return p;
         }
