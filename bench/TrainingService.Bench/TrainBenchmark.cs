@@ -43,6 +43,7 @@ internal static class TrainBenchmark
             Print(tfjs.Value.Epochs, rows);
             runs.Add(($"TensorFlow.js {tfjs.Value.Backend}", MedianAfterFirst(tfjs.Value.Epochs.Select(e => e.Ms)), null));
         }
+        // Debian's interpreter: python3-torch is installed for it, not for a pyenv or venv python3 earlier on PATH.
         foreach (int threads in new[] { 1, 2 })
         {
             var thread = new[] { "--threads", threads.ToString(CultureInfo.InvariantCulture) };
