@@ -2,7 +2,7 @@
 # Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults|fairness|scaleout> [options]
 # Builds in Release; for upload, service, evaluate, fuzz, fairness and scaleout starts a throwaway PostgreSQL (and installs wrk for service);
 # for faults always a PostgreSQL of its own, which the benchmark restarts;
-# for train installs the TensorFlow.js baseline (npm ci in bench/tfjs).
+# for train installs the TensorFlow.js baseline (npm ci in bench/tfjs) and PyTorch (Debian's python3-torch, with apt-get).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib/postgres.sh"
@@ -12,7 +12,12 @@ dotnet build TrainingService.sln -c Release -v quiet -nologo >/dev/null
 
 case "$command" in
   train)
-    [ -d bench/tfjs/node_modules ] || npm ci --prefix bench/tfjs --no-audit --no-fund >&2 ;;
+    [ -d bench/tfjs/node_modules ] || npm ci --prefix bench/tfjs --no-audit --no-fund >&2
+    # PyPI is not reachable from the build machines; Debian packages PyTorch (1.13, CPU). bench/torch/train.py runs with it.
+    if ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
+      sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
+      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch >&2
+    fi ;;
   upload|service|evaluate|fuzz|fairness|scaleout)
     if [ "$command" = service ] && ! command -v wrk >/dev/null 2>&1; then
       sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo

@@ -20,12 +20,12 @@ return args.FirstOrDefault() switch
 static int Usage()
 {
     Console.Error.WriteLine("usage: TrainingService.Bench <command>");
-    Console.Error.WriteLine("  train   [--epochs 3] [--rows 100000] [--cpu-groups N]  reference MLP workload vs TensorFlow.js (wasm)");
+    Console.Error.WriteLine("  train   [--epochs 3] [--rows 100000] [--cpu-groups N]  reference MLP and an iris-sized job vs PyTorch eager and TensorFlow.js (wasm)");
     Console.Error.WriteLine("  losses  [--sizes 1000000,10000000] [--classes 10] [--repeats 5]  loss kernels vs parallel SIMD C# and memcpy");
     Console.Error.WriteLine("  upload  [--size-mb 500]  CSV upload end to end vs Sep parsing alone, server peak memory");
     Console.Error.WriteLine("  service [--duration 30] [--connections 64] [--polling-only]  pickup, epoch time, SSE latency, history polling with wrk (keys on and off)");
     Console.Error.WriteLine("  evaluate [--elements 4000000] [--idle 10]  the largest loss evaluation, once and twice at once: server RSS vs payload");
-    Console.Error.WriteLine("  profile  per-kernel times of one training step of the reference MLP");
+    Console.Error.WriteLine("  profile  one training step of the reference MLP by phase and kernel, GFLOP/s vs a scalar C# GEMM");
     Console.Error.WriteLine("  fuzz    [--requests 10000] [--seed 1] [--concurrency 16]  hostile requests on every route: 5xx, peak RSS, rows stored");
     Console.Error.WriteLine("  faults  [--rows 2000]  kill -9 of a job's worker (time to resume), PostgreSQL restart mid-job (the stall)");
     Console.Error.WriteLine("  fairness [--jobs 100]  tenant B's one job behind tenant A's backlog on one worker: fair scheduling vs FIFO");

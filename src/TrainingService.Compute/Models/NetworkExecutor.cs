@@ -17,8 +17,7 @@ public sealed class NetworkExecutor : IDisposable
     private readonly MemoryBuffer1D<float, Stride1D.Dense>[] _outputs;
     private readonly MemoryBuffer1D<float, Stride1D.Dense>[] _gradients;
     private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs> _forward;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs> _backwardInput;
-    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs> _backwardWeights;
+    private readonly Action<KernelConfig, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs> _backward;
 
     /// <summary>Allocates activation buffers for batches of at most <paramref name="maxRows"/> rows.</summary>
     public NetworkExecutor(ComputeDevice device, NetworkLayout layout, int maxRows)
@@ -38,8 +37,8 @@ public sealed class NetworkExecutor : IDisposable
             _gradients[l] = device.Accelerator.Allocate1D<float>(size);
         }
         _forward = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs>(DenseKernels.Forward);
-        _backwardInput = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs>(DenseKernels.BackwardInput);
-        _backwardWeights = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs>(DenseKernels.BackwardWeights);
+        _backward = device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, DenseArgs>(
+            DenseKernels.Backward);
     }
 
     /// <summary>The largest batch this executor accepts.</summary>
@@ -67,12 +66,13 @@ public sealed class NetworkExecutor : IDisposable
                 Activation = (int)layer.Activation,
                 DropoutRate = hidden && dropoutSeed is not null ? (float)_layout.Dropout : 0f,
                 DropoutSeed = LayerSeed(dropoutSeed, l),
+                TilesPerPass = TilesPerPass(DenseKernels.Tiles(rows, layer.Outputs)),
             };
             long size = (long)rows * layer.Outputs;
             // Pre-activations are kept only where backward needs them: hidden layers during training.
             ArrayView<float> preActivation = hidden && dropoutSeed is not null ? _preActivations[l].View.SubView(0, size) : ArrayView<float>.Empty;
             var output = _outputs[l].View.SubView(0, size);
-            _forward(Tiles(rows, layer.Outputs), x, Block(parameters, layer), preActivation, output, args);
+            _forward(Launch(DenseKernels.Tiles(rows, layer.Outputs)), x, Block(parameters, layer), preActivation, output, args);
             x = output;
         }
         return x;
@@ -84,23 +84,31 @@ public sealed class NetworkExecutor : IDisposable
     /// </summary>
     public void Backward(ArrayView<float> input, int rows, ArrayView<float> parameters, ArrayView<float> gradients, uint dropoutSeed)
     {
+        // One launch per layer: its weight and bias gradient and, above the first layer, the gradient to its input.
         for (int l = _layout.Layers.Count - 1; l >= 0; l--)
         {
             var layer = _layout.Layers[l];
             ArrayView<float> layerInput = l == 0 ? input : _outputs[l - 1].View.SubView(0, (long)rows * layer.Inputs);
             var gradOut = _gradients[l].View.SubView(0, (long)rows * layer.Outputs);
-            var args = new DenseArgs { Rows = rows, In = layer.Inputs, Out = layer.Outputs };
-            _backwardWeights(_device.GridStride((long)((layer.Inputs + 3) / 4 + 1) * ((layer.Outputs + 3) / 4)), layerInput, gradOut, Block(gradients, layer), args);
+            long weightTiles = DenseKernels.WeightTiles(layer.Inputs, layer.Outputs);
+            long inputTiles = l > 0 ? DenseKernels.Tiles(rows, layer.Inputs) : 0;
+            var args = new DenseArgs
+            {
+                Rows = rows, In = layer.Inputs, Out = layer.Outputs,
+                TilesPerPass = TilesPerPass(weightTiles), InputTilesPerPass = TilesPerPass(inputTiles),
+            };
+            ArrayView<float> previousPreActivation = ArrayView<float>.Empty, gradIn = ArrayView<float>.Empty;
             if (l > 0)
             {
                 var previous = _layout.Layers[l - 1];
                 args.Activation = (int)previous.Activation;
                 args.DropoutRate = (float)_layout.Dropout;
                 args.DropoutSeed = LayerSeed(dropoutSeed, l - 1);
-                _backwardInput(Tiles(rows, layer.Inputs), gradOut, Block(parameters, layer),
-                    _preActivations[l - 1].View.SubView(0, (long)rows * previous.Outputs),
-                    _gradients[l - 1].View.SubView(0, (long)rows * previous.Outputs), args);
+                previousPreActivation = _preActivations[l - 1].View.SubView(0, (long)rows * previous.Outputs);
+                gradIn = _gradients[l - 1].View.SubView(0, (long)rows * previous.Outputs);
             }
+            _backward(Launch(Math.Max(weightTiles, inputTiles)), layerInput, gradOut, Block(parameters, layer), previousPreActivation,
+                Block(gradients, layer), gradIn, args);
         }
     }
 
@@ -115,7 +123,9 @@ public sealed class NetworkExecutor : IDisposable
 
     private static ArrayView<float> Block(ArrayView<float> flat, DenseLayer layer) => flat.SubView(layer.Offset, layer.ParameterCount);
 
-    private KernelConfig Tiles(int rows, int columns) => _device.GridStride((long)((rows + 3) / 4) * ((columns + 3) / 4));
+    private KernelConfig Launch(long tiles) => _device.GridStride(tiles);
+
+    private int TilesPerPass(long tiles) => DenseKernels.TilesPerPass(_device.IsCpu, tiles, _device.MaxGroups * _device.GroupSize);
 
     internal static uint LayerSeed(uint? batchSeed, int layer) =>
         batchSeed is uint seed ? seed ^ (0x85EBCA6Bu * (uint)(layer + 1)) : 0u;
