@@ -100,13 +100,12 @@ public static class HistoryEndpoints
     private static async Task<IResult> ReadPageAsync(Guid id, JobState job, HistoryQuery query, HistoryReader reader, JobOptions settings,
         CancellationToken cancellationToken)
     {
-        var analysis = await reader.ReadAnalysisAsync(id, cancellationToken);
         if (query.Points > 0)
         {
             var all = await reader.ReadAsync(id, query.After, settings.MaxEpochs, cancellationToken);
             string series = query.Metric ?? (all.Any(e => e.ValLoss is not null) ? "valLoss" : "trainLoss");
             var kept = HistoryReader.Downsample(all, query.Points, series);
-            return Page(id, job, analysis, kept, kept.Count < all.Count, all.Count > 0 ? all[^1].Epoch : query.After, hasMore: false);
+            return Page(id, job, kept, kept.Count < all.Count, all.Count > 0 ? all[^1].Epoch : query.After, hasMore: false);
         }
         // Stored epochs are exactly 1 … epochsCompleted, so a poll from there on needs no query.
         var epochs = query.After >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, query.After, query.Take + 1, cancellationToken);
@@ -115,11 +114,11 @@ public static class HistoryEndpoints
         {
             epochs.RemoveAt(query.Take);
         }
-        return Page(id, job, analysis, epochs, sampled: false, epochs.Count > 0 ? epochs[^1].Epoch : query.After, more);
+        return Page(id, job, epochs, sampled: false, epochs.Count > 0 ? epochs[^1].Epoch : query.After, more);
     }
 
-    private static IResult Page(Guid id, JobState job, (JsonElement? Baseline, JsonElement Diagnoses) analysis, List<EpochResponse> epochs,
-        bool sampled, int lastRead, bool hasMore) =>
+    /// <summary>A page: the epochs read, with the job's state, baseline and diagnoses as the (cached) state holds them.</summary>
+    private static IResult Page(Guid id, JobState job, List<EpochResponse> epochs, bool sampled, int lastRead, bool hasMore) =>
         TypedResults.Ok(new HistoryResponse
         {
             JobId = id,
@@ -132,8 +131,8 @@ public static class HistoryEndpoints
             Epochs = epochs,
             NextAfterEpoch = lastRead,
             HasMore = hasMore,
-            Baseline = analysis.Baseline,
-            Diagnoses = analysis.Diagnoses,
+            Baseline = job.Baseline,
+            Diagnoses = job.Diagnoses,
         });
 
     // Server-Sent Events fed by LISTEN/NOTIFY (so epochs written by a worker on another machine arrive at once), with

@@ -27,18 +27,6 @@ public sealed class HistoryReader(NpgsqlDataSource dataSource)
         return epochs;
     }
 
-    /// <summary>The job's baseline (null until measured) and its curve's latest diagnoses (empty until the first epoch).</summary>
-    public async Task<(JsonElement? Baseline, JsonElement Diagnoses)> ReadAnalysisAsync(Guid jobId, CancellationToken cancellationToken)
-    {
-        await using var command = dataSource.CreateCommand("SELECT baseline, diagnoses FROM jobs WHERE id = @id");
-        command.Parameters.AddWithValue("id", jobId);
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        bool found = await reader.ReadAsync(cancellationToken);
-        string? baseline = found && !reader.IsDBNull(0) ? reader.GetString(0) : null;
-        string diagnoses = found && !reader.IsDBNull(1) ? reader.GetString(1) : "[]";
-        return (baseline is null ? null : JsonSerializer.Deserialize<JsonElement>(baseline), JsonSerializer.Deserialize<JsonElement>(diagnoses));
-    }
-
     public static EpochResponse Read(NpgsqlDataReader reader) => new()
     {
         Epoch = reader.GetInt32(0),

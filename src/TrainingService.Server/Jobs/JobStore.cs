@@ -10,7 +10,15 @@ namespace TrainingService.Server.Jobs;
 
 /// <summary>What the history endpoints say about their job.</summary>
 public sealed record JobState(string Tenant, long Version, string Status, string? StopReason, int EpochsCompleted, int TotalEpochs, JobFailure? Failure,
-    string ComputeDevice = ComputePools.Any);
+    string ComputeDevice = ComputePools.Any)
+{
+    /// <summary>The trivial model's losses, parsed once per state read (histories show it on every page).</summary>
+    public JsonElement? Baseline { get; init; }
+    /// <summary>The curve's diagnoses as of the last epoch written, parsed once per state read.</summary>
+    public JsonElement Diagnoses { get; init; } = EmptyArray;
+
+    private static readonly JsonElement EmptyArray = JsonSerializer.Deserialize<JsonElement>("[]");
+}
 
 /// <summary>A job to insert: the normalized spec, the idempotency key it came with, if any, and its tenant's queued-jobs quota.</summary>
 public sealed record NewJob(string Tenant, Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash,
@@ -642,7 +650,8 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     public async Task<JobState?> StateAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
-            "SELECT status, stop_reason, epochs_completed, total_epochs, failure_code, failure_message, failure_epoch, version, tenant, compute_device FROM jobs WHERE id = @id");
+            "SELECT status, stop_reason, epochs_completed, total_epochs, failure_code, failure_message, failure_epoch, version, tenant, compute_device, " +
+            "baseline, diagnoses FROM jobs WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
@@ -651,7 +660,11 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         }
         return new JobState(reader.GetString(8), reader.GetInt64(7), reader.GetString(0), reader.IsDBNull(1) ? null : reader.GetString(1), reader.GetInt32(2), reader.GetInt32(3),
             reader.IsDBNull(4) ? null : new JobFailure(reader.GetString(4), reader.IsDBNull(5) ? "" : reader.GetString(5),
-                reader.IsDBNull(6) ? null : reader.GetInt32(6)), reader.GetString(9));
+                reader.IsDBNull(6) ? null : reader.GetInt32(6)), reader.GetString(9))
+        {
+            Baseline = reader.IsDBNull(10) ? null : JsonSerializer.Deserialize<JsonElement>(reader.GetString(10)),
+            Diagnoses = reader.IsDBNull(11) ? JsonSerializer.Deserialize<JsonElement>("[]") : JsonSerializer.Deserialize<JsonElement>(reader.GetString(11)),
+        };
     }
 
     /// <summary>The job's status, or null.</summary>
