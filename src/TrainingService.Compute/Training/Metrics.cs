@@ -29,14 +29,23 @@ public enum OutputTransform
 /// <summary>Per-epoch metrics, computed on the host in double from raw outputs and targets.</summary>
 public static class Metrics
 {
-    /// <summary>The metric names each kind reports, in order.</summary>
-    public static IReadOnlyList<string> Names(OutputKind kind) => kind switch
+    /// <summary>
+    /// The metric names a kind reports, in order. Classifiers whose outputs are probabilities (a sigmoid or a softmax;
+    /// null: any) also report <c>logLoss</c> and <c>brier</c>, which do not depend on the loss trained with, so runs with
+    /// different losses compare on them.
+    /// </summary>
+    public static IReadOnlyList<string> Names(OutputKind kind, OutputTransform? transform = null) => kind switch
     {
         OutputKind.Regression => ["rmse", "mae", "r2"],
+        OutputKind.Binary when transform is null or OutputTransform.Sigmoid => ["accuracy", "precision", "recall", "f1", "auc", "logLoss", "brier"],
         OutputKind.Binary => ["accuracy", "precision", "recall", "f1", "auc"],
+        OutputKind.Multiclass when transform is null or OutputTransform.Softmax => ["accuracy", "macroF1", "logLoss", "brier"],
         OutputKind.Multiclass => ["accuracy", "macroF1"],
         _ => ["accuracy"],
     };
+
+    /// <summary>Probabilities are clipped into [ε, 1 − ε] for the log-loss, as scikit-learn does.</summary>
+    private const double ProbabilityEpsilon = 1e-15;
 
     /// <summary>Whether a larger value of <paramref name="metric"/> is better.</summary>
     public static bool HigherIsBetter(string metric) => metric is "accuracy" or "precision" or "recall" or "f1" or "auc" or "macroF1" or "r2";
@@ -100,10 +109,46 @@ public static class Metrics
         return kind switch
         {
             OutputKind.Regression => Regression(predictions, targets, rows, width),
-            OutputKind.Binary => Binary(predictions, targets, rows, transform == OutputTransform.Identity ? 0.0 : 0.5),
-            OutputKind.Multiclass => Multiclass(predictions, targets, rows, width, distribution: false),
+            OutputKind.Binary => WithProbabilityScores(Binary(predictions, targets, rows, transform == OutputTransform.Identity ? 0.0 : 0.5),
+                transform == OutputTransform.Sigmoid, predictions, targets, rows, 1),
+            OutputKind.Multiclass => WithProbabilityScores(Multiclass(predictions, targets, rows, width, distribution: false),
+                transform == OutputTransform.Softmax, predictions, targets, rows, width),
             _ => Multiclass(predictions, targets, rows, width, distribution: true),
         };
+    }
+
+    /// <summary>
+    /// Adds the log-loss (mean −log p of the true class) and the Brier score (mean over rows of Σ_c (p_c − [c = y])², the
+    /// original multi-class form; for one output, the binary form (p − y)²) when the outputs are probabilities.
+    /// </summary>
+    private static Dictionary<string, double> WithProbabilityScores(Dictionary<string, double> metrics, bool probabilities, double[] p,
+        ReadOnlySpan<float> targets, int rows, int width)
+    {
+        if (!probabilities)
+        {
+            return metrics;
+        }
+        double logLoss = 0, brier = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            if (width == 1)
+            {
+                double y = targets[r] > 0.5f ? 1 : 0, q = Math.Clamp(p[r], ProbabilityEpsilon, 1 - ProbabilityEpsilon);
+                logLoss -= y * Math.Log(q) + (1 - y) * Math.Log(1 - q);
+                brier += (p[r] - y) * (p[r] - y);
+                continue;
+            }
+            int actual = (int)targets[r];
+            logLoss -= Math.Log(Math.Clamp(p[r * width + actual], ProbabilityEpsilon, 1 - ProbabilityEpsilon));
+            for (int c = 0; c < width; c++)
+            {
+                double e = p[r * width + c] - (c == actual ? 1 : 0);
+                brier += e * e;
+            }
+        }
+        metrics["logLoss"] = logLoss / rows;
+        metrics["brier"] = brier / rows;
+        return metrics;
     }
 
     private static Dictionary<string, double> Regression(double[] predictions, ReadOnlySpan<float> targets, int rows, int width)

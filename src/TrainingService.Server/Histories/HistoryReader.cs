@@ -59,7 +59,7 @@ public sealed class HistoryReader(NpgsqlDataSource dataSource)
 
     /// <summary>Every metric some kind of job reports (<see cref="Metrics.Names"/>).</summary>
     public static readonly IReadOnlyList<string> MetricSeries =
-        Enum.GetValues<OutputKind>().SelectMany(Metrics.Names).Distinct().ToList();
+        Enum.GetValues<OutputKind>().SelectMany(kind => Metrics.Names(kind)).Distinct().ToList();
 
     /// <summary>
     /// Deterministic downsampling to at most <paramref name="maxPoints"/> epochs: the first and last epoch, then the

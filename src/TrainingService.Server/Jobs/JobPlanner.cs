@@ -44,11 +44,12 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
             return false;
         }
         problem = PoissonLogInput(spec.LossTerms);
+        var metrics = Metrics.Names(Kind(target.Task), Transform(target.Task, definitions));
         if (problem is not null
             || !TryResolveClassWeights(request.ClassWeights, target, out var weightMode, out var explicitWeights, out problem)
             || !TryCheckBinding(spec.LossTerms, target, weightMode, explicitWeights, out problem)
-            || !TryEarlyStopping(request, target, out var earlyStopping, out problem)
-            || !TrySchedule(request, target, out var schedule, out problem))
+            || !TryEarlyStopping(request, metrics, out var earlyStopping, out problem)
+            || !TrySchedule(request, metrics, out var schedule, out problem))
         {
             return false;
         }
@@ -58,7 +59,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
         plan = new JobPlan
         {
             Normalized = normalized,
-            Data = Preprocessing(normalized, target, features, weightMode, explicitWeights),
+            Data = Preprocessing(normalized, target, features, weightMode, explicitWeights, metrics),
             LossTerms = spec.LossTerms,
             HiddenLayers = mlp ? model.HiddenLayers! : [],
             Activation = mlp ? JobSpecValidator.Activations[model.Activation ?? "relu"] : Activation.Identity,
@@ -104,7 +105,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
     };
 
     private static PreprocessingSpec Preprocessing(SubmitJobRequest normalized, TargetInfo target, List<ColumnSchema> features,
-        ClassWeightMode weightMode, double[]? explicitWeights) => new()
+        ClassWeightMode weightMode, double[]? explicitWeights, IReadOnlyList<string> metrics) => new()
     {
         Features = features,
         Target = target,
@@ -115,7 +116,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
         Seed = normalized.Seed!.Value,
         ClassWeightMode = weightMode,
         ExplicitClassWeights = explicitWeights,
-        Metrics = Metrics.Names(Kind(target.Task)),
+        Metrics = metrics,
     };
 
     /// <summary>In training the model's output is unconstrained, so poisson_nll must learn log-rates.</summary>
@@ -205,7 +206,8 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
         return null;
     }
 
-    private static bool TryEarlyStopping(SubmitJobRequest request, TargetInfo target, out EarlyStoppingSpec? spec, [NotNullWhen(false)] out ApiProblem? problem)
+    private static bool TryEarlyStopping(SubmitJobRequest request, IReadOnlyList<string> metrics, out EarlyStoppingSpec? spec,
+        [NotNullWhen(false)] out ApiProblem? problem)
     {
         spec = null;
         if (request.EarlyStopping is not { } stopping)
@@ -214,7 +216,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
             return true;
         }
         string monitor = stopping.Monitor ?? "valLoss";
-        if (!CheckMonitor(monitor, target, "earlyStopping.monitor", out problem)
+        if (!CheckMonitor(monitor, metrics, "earlyStopping.monitor", out problem)
             || !JobSpecValidator.TryParseMode(stopping.Mode, "earlyStopping.mode", out var mode, out problem))
         {
             return false;
@@ -223,7 +225,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
         return true;
     }
 
-    private static bool TrySchedule(SubmitJobRequest request, TargetInfo target, [NotNullWhen(true)] out ScheduleSpec? spec,
+    private static bool TrySchedule(SubmitJobRequest request, IReadOnlyList<string> metrics, [NotNullWhen(true)] out ScheduleSpec? spec,
         [NotNullWhen(false)] out ApiProblem? problem)
     {
         spec = ScheduleSpec.Constant;
@@ -232,7 +234,7 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
         {
             return true;
         }
-        if (!JobSpecValidator.TryParseMode(s.Mode, "schedule.mode", out var mode, out problem) || !CheckMonitor(s.Monitor, target, "schedule.monitor", out problem))
+        if (!JobSpecValidator.TryParseMode(s.Mode, "schedule.mode", out var mode, out problem) || !CheckMonitor(s.Monitor, metrics, "schedule.monitor", out problem))
         {
             spec = null;
             return false;
@@ -247,9 +249,9 @@ public sealed class JobPlanner(JobSpecValidator validator, IOptions<JobOptions> 
         return true;
     }
 
-    private static bool CheckMonitor(string? monitor, TargetInfo target, string field, [NotNullWhen(false)] out ApiProblem? problem)
+    /// <summary>A monitor must be a loss or one of the metrics this job reports.</summary>
+    private static bool CheckMonitor(string? monitor, IReadOnlyList<string> metrics, string field, [NotNullWhen(false)] out ApiProblem? problem)
     {
-        var metrics = Metrics.Names(Kind(target.Task));
         problem = monitor is null or "valLoss" or "trainLoss" || metrics.Contains(monitor) ? null : JobSpecValidator.Bad("job.unknown_monitor", field,
             $"Unknown monitor '{monitor}'; use valLoss, trainLoss or one of this target's metrics: {string.Join(", ", metrics)}.");
         return problem is null;
