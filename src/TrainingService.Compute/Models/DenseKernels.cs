@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
+using TrainingService.Compute.Devices;
 
 namespace TrainingService.Compute.Models;
 
@@ -416,20 +417,8 @@ public static class DenseKernels
         return (h >> 8) * (1f / 16777216f);
     }
 
-    /// <summary>The address of a view's first element, or null for an empty view (kernels test null for "not given").</summary>
     private static unsafe T* Address<T>(ArrayView<T> view)
-        where T : unmanaged
-    {
-        if (view.Length == 0)
-        {
-            return null;
-        }
-        // CPU buffers are unmanaged memory, so the pointer stays valid after the fixed scope; a GPU ignores pinning.
-        fixed (T* p = &view[0])
-        {
-            return p;
-        }
-    }
+        where T : unmanaged => ViewPointers.Address(view);
 
     private static unsafe void StoreForward(int r, int c, float z0, float z1, float z2, float z3,
         float* preActivation, float* output, DenseArgs args)

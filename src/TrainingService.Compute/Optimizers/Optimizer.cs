@@ -39,6 +39,7 @@ public sealed class Optimizer : IDisposable
             L2Factor = (float)regularization.L2GradientFactor,
             PenaltyPartialOffset = penaltyPartialOffset,
             NormPartialOffset = penaltyPartialOffset + _device.MaxGroups,
+            Run = ViewPointers.RunLength(_device.IsCpu, parameters.Length, _device.MaxGroups * _device.GroupSize),
         };
         switch (Spec.Kind)
         {
@@ -128,6 +129,7 @@ public sealed class Optimizer : IDisposable
             NormPartialOffset = gradientArgs.NormPartialOffset,
             NormPartialCount = _device.MaxGroups,
             ClipNorm = (float)clip,
+            Run = gradientArgs.Run,
         };
         _device.Load<ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>, ArrayView<float>,
             ArrayView<double>, UpdateArgs, TRule>(OptimizerKernels.Update)(

@@ -1,14 +1,15 @@
 using ILGPU;
 using ILGPU.Algorithms;
 using ILGPU.Algorithms.ScanReduceOperations;
+using TrainingService.Compute.Devices;
 
 namespace TrainingService.Compute.Optimizers;
 
 /// <summary>One optimizer's update of parameter i from its (clipped) gradient and up to three state slots.</summary>
 public interface IOptimizerRule
 {
-    /// <summary>Updates <c>parameters[i]</c> and the rule's state at i.</summary>
-    void Step(int i, ArrayView<float> parameters, float gradient, ArrayView<float> state1, ArrayView<float> state2, ArrayView<float> state3);
+    /// <summary>Updates <c>parameters[i]</c> and the rule's state at i (state pointers the rule does not use may be null).</summary>
+    unsafe void Step(int i, float* parameters, float gradient, float* state1, float* state2, float* state3);
 }
 
 /// <summary>Arguments of <see cref="OptimizerKernels.PrepareGradients"/>.</summary>
@@ -22,6 +23,8 @@ public struct GradientArgs
     public int PenaltyPartialOffset;
     /// <summary>Where the squared-gradient partial sums go.</summary>
     public int NormPartialOffset;
+    /// <summary>Elements a thread takes in one contiguous run (<see cref="ViewPointers.RunLength"/>).</summary>
+    public int Run;
 }
 
 /// <summary>Arguments of <see cref="OptimizerKernels.Update{TRule}"/>.</summary>
@@ -33,6 +36,8 @@ public struct UpdateArgs
     public int NormPartialCount;
     /// <summary>Maximum global gradient norm; 0 disables clipping.</summary>
     public float ClipNorm;
+    /// <summary>Elements a thread takes in one contiguous run (<see cref="ViewPointers.RunLength"/>).</summary>
+    public int Run;
 }
 
 /// <summary>Kernels run once per optimizer step over the flat parameter vector.</summary>
@@ -42,16 +47,20 @@ public static class OptimizerKernels
     /// Adds the L1/L2 penalty gradient to masked parameters' gradients, and writes per-group partial sums of the
     /// penalty (l1·|w| + ½c·w²) and of the squared gradient (for the global norm, after the penalty).
     /// </summary>
-    public static void PrepareGradients(ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> mask,
+    public static unsafe void PrepareGradients(ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> mask,
         ArrayView<double> partials, GradientArgs args)
     {
-        int stride = Grid.DimX * Group.DimX;
+        float* w = ViewPointers.Address(parameters), d = ViewPointers.Address(gradients), m = ViewPointers.Address(mask);
+        int n = parameters.IntLength, run = Math.Max(1, args.Run), step = Grid.DimX * Group.DimX * run;
         double penalty = 0.0, squares = 0.0;
-        for (int i = Grid.GlobalIndex.X; i < parameters.IntLength; i += stride)
+        for (int first = Grid.GlobalIndex.X * run; first < n; first += step)
         {
-            float g = Penalised(i, parameters, gradients, mask, args, ref penalty);
-            gradients[i] = g;
-            squares += (double)g * g;
+            for (int i = first, last = Math.Min(first + run, n); i < last; i++)
+            {
+                float g = Penalised(i, w, d, m, args, ref penalty);
+                d[i] = g;
+                squares += (double)g * g;
+            }
         }
         WritePartials(penalty, squares, partials, args);
     }
@@ -60,24 +69,28 @@ public static class OptimizerKernels
     /// <see cref="PrepareGradients"/> and <see cref="Update{TRule}"/> in one pass, for steps without clipping (which
     /// needs the global norm before any parameter moves): one launch instead of two per batch.
     /// </summary>
-    public static void PrepareAndUpdate<TRule>(ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> mask,
+    public static unsafe void PrepareAndUpdate<TRule>(ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> mask,
         ArrayView<float> state1, ArrayView<float> state2, ArrayView<float> state3, ArrayView<double> partials, GradientArgs args, TRule rule)
         where TRule : struct, IOptimizerRule
     {
-        int stride = Grid.DimX * Group.DimX;
+        float* w = ViewPointers.Address(parameters), d = ViewPointers.Address(gradients), m = ViewPointers.Address(mask);
+        float* s1 = ViewPointers.Address(state1), s2 = ViewPointers.Address(state2), s3 = ViewPointers.Address(state3);
+        int n = parameters.IntLength, run = Math.Max(1, args.Run), step = Grid.DimX * Group.DimX * run;
         double penalty = 0.0, squares = 0.0;
-        for (int i = Grid.GlobalIndex.X; i < parameters.IntLength; i += stride)
+        for (int first = Grid.GlobalIndex.X * run; first < n; first += step)
         {
-            float g = Penalised(i, parameters, gradients, mask, args, ref penalty);
-            squares += (double)g * g;
-            rule.Step(i, parameters, g, state1, state2, state3);
+            for (int i = first, last = Math.Min(first + run, n); i < last; i++)
+            {
+                float g = Penalised(i, w, d, m, args, ref penalty);
+                squares += (double)g * g;
+                rule.Step(i, w, g, s1, s2, s3);
+            }
         }
         WritePartials(penalty, squares, partials, args);
     }
 
     /// <summary>Gradient i plus the penalty's gradient when parameter i is penalised; adds its penalty to <paramref name="penalty"/>.</summary>
-    private static float Penalised(int i, ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> mask,
-        GradientArgs args, ref double penalty)
+    private static unsafe float Penalised(int i, float* parameters, float* gradients, float* mask, GradientArgs args, ref double penalty)
     {
         float g = gradients[i];
         if ((args.L1 != 0f || args.L2Factor != 0f) && mask[i] != 0f)
@@ -105,7 +118,7 @@ public static class OptimizerKernels
     /// Clips the gradient by global norm when asked (PyTorch's clip_grad_norm_: × min(1, max/(‖g‖ + 1e−6))), then
     /// applies the rule to every parameter.
     /// </summary>
-    public static void Update<TRule>(ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> state1,
+    public static unsafe void Update<TRule>(ArrayView<float> parameters, ArrayView<float> gradients, ArrayView<float> state1,
         ArrayView<float> state2, ArrayView<float> state3, ArrayView<double> partials, UpdateArgs args, TRule rule)
         where TRule : struct, IOptimizerRule
     {
@@ -119,10 +132,15 @@ public static class OptimizerKernels
             }
             coefficient = (float)Math.Min(1.0, args.ClipNorm / (Math.Sqrt(squares) + 1e-6));
         }
-        int stride = Grid.DimX * Group.DimX;
-        for (int i = Grid.GlobalIndex.X; i < parameters.IntLength; i += stride)
+        float* w = ViewPointers.Address(parameters), d = ViewPointers.Address(gradients);
+        float* s1 = ViewPointers.Address(state1), s2 = ViewPointers.Address(state2), s3 = ViewPointers.Address(state3);
+        int n = parameters.IntLength, run = Math.Max(1, args.Run), step = Grid.DimX * Group.DimX * run;
+        for (int first = Grid.GlobalIndex.X * run; first < n; first += step)
         {
-            rule.Step(i, parameters, gradients[i] * coefficient, state1, state2, state3);
+            for (int i = first, last = Math.Min(first + run, n); i < last; i++)
+            {
+                rule.Step(i, w, d[i] * coefficient, s1, s2, s3);
+            }
         }
     }
 }
@@ -143,7 +161,7 @@ public struct SgdRule : IOptimizerRule
     public int Nesterov;
 
     /// <inheritdoc />
-    public void Step(int i, ArrayView<float> parameters, float gradient, ArrayView<float> state1, ArrayView<float> state2, ArrayView<float> state3)
+    public unsafe void Step(int i, float* parameters, float gradient, float* state1, float* state2, float* state3)
     {
         float w = parameters[i];
         float g = gradient + WeightDecay * w;
@@ -181,7 +199,7 @@ public struct AdamRule : IOptimizerRule
     public float SqrtBiasCorrection2;
 
     /// <inheritdoc />
-    public void Step(int i, ArrayView<float> parameters, float gradient, ArrayView<float> state1, ArrayView<float> state2, ArrayView<float> state3)
+    public unsafe void Step(int i, float* parameters, float gradient, float* state1, float* state2, float* state3)
     {
         float w = parameters[i];
         float g = gradient;
@@ -222,7 +240,7 @@ public struct RmsPropRule : IOptimizerRule
     public int Centered;
 
     /// <inheritdoc />
-    public void Step(int i, ArrayView<float> parameters, float gradient, ArrayView<float> state1, ArrayView<float> state2, ArrayView<float> state3)
+    public unsafe void Step(int i, float* parameters, float gradient, float* state1, float* state2, float* state3)
     {
         float w = parameters[i];
         float g = gradient + WeightDecay * w;
