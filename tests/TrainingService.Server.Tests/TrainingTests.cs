@@ -176,8 +176,11 @@ public sealed class TrainingTests(ServiceFixture service)
         // Within 0.05, not "equal to one decimal place": rounding puts 0.75 and 0.74999994 on different sides of 0.75.
         Assert.Equal(0.75, values[0], 0.05);
         Assert.Equal(-0.25, values[1], 0.05);
-        // Without validation the metrics are the final model's on all 300 training rows: recompute them from /predict.
-        var metrics = (await LastEpochAsync(done.Id()))["metrics"]!;
+        // Without validation each epoch's metrics are its model's on all 300 training rows. /predict uses the kept model (keep:
+        // best, here by training loss): recompute that epoch's metrics from /predict.
+        int kept = (int)done["modelEpoch"]!;
+        var history = await _client.GetJsonAsync($"/api/jobs/{done.Id()}/history");
+        var metrics = history["epochs"]!.AsArray().Single(e => (int)e!["epoch"]! == kept)!["metrics"]!;
         var all = await Api.ReadAsync(await _client.PostAsJsonAsync($"/api/jobs/{done.Id()}/predict",
             new { rows = rows.Select(r => new { a = r.A, b = r.B }) }), HttpStatusCode.OK);
         var predicted = all["predictions"]!.AsArray().Select(p => p!["values"]!.AsArray().Select(v => (double)v!).ToArray()).ToList();

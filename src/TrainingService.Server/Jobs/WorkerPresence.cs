@@ -15,7 +15,10 @@ public sealed class WorkerPresence(NpgsqlDataSource dataSource, IOptions<WorkerO
 {
     public static readonly TimeSpan CacheFor = TimeSpan.FromSeconds(1);
 
-    private (IReadOnlySet<string> Queues, DateTimeOffset At)? _cached;
+    /// <summary>What the last read found, replaced whole (requests read it concurrently).</summary>
+    private sealed record Snapshot(IReadOnlySet<string> Queues, DateTimeOffset At);
+
+    private volatile Snapshot? _cached;
 
     /// <summary>True when no live worker serves the queue of a job asking for <paramref name="device"/>.</summary>
     public async Task<bool> IsUnservedAsync(string device, CancellationToken cancellationToken) =>
@@ -51,7 +54,7 @@ public sealed class WorkerPresence(NpgsqlDataSource dataSource, IOptions<WorkerO
         {
             queues.Add(reader.GetString(0));
         }
-        _cached = (queues, now);
+        _cached = new Snapshot(queues, now);
         return queues;
     }
 }
