@@ -4,6 +4,7 @@ using System.Text.Json.Nodes;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Options;
+using TrainingService.Compute.Training;
 using TrainingService.Server.Configuration;
 using TrainingService.Server.Tests.Infrastructure;
 
@@ -151,14 +152,14 @@ public sealed class DiagnosisApiTests(ServiceFixture service)
     [Fact]
     public void Diagnosis_thresholds_are_configured_and_validated_at_start()
     {
-        static IOptions<DiagnosisOptions> Options(Dictionary<string, string?> settings)
+        static IOptions<DiagnosisThresholds> Options(Dictionary<string, string?> settings)
         {
             var configuration = new ConfigurationBuilder().AddInMemoryCollection(settings).Build();
             return new ServiceCollection().AddSingleton<IConfiguration>(configuration).AddServiceOptions(configuration)
-                .BuildServiceProvider().GetRequiredService<IOptions<DiagnosisOptions>>();
+                .BuildServiceProvider().GetRequiredService<IOptions<DiagnosisThresholds>>();
         }
 
-        var configured = Options(new() { ["Diagnoses:OverfitRise"] = "0.25", ["Diagnoses:PlateauEpochs"] = "30" }).Value.Thresholds();
+        var configured = Options(new() { ["Diagnoses:OverfitRise"] = "0.25", ["Diagnoses:PlateauEpochs"] = "30" }).Value;
         Assert.Equal((0.25, 30, 3), (configured.OverfitRise, configured.PlateauEpochs, configured.OverfitEpochs));
 
         var refused = Assert.Throws<OptionsValidationException>(() => Options(new() { ["Diagnoses:OverfitRise"] = "-1" }).Value);

@@ -1,3 +1,4 @@
+using System.ComponentModel.DataAnnotations;
 using System.Globalization;
 
 namespace TrainingService.Compute.Training;
@@ -27,37 +28,52 @@ public sealed record Diagnosis(string Code, int FromEpoch, int ToEpoch, IReadOnl
 
 /// <summary>
 /// The thresholds of <see cref="CurveDiagnostics"/>; every relative quantity is a fraction of the loss's own level, so they
-/// hold for any loss scale. Documented in docs/diagnoses.md.
+/// hold for any loss scale. Documented in docs/diagnoses.md. The service binds them from its section <c>Diagnoses</c> and
+/// validates the ranges at start.
 /// </summary>
 public sealed record DiagnosisThresholds
 {
     /// <summary>No verdict against the trivial model before this many epochs.</summary>
+    [Range(1, 1_000_000)]
     public int MinEpochs { get; init; } = 5;
     /// <summary>Underfitting: the training loss (last <see cref="Window"/> epochs' mean) beats the trivial model's by less than this fraction.</summary>
+    [Range(0.0, 1.0)]
     public double UnderfitImprovement { get; init; } = 0.1;
     /// <summary>Epochs averaged to smooth a loss where one epoch's value would be noise (overfitting, underfitting).</summary>
+    [Range(1, 1_000)]
     public int Window { get; init; } = 3;
     /// <summary>Overfitting: the recent validation loss is this fraction above its minimum ...</summary>
+    [Range(0.0, 100.0)]
     public double OverfitRise { get; init; } = 0.1;
     /// <summary>... at least this many epochs after that minimum, while the training loss fell.</summary>
+    [Range(1, 1_000_000)]
     public int OverfitEpochs { get; init; } = 3;
     /// <summary>A learning rate too high, early: within the first <see cref="EarlyEpochs"/>, the training loss rises this fraction above epoch 1's.</summary>
+    [Range(0.0, 100.0)]
     public double EarlyRise { get; init; } = 0.1;
     /// <summary>The first epochs, for <see cref="EarlyRise"/>.</summary>
+    [Range(2, 1_000)]
     public int EarlyEpochs { get; init; } = 5;
     /// <summary>Oscillation: over the last <see cref="OscillationEpochs"/>, at least this share of epoch-to-epoch changes flip sign ...</summary>
+    [Range(0.0, 1.0)]
     public double OscillationFlips { get; init; } = 0.6;
     /// <summary>... with a mean change of at least this fraction of the loss's level.</summary>
+    [Range(0.0, 100.0)]
     public double OscillationAmplitude { get; init; } = 0.05;
     /// <summary>The window of the oscillation and noise checks.</summary>
+    [Range(4, 10_000)]
     public int OscillationEpochs { get; init; } = 10;
     /// <summary>Plateau: the best training loss of the last <see cref="PlateauEpochs"/> improves on the best before them by less than this fraction.</summary>
+    [Range(0.0, 1.0)]
     public double PlateauImprovement { get; init; } = 1e-3;
     /// <summary>The plateau's length.</summary>
+    [Range(2, 1_000_000)]
     public int PlateauEpochs { get; init; } = 10;
     /// <summary>Noisy validation: over the last <see cref="OscillationEpochs"/>, the validation loss's scatter about its linear trend is this fraction of its level ...</summary>
+    [Range(0.0, 100.0)]
     public double NoiseLevel { get; init; } = 0.05;
     /// <summary>... and this many times the training loss's relative scatter.</summary>
+    [Range(0.0, 1_000.0)]
     public double NoiseRatio { get; init; } = 3;
 }
 

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
+using TrainingService.Compute.Training;
 
 namespace TrainingService.Server.Configuration;
 
@@ -20,7 +21,7 @@ public static class ConfigurationExtensions
         Add<ComputeOptions>(services, "Compute");
         Add<DatasetOptions>(services, "Datasets");
         Add<JobOptions>(services, "Jobs");
-        Add<DiagnosisOptions>(services, "Diagnoses");
+        Add<DiagnosisThresholds>(services, "Diagnoses"); // the compute library's thresholds, bound and range-checked as they are
         Add<TelemetryOptions>(services, "Telemetry");
         Add<LossApiOptions>(services, "Losses");
         Add<AuthOptions>(services, "Auth");

@@ -1,6 +1,5 @@
 using System.ComponentModel.DataAnnotations;
 using TrainingService.Compute.Devices;
-using TrainingService.Compute.Training;
 
 namespace TrainingService.Server.Configuration;
 
@@ -280,39 +279,6 @@ public sealed class JobOptions : IValidatableObject
                 [nameof(DefaultHistoryLimit), nameof(MaxHistoryLimit)]);
         }
     }
-}
-
-/// <summary>
-/// Section <c>Diagnoses</c>: the thresholds by which loss curves are read (docs/diagnoses.md); each defaults to
-/// <see cref="DiagnosisThresholds"/>'s value.
-/// </summary>
-public sealed class DiagnosisOptions
-{
-    private static readonly DiagnosisThresholds Defaults = new();
-
-    [Range(1, 1_000_000)] public int MinEpochs { get; set; } = Defaults.MinEpochs;
-    [Range(0.0, 1.0)] public double UnderfitImprovement { get; set; } = Defaults.UnderfitImprovement;
-    [Range(1, 1_000)] public int Window { get; set; } = Defaults.Window;
-    [Range(0.0, 100.0)] public double OverfitRise { get; set; } = Defaults.OverfitRise;
-    [Range(1, 1_000_000)] public int OverfitEpochs { get; set; } = Defaults.OverfitEpochs;
-    [Range(0.0, 100.0)] public double EarlyRise { get; set; } = Defaults.EarlyRise;
-    [Range(2, 1_000)] public int EarlyEpochs { get; set; } = Defaults.EarlyEpochs;
-    [Range(0.0, 1.0)] public double OscillationFlips { get; set; } = Defaults.OscillationFlips;
-    [Range(0.0, 100.0)] public double OscillationAmplitude { get; set; } = Defaults.OscillationAmplitude;
-    [Range(4, 10_000)] public int OscillationEpochs { get; set; } = Defaults.OscillationEpochs;
-    [Range(0.0, 1.0)] public double PlateauImprovement { get; set; } = Defaults.PlateauImprovement;
-    [Range(2, 1_000_000)] public int PlateauEpochs { get; set; } = Defaults.PlateauEpochs;
-    [Range(0.0, 100.0)] public double NoiseLevel { get; set; } = Defaults.NoiseLevel;
-    [Range(0.0, 1_000.0)] public double NoiseRatio { get; set; } = Defaults.NoiseRatio;
-
-    /// <summary>The thresholds as the diagnoses take them.</summary>
-    public DiagnosisThresholds Thresholds() => new()
-    {
-        MinEpochs = MinEpochs, UnderfitImprovement = UnderfitImprovement, Window = Window, OverfitRise = OverfitRise,
-        OverfitEpochs = OverfitEpochs, EarlyRise = EarlyRise, EarlyEpochs = EarlyEpochs, OscillationFlips = OscillationFlips,
-        OscillationAmplitude = OscillationAmplitude, OscillationEpochs = OscillationEpochs, PlateauImprovement = PlateauImprovement,
-        PlateauEpochs = PlateauEpochs, NoiseLevel = NoiseLevel, NoiseRatio = NoiseRatio,
-    };
 }
 
 /// <summary>Which jobs a worker takes (see <c>Jobs.ComputePools</c>).</summary>

@@ -38,7 +38,7 @@ public sealed class TrainingJob(
     TransientRetry retry,
     IOptions<JobOptions> jobOptions,
     IOptions<WorkerOptions> workerOptions,
-    IOptions<DiagnosisOptions> diagnosisOptions,
+    IOptions<DiagnosisThresholds> diagnosisThresholds,
     ILogger<TrainingJob> logger)
 {
     /// <summary>This process as a worker: <c>host:pid</c>, as in Hangfire's server name.</summary>
@@ -287,7 +287,7 @@ public sealed class TrainingJob(
         string baselineJson = JsonSerializer.Serialize(baseline, ApiJson.Options);
         Owned(await retry.RunAsync("Storing the baseline", ct => store.SetBaselineAsync(run.JobId, run.Attempt, baselineJson, ct), run.Stop));
         var curve = checkpoint is null ? [] : await retry.RunAsync("Loading the history", ct => store.LoadCurveAsync(run.JobId, ct), run.Shutdown);
-        var writer = new EpochWriter(store, retry, run, new CurveReader(curve, baseline, diagnosisOptions.Value.Thresholds()), prepared.Train.Rows);
+        var writer = new EpochWriter(store, retry, run, new CurveReader(curve, baseline, diagnosisThresholds.Value), prepared.Train.Rows);
         var outcome = await trainer.RunAsync(writer, checkpoint, run.Stop);
         logger.LogInformation("Job {JobId}: diagnosing its curve took {Microseconds:F0} µs per epoch ({Epochs} epochs)", run.JobId,
             writer.Diagnoses.MicrosecondsPerEpoch, writer.Diagnoses.Epochs);
