@@ -1,6 +1,5 @@
 using System.Globalization;
 using System.Net.Http.Json;
-using System.Text;
 using System.Text.Json.Nodes;
 using TrainingService.ProcessHarness;
 
@@ -49,7 +48,7 @@ internal static class FairnessBenchmark
             ["Quotas:DeferredRecheck"] = "00:00:10",
         });
         using var a = await KeyAsync(service, "limit-a");
-        string data = await a.UploadAsync(Linear(3000, seed: 3));
+        string data = await a.UploadAsync(BenchApi.Linear(3000, seed: 3));
         string running = await a.SubmitAsync(new
         {
             datasetId = data, target = "y", loss = "mse", optimizer = new { name = "sgd", learningRate = 0.001 }, epochs = 10_000, batchSize = 4,
@@ -103,8 +102,8 @@ internal static class FairnessBenchmark
         });
         using var a = await KeyAsync(service, $"{run}-a");
         using var b = await KeyAsync(service, $"{run}-b");
-        string dataA = await a.UploadAsync(Linear(3000, seed: 1));
-        string dataB = await b.UploadAsync(Linear(3000, seed: 2));
+        string dataA = await a.UploadAsync(BenchApi.Linear(3000, seed: 1));
+        string dataB = await b.UploadAsync(BenchApi.Linear(3000, seed: 2));
         var backlog = new List<string>();
         for (int i = 0; i < jobs; i++)
         {
@@ -166,17 +165,5 @@ internal static class FairnessBenchmark
             await Task.Delay(20);
         }
         throw new TimeoutException($"job {job} did not reach {string.Join("/", statuses)}");
-    }
-
-    private static string Linear(int rows, int seed)
-    {
-        var random = new Random(seed);
-        var csv = new StringBuilder("x1,x2,y\n");
-        for (int r = 0; r < rows; r++)
-        {
-            double x1 = random.NextDouble() * 2 - 1, x2 = random.NextDouble() * 2 - 1;
-            csv.Append(CultureInfo.InvariantCulture, $"{x1:F6},{x2:F6},{0.5 + x1 - x2:F6}\n");
-        }
-        return csv.ToString();
     }
 }

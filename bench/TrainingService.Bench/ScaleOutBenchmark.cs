@@ -1,6 +1,4 @@
 using System.Diagnostics;
-using System.Globalization;
-using System.Text;
 using System.Text.Json.Nodes;
 using Npgsql;
 using TrainingService.ProcessHarness;
@@ -49,7 +47,7 @@ internal static class ScaleOutBenchmark
             workers.AddRange(await Task.WhenAll(Enumerable.Range(0, count).Select(_ => StartWorkerAsync(database))));
             await using var source = NpgsqlDataSource.Create(database);
             double idle = await IdleTransactionsPerSecondAsync(source, admin, name);
-            string dataset = await api.Client.UploadAsync(Linear(400));
+            string dataset = await api.Client.UploadAsync(BenchApi.Linear(400, seed: 7));
             long before = await TransactionsAsync(admin, name);
             for (int i = 0; i < jobs; i++)
             {
@@ -168,18 +166,6 @@ internal static class ScaleOutBenchmark
             await create.ExecuteNonQueryAsync();
         }
         return new NpgsqlConnectionStringBuilder(admin) { Database = name }.ConnectionString;
-    }
-
-    private static string Linear(int rows)
-    {
-        var random = new Random(7);
-        var csv = new StringBuilder("x1,x2,y\n");
-        for (int i = 0; i < rows; i++)
-        {
-            double a = random.NextDouble() * 2 - 1, b = random.NextDouble() * 2 - 1;
-            csv.Append(CultureInfo.InvariantCulture, $"{a:R},{b:R},{3 * a - 2 * b + 0.5:R}\n");
-        }
-        return csv.ToString();
     }
 
     private static void Print(List<Outcome> outcomes)

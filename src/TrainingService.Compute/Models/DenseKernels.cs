@@ -1,6 +1,6 @@
 using System.Runtime.CompilerServices;
 using ILGPU;
-using TrainingService.Compute.Devices;
+using static TrainingService.Compute.Devices.ViewPointers;
 
 namespace TrainingService.Compute.Models;
 
@@ -416,9 +416,6 @@ public static class DenseKernels
         h ^= h >> 16;
         return (h >> 8) * (1f / 16777216f);
     }
-
-    private static unsafe T* Address<T>(ArrayView<T> view)
-        where T : unmanaged => ViewPointers.Address(view);
 
     private static unsafe void StoreForward(int r, int c, float z0, float z1, float z2, float z3,
         float* preActivation, float* output, DenseArgs args)

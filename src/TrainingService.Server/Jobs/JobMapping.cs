@@ -27,7 +27,7 @@ internal static class JobMapping
         Device = job.Device,
         ModelEpoch = job.ModelEpoch,
         Baseline = job.Baseline is null ? null : JsonSerializer.Deserialize<JsonElement>(job.Baseline),
-        Diagnoses = JsonSerializer.Deserialize<JsonElement>(job.Diagnoses ?? "[]"),
+        Diagnoses = job.Diagnoses is null ? JobState.NoDiagnoses : JsonSerializer.Deserialize<JsonElement>(job.Diagnoses),
         Spec = JsonSerializer.Deserialize<JsonElement>(job.Spec),
     };
 

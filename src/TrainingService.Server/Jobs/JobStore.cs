@@ -15,9 +15,10 @@ public sealed record JobState(string Tenant, long Version, string Status, string
     /// <summary>The trivial model's losses, parsed once per state read (histories show it on every page).</summary>
     public JsonElement? Baseline { get; init; }
     /// <summary>The curve's diagnoses as of the last epoch written, parsed once per state read.</summary>
-    public JsonElement Diagnoses { get; init; } = EmptyArray;
+    public JsonElement Diagnoses { get; init; } = NoDiagnoses;
 
-    private static readonly JsonElement EmptyArray = JsonSerializer.Deserialize<JsonElement>("[]");
+    /// <summary>An empty JSON array: a job before its first epoch.</summary>
+    public static readonly JsonElement NoDiagnoses = JsonSerializer.Deserialize<JsonElement>("[]");
 }
 
 /// <summary>A job to insert: the normalized spec, the idempotency key it came with, if any, and its tenant's queued-jobs quota.</summary>
@@ -663,7 +664,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
                 reader.IsDBNull(6) ? null : reader.GetInt32(6)), reader.GetString(9))
         {
             Baseline = reader.IsDBNull(10) ? null : JsonSerializer.Deserialize<JsonElement>(reader.GetString(10)),
-            Diagnoses = reader.IsDBNull(11) ? JsonSerializer.Deserialize<JsonElement>("[]") : JsonSerializer.Deserialize<JsonElement>(reader.GetString(11)),
+            Diagnoses = reader.IsDBNull(11) ? JobState.NoDiagnoses : JsonSerializer.Deserialize<JsonElement>(reader.GetString(11)),
         };
     }
 
