@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Debian's chromium for the browser tests and `bench.sh dashboard`: installed if missing, the way postgres.sh
+# installs PostgreSQL (these machines cannot download Playwright's own browsers). Source this file, then call
+# chromium_ensure; it exports TRAININGSERVICE_CHROMIUM with the executable's path.
+
+chromium_log() { printf '[chromium] %s\n' "$*" >&2; }
+
+chromium_find() {
+  local candidate
+  for candidate in "${TRAININGSERVICE_CHROMIUM:-}" /usr/bin/chromium /usr/bin/chromium-browser; do
+    if [ -n "$candidate" ] && [ -x "$candidate" ]; then TRAININGSERVICE_CHROMIUM="$candidate"; return 0; fi
+  done
+  return 1
+}
+
+chromium_install() {
+  chromium_log "chromium not found; installing Debian's chromium package"
+  local sudo=""
+  if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
+      chromium_log "Not root and no sudo: install chromium (apt-get install chromium) or set TRAININGSERVICE_CHROMIUM."; return 1
+    fi
+  fi
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >&2 &&
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
+}
+
+chromium_ensure() {
+  chromium_find || { chromium_install && chromium_find; } || { chromium_log "could not find or install chromium"; return 1; }
+  export TRAININGSERVICE_CHROMIUM
+}
