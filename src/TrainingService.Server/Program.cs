@@ -9,6 +9,7 @@ using TrainingService.Server.Histories;
 using TrainingService.Server.Infrastructure;
 using TrainingService.Server.Jobs;
 using TrainingService.Server.Losses;
+using TrainingService.Server.Sweeps;
 using TrainingService.Server.Telemetry;
 
 // One executable, three roles: `--role api`, `--role worker`, or both (the default, for a laptop).
@@ -41,6 +42,7 @@ builder.Services.AddJobQueue(service);
 builder.Services.AddDatasets();
 builder.Services.AddHistories();
 builder.Services.AddLosses();
+builder.Services.AddSweeps(service);
 builder.Services.AddTelemetry(builder.Configuration, service);
 
 var app = builder.Build();
@@ -94,6 +96,7 @@ if (service.ServesApi)
     app.MapJobEndpoints();
     app.MapModelEndpoints();
     app.MapHistoryEndpoints();
+    app.MapSweepEndpoints();
     app.MapLossEndpoints();
     AccessSetup.CheckEveryApiRouteHasARole(app);
 }

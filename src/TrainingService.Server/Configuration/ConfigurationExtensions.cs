@@ -21,6 +21,7 @@ public static class ConfigurationExtensions
         Add<ComputeOptions>(services, "Compute");
         Add<DatasetOptions>(services, "Datasets");
         Add<JobOptions>(services, "Jobs");
+        Add<SweepOptions>(services, "Sweeps");
         Add<DiagnosisThresholds>(services, "Diagnoses"); // the compute library's thresholds, bound and range-checked as they are
         Add<TelemetryOptions>(services, "Telemetry");
         Add<LossApiOptions>(services, "Losses");

@@ -220,6 +220,37 @@ public sealed class LossApiOptions
 }
 
 /// <summary>Section <c>Jobs</c>: limits on training specs, listings and histories.</summary>
+/// <summary>Limits of sweeps (<c>POST /api/sweeps</c>) and how often workers look for sweeps that can start a trial.</summary>
+public sealed class SweepOptions
+{
+    /// <summary>Most trials one sweep may ask for (<c>maxTrials</c>).</summary>
+    [Range(1, 100_000)]
+    public int MaxTrials { get; set; } = 500;
+
+    /// <summary>Largest grid a grid sweep may span; a larger one is refused rather than truncated.</summary>
+    [Range(1, 100_000)]
+    public int MaxGridSize { get; set; } = 500;
+
+    /// <summary>Most trials of one sweep running at once (<c>maxParallel</c>).</summary>
+    [Range(1, 1_000)]
+    public int MaxParallel { get; set; } = 16;
+
+    /// <summary>Trials a sweep runs at once when its spec does not say.</summary>
+    [Range(1, 1_000)]
+    public int DefaultParallel { get; set; } = 2;
+
+    /// <summary>Trials a random or TPE sweep runs when its spec does not say.</summary>
+    [Range(1, 100_000)]
+    public int DefaultTrials { get; set; } = 20;
+
+    /// <summary>
+    /// How often each worker advances running sweeps: a safety net for a trial whose end was not followed by its sweep's
+    /// next trial (its worker died in between), a sweep's maxRuntime, and a trial cancelled through the job API.
+    /// </summary>
+    [Range(typeof(TimeSpan), "00:00:00.100", "01:00:00")]
+    public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromSeconds(5);
+}
+
 public sealed class JobOptions : IValidatableObject
 {
     /// <summary>Largest accepted number of epochs.</summary>

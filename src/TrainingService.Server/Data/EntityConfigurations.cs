@@ -54,6 +54,25 @@ internal sealed class JobConfiguration : IEntityTypeConfiguration<Job>
         builder.HasIndex(j => new { j.Tenant, j.StartedAt }); // fair scheduling: when each tenant last started a job
         builder.HasIndex(j => new { j.DatasetId, j.CreatedAt });
         builder.HasOne<Tenant>().WithMany().HasForeignKey(j => j.Tenant).OnDelete(DeleteBehavior.Restrict);
+        builder.Property(j => j.SweepParameters).HasColumnType("jsonb");
+        builder.HasOne<Sweep>().WithMany().HasForeignKey(j => j.SweepId).OnDelete(DeleteBehavior.SetNull);
+        // A trial index exists once per sweep: a sweep resumed after a crash cannot create the same trial twice.
+        builder.HasIndex(j => new { j.SweepId, j.SweepTrial }).IsUnique().HasFilter("sweep_id IS NOT NULL");
+    }
+}
+
+internal sealed class SweepConfiguration : IEntityTypeConfiguration<Sweep>
+{
+    public void Configure(EntityTypeBuilder<Sweep> builder)
+    {
+        builder.ToTable("sweeps", t => t.HasCheckConstraint("ck_sweeps_status", "status IN ('running', 'completed', 'cancelled')"));
+        builder.HasKey(s => s.Id);
+        builder.Property(s => s.Status).HasMaxLength(16);
+        builder.Property(s => s.StopReason).HasMaxLength(32);
+        builder.Property(s => s.Spec).HasColumnType("jsonb");
+        builder.HasIndex(s => new { s.Tenant, s.CreatedAt, s.Id }).IsDescending();
+        builder.HasIndex(s => s.Status);
+        builder.HasOne<Tenant>().WithMany().HasForeignKey(s => s.Tenant).OnDelete(DeleteBehavior.Restrict);
     }
 }
 

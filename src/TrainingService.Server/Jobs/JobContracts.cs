@@ -155,6 +155,10 @@ public sealed record JobResponse
     public JsonElement? Baseline { get; init; }
     /// <summary>What the loss curve says so far (docs/diagnoses.md): overfitting, underfitting, a learning rate too high…</summary>
     public required JsonElement Diagnoses { get; init; }
+    /// <summary>The sweep this job is a trial of (<c>GET /api/sweeps/{id}</c>), its trial index, and its parameter assignment.</summary>
+    public Guid? SweepId { get; init; }
+    public int? SweepTrial { get; init; }
+    public JsonElement? SweepParameters { get; init; }
     public required JsonElement Spec { get; init; }
 }
 

@@ -28,6 +28,9 @@ internal static class JobMapping
         ModelEpoch = job.ModelEpoch,
         Baseline = job.Baseline is null ? null : JsonSerializer.Deserialize<JsonElement>(job.Baseline),
         Diagnoses = job.Diagnoses is null ? JobState.NoDiagnoses : JsonSerializer.Deserialize<JsonElement>(job.Diagnoses),
+        SweepId = job.SweepId,
+        SweepTrial = job.SweepTrial,
+        SweepParameters = job.SweepParameters is null ? null : JsonSerializer.Deserialize<JsonElement>(job.SweepParameters),
         Spec = JsonSerializer.Deserialize<JsonElement>(job.Spec),
     };
 

@@ -27,4 +27,6 @@ public static class StopReasons
     public const string Diverged = "diverged";
     public const string Timeout = "timeout";
     public const string Error = "error";
+    /// <summary>A sweep's early termination stopped the trial; it succeeded with the model of the epochs it trained.</summary>
+    public const string Pruned = "pruned";
 }

@@ -23,7 +23,14 @@ public sealed record JobState(string Tenant, long Version, string Status, string
 
 /// <summary>A job to insert: the normalized spec, the idempotency key it came with, if any, and its tenant's queued-jobs quota.</summary>
 public sealed record NewJob(string Tenant, Guid DatasetId, string Spec, int Seed, int TotalEpochs, Guid? RetryOf, string? IdempotencyKey, string RequestHash,
-    int MaxQueued = int.MaxValue, string ComputeDevice = ComputePools.Any, string? TraceParent = null);
+    int MaxQueued = int.MaxValue, string ComputeDevice = ComputePools.Any, string? TraceParent = null)
+{
+    /// <summary>The sweep trial this job is, if any.</summary>
+    public SweepTrialRef? Trial { get; init; }
+}
+
+/// <summary>A job's place in a sweep: the sweep, the trial's index, and its parameter assignment as a JSON object.</summary>
+public sealed record SweepTrialRef(Guid SweepId, int Index, string Parameters);
 
 /// <summary>What a submit did: inserted a new job, or found the job an earlier request with the same key created.</summary>
 public sealed record JobCreation(Guid JobId, bool IsNew);
@@ -38,6 +45,8 @@ public sealed record JobRun(string Tenant, string Status, string Spec, Guid? Dat
     public string ComputeDevice { get; init; } = ComputePools.Any;
     /// <summary>The submit's W3C traceparent: the worker's spans join that trace.</summary>
     public string? TraceParent { get; init; }
+    /// <summary>The sweep the job is a trial of: its epochs may be pruned, and its end advances the sweep.</summary>
+    public Guid? SweepId { get; init; }
 }
 
 /// <summary>A job's failure as stored.</summary>
@@ -87,9 +96,10 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         }
         await using (var insert = new NpgsqlCommand("""
             INSERT INTO jobs (id, tenant, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version,
-                              updated_at, compute_device, trace_parent)
+                              updated_at, compute_device, trace_parent, sweep_id, sweep_trial, sweep_parameters)
             VALUES (@id, @tenant, now(), @dataset, 'queued', @spec, @seed, @epochs,
-                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now(), @device, @trace)
+                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now(), @device, @trace,
+                    @sweep, @trial, @parameters)
             """, connection, transaction))
         {
             insert.Parameters.AddWithValue("id", id);
@@ -101,6 +111,9 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             insert.Parameters.AddWithValue("retryOf", (object?)job.RetryOf ?? DBNull.Value);
             insert.Parameters.AddWithValue("device", job.ComputeDevice);
             insert.Parameters.AddWithValue("trace", NpgsqlDbType.Text, (object?)job.TraceParent ?? DBNull.Value);
+            insert.Parameters.AddWithValue("sweep", NpgsqlDbType.Uuid, (object?)job.Trial?.SweepId ?? DBNull.Value);
+            insert.Parameters.AddWithValue("trial", NpgsqlDbType.Integer, (object?)job.Trial?.Index ?? DBNull.Value);
+            insert.Parameters.AddWithValue("parameters", NpgsqlDbType.Jsonb, (object?)job.Trial?.Parameters ?? DBNull.Value);
             await insert.ExecuteNonQueryAsync(cancellationToken);
         }
         if (job.IdempotencyKey is { } key)
@@ -252,7 +265,8 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     private const string JobColumns = """
         id, created_at, dataset_id, status, spec, seed, total_epochs, started_at, finished_at, transitions, stop_reason, failure_code,
         failure_message, failure_epoch, epochs_completed, last_train_loss, last_val_loss, best_val_loss, best_val_loss_epoch, best_epoch,
-        data_summary, retry_of, hangfire_job_id, device, version, tenant, baseline, diagnoses, model_epoch, compute_device
+        data_summary, retry_of, hangfire_job_id, device, version, tenant, baseline, diagnoses, model_epoch, compute_device,
+        sweep_id, sweep_trial, sweep_parameters
         """;
 
     /// <summary>Reads the command's first row, or every row into <paramref name="all"/> (returning the last).</summary>
@@ -285,7 +299,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             LastValLoss = Get<double>(16), BestValLoss = Get<double>(17), BestValLossEpoch = Get<int>(18), BestEpoch = Get<int>(19),
             DataSummary = Text(20), RetryOf = Get<Guid>(21), HangfireJobId = Text(22), Device = Text(23), Version = r.GetInt64(24),
             Tenant = r.GetString(25), Baseline = Text(26), Diagnoses = Text(27), ModelEpoch = Get<int>(28),
-            ComputeDevice = r.GetString(29),
+            ComputeDevice = r.GetString(29), SweepId = Get<Guid>(30), SweepTrial = Get<int>(31), SweepParameters = Text(32),
         };
     }
 
@@ -304,7 +318,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
     public async Task<JobRun?> LoadRunAsync(Guid id, CancellationToken cancellationToken)
     {
         await using var command = dataSource.CreateCommand(
-            "SELECT status, spec, dataset_id, started_at, tenant, created_at, compute_device, trace_parent FROM jobs WHERE id = @id");
+            "SELECT status, spec, dataset_id, started_at, tenant, created_at, compute_device, trace_parent, sweep_id FROM jobs WHERE id = @id");
         command.Parameters.AddWithValue("id", id);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         if (!await reader.ReadAsync(cancellationToken))
@@ -317,6 +331,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             CreatedAt = reader.GetFieldValue<DateTimeOffset>(5),
             ComputeDevice = reader.GetString(6),
             TraceParent = reader.IsDBNull(7) ? null : reader.GetString(7),
+            SweepId = reader.IsDBNull(8) ? null : reader.GetGuid(8),
         };
     }
 

@@ -18,25 +18,17 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
 {
     /// <summary>The accepted job as stored (an earlier one for a repeated idempotency key), or the problem that refused it.</summary>
     public async Task<(Job? Job, ApiProblem? Problem)> SubmitAsync(string tenant, SubmitJobRequest request, string? idempotencyKey, Guid? retryOf,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken, SweepTrialRef? trial = null)
     {
         using var span = Instruments.Source.StartActivity("job submit");
-        if (!validator.TryValidate(request, out var spec, out var problem))
-        {
-            return (null, problem);
-        }
-        var dataset = await datasets.FindAsync(tenant, request.DatasetId!.Value, cancellationToken);
-        if (dataset is null)
-        {
-            return (null, ApiProblem.Unprocessable("job.unknown_dataset", $"No dataset {request.DatasetId}; upload one with POST /api/datasets.", "datasetId"));
-        }
-        if (!planner.TryPlan(spec, dataset.Columns, out var plan, out problem))
+        var (plan, problem) = await PlanAsync(tenant, request, cancellationToken);
+        if (plan is null)
         {
             return (null, problem);
         }
         string requestHash = Convert.ToHexStringLower(SHA256.HashData(JsonSerializer.SerializeToUtf8Bytes(request, ApiJson.Options)));
-        var job = new NewJob(tenant, dataset.Id, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options), plan.Seed, plan.Epochs, retryOf,
-            idempotencyKey, requestHash, quotas.Value.For(tenant).MaxQueuedJobs, plan.Normalized.Compute!.Device!, span?.Id);
+        var job = new NewJob(tenant, request.DatasetId!.Value, JsonSerializer.Serialize(plan.Normalized, ApiJson.Options), plan.Seed, plan.Epochs,
+            retryOf, idempotencyKey, requestHash, quotas.Value.For(tenant).MaxQueuedJobs, plan.Normalized.Compute!.Device!, span?.Id) { Trial = trial };
         var (created, refused) = await store.CreateAsync(job, options.Value.IdempotencyWindow, cancellationToken);
         if (created is null)
         {
@@ -50,6 +42,24 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
             await EnqueueAsync(created.JobId, plan.Normalized.Compute!.Device!, cancellationToken);
         }
         return (accepted, null);
+    }
+
+    /// <summary>
+    /// Validates a spec and plans it against its dataset, storing nothing: what a submit does before it stores, and what a
+    /// sweep does to check its base spec and each parameter value.
+    /// </summary>
+    public async Task<(JobPlan? Plan, ApiProblem? Problem)> PlanAsync(string tenant, SubmitJobRequest request, CancellationToken cancellationToken)
+    {
+        if (!validator.TryValidate(request, out var spec, out var problem))
+        {
+            return (null, problem);
+        }
+        var dataset = await datasets.FindAsync(tenant, request.DatasetId!.Value, cancellationToken);
+        if (dataset is null)
+        {
+            return (null, ApiProblem.Unprocessable("job.unknown_dataset", $"No dataset {request.DatasetId}; upload one with POST /api/datasets.", "datasetId"));
+        }
+        return planner.TryPlan(spec, dataset.Columns, out var plan, out problem) ? (plan, null) : (null, problem);
     }
 
     private static Dictionary<string, object?> RetryAfter(TimeSpan wait) =>

@@ -46,6 +46,12 @@ public sealed class Job
     public string? TraceParent { get; set; }
     /// <summary>The device the spec asks for: cuda, cpu or any (<c>Jobs.ComputePools</c>); routes the job to a worker pool.</summary>
     public string ComputeDevice { get; set; } = "any";
+    /// <summary>The sweep this job is a trial of, if any.</summary>
+    public Guid? SweepId { get; set; }
+    /// <summary>The trial's index in its sweep (0, 1, …): unique per sweep, so no trial is ever created twice.</summary>
+    public int? SweepTrial { get; set; }
+    /// <summary>JSON object: the trial's parameter assignment, path → value.</summary>
+    public string? SweepParameters { get; set; }
     /// <summary>Bumped on every change of the job or its history: ETags derive from it.</summary>
     public long Version { get; set; }
     public DateTimeOffset UpdatedAt { get; set; }

@@ -329,6 +329,18 @@ namespace TrainingService.Server.Data.Migrations
                         .HasColumnType("text")
                         .HasColumnName("stop_reason");
 
+                    b.Property<Guid?>("SweepId")
+                        .HasColumnType("uuid")
+                        .HasColumnName("sweep_id");
+
+                    b.Property<string>("SweepParameters")
+                        .HasColumnType("jsonb")
+                        .HasColumnName("sweep_parameters");
+
+                    b.Property<int?>("SweepTrial")
+                        .HasColumnType("integer")
+                        .HasColumnName("sweep_trial");
+
                     b.Property<string>("Tenant")
                         .IsRequired()
                         .HasColumnType("character varying(64)")
@@ -366,6 +378,11 @@ namespace TrainingService.Server.Data.Migrations
 
                     b.HasIndex("Status", "CreatedAt")
                         .HasDatabaseName("ix_jobs_status_created_at");
+
+                    b.HasIndex("SweepId", "SweepTrial")
+                        .IsUnique()
+                        .HasDatabaseName("ix_jobs_sweep_id_sweep_trial")
+                        .HasFilter("sweep_id IS NOT NULL");
 
                     b.HasIndex("Tenant", "StartedAt")
                         .HasDatabaseName("ix_jobs_tenant_started_at");
@@ -487,6 +504,74 @@ namespace TrainingService.Server.Data.Migrations
                     b.ToTable("job_models", (string)null);
                 });
 
+            modelBuilder.Entity("TrainingService.Server.Data.Entities.Sweep", b =>
+                {
+                    b.Property<Guid>("Id")
+                        .ValueGeneratedOnAdd()
+                        .HasColumnType("uuid")
+                        .HasColumnName("id");
+
+                    b.Property<DateTimeOffset>("CreatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("created_at");
+
+                    b.Property<DateTimeOffset?>("Deadline")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("deadline");
+
+                    b.Property<bool>("Exhausted")
+                        .HasColumnType("boolean")
+                        .HasColumnName("exhausted");
+
+                    b.Property<DateTimeOffset?>("FinishedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("finished_at");
+
+                    b.Property<int>("NextTrial")
+                        .HasColumnType("integer")
+                        .HasColumnName("next_trial");
+
+                    b.Property<string>("Spec")
+                        .IsRequired()
+                        .HasColumnType("jsonb")
+                        .HasColumnName("spec");
+
+                    b.Property<string>("Status")
+                        .IsRequired()
+                        .HasMaxLength(16)
+                        .HasColumnType("character varying(16)")
+                        .HasColumnName("status");
+
+                    b.Property<string>("StopReason")
+                        .HasMaxLength(32)
+                        .HasColumnType("character varying(32)")
+                        .HasColumnName("stop_reason");
+
+                    b.Property<string>("Tenant")
+                        .IsRequired()
+                        .HasColumnType("character varying(64)")
+                        .HasColumnName("tenant");
+
+                    b.Property<DateTimeOffset>("UpdatedAt")
+                        .HasColumnType("timestamp with time zone")
+                        .HasColumnName("updated_at");
+
+                    b.HasKey("Id")
+                        .HasName("pk_sweeps");
+
+                    b.HasIndex("Status")
+                        .HasDatabaseName("ix_sweeps_status");
+
+                    b.HasIndex("Tenant", "CreatedAt", "Id")
+                        .IsDescending()
+                        .HasDatabaseName("ix_sweeps_tenant_created_at_id");
+
+                    b.ToTable("sweeps", null, t =>
+                        {
+                            t.HasCheckConstraint("ck_sweeps_status", "status IN ('running', 'completed', 'cancelled')");
+                        });
+                });
+
             modelBuilder.Entity("TrainingService.Server.Data.Entities.Tenant", b =>
                 {
                     b.Property<string>("Name")
@@ -562,6 +647,12 @@ namespace TrainingService.Server.Data.Migrations
                         .OnDelete(DeleteBehavior.SetNull)
                         .HasConstraintName("fk_jobs_jobs_retry_of");
 
+                    b.HasOne("TrainingService.Server.Data.Entities.Sweep", null)
+                        .WithMany()
+                        .HasForeignKey("SweepId")
+                        .OnDelete(DeleteBehavior.SetNull)
+                        .HasConstraintName("fk_jobs_sweeps_sweep_id");
+
                     b.HasOne("TrainingService.Server.Data.Entities.Tenant", null)
                         .WithMany()
                         .HasForeignKey("Tenant")
@@ -598,6 +689,16 @@ namespace TrainingService.Server.Data.Migrations
                         .OnDelete(DeleteBehavior.Cascade)
                         .IsRequired()
                         .HasConstraintName("fk_job_models_jobs_job_id");
+                });
+
+            modelBuilder.Entity("TrainingService.Server.Data.Entities.Sweep", b =>
+                {
+                    b.HasOne("TrainingService.Server.Data.Entities.Tenant", null)
+                        .WithMany()
+                        .HasForeignKey("Tenant")
+                        .OnDelete(DeleteBehavior.Restrict)
+                        .IsRequired()
+                        .HasConstraintName("fk_sweeps_tenants_tenant");
                 });
 #pragma warning restore 612, 618
         }
