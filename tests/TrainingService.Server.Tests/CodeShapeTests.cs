@@ -71,7 +71,7 @@ public sealed class CodeShapeTests
     }
 
     /// <summary>
-    /// Which server folders each folder may name (docs/architecture.md): resource folders depend one way, Histories → Jobs
+    /// Which server folders each folder may name (docs/architecture.md): resource folders depend one way, Sweeps → Histories → Jobs
     /// → Datasets, Losses, Preprocessing → Datasets, and everything may use the shared Infrastructure, Configuration, Data and Compute.
     /// </summary>
     private static readonly Dictionary<string, string[]> AllowedDependencies = new()
@@ -87,6 +87,7 @@ public sealed class CodeShapeTests
         ["Jobs"] = ["Configuration", "Infrastructure", "Data", "Compute", "Access", "Datasets", "Losses", "Preprocessing"],
         ["Histories"] = ["Configuration", "Infrastructure", "Data", "Access", "Jobs"],
         ["Telemetry"] = ["Configuration", "Infrastructure", "Data", "Access"],
+        ["Sweeps"] = ["Configuration", "Infrastructure", "Data", "Compute", "Access", "Jobs", "Histories"],
     };
 
     [Fact]
