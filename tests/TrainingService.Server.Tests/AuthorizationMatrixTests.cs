@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text;
 using System.Text.Json.Nodes;
 using TrainingService.Server.Access;
@@ -15,7 +16,7 @@ namespace TrainingService.Server.Tests;
 public sealed class AuthorizationMatrixTests(ServiceFixture service)
 {
     /// <summary>Tenant A's existing resources, and ids that exist nowhere.</summary>
-    private sealed record Ids(string DatasetId, string JobId, string KeyId)
+    private sealed record Ids(string DatasetId, string JobId, string KeyId, string SweepId)
     {
         public const string UnknownGuid = "00000000-0000-0000-0000-00000000dead";
         public const string UnknownKeyId = "00000000000000aa";
@@ -67,6 +68,17 @@ public sealed class AuthorizationMatrixTests(ServiceFixture service)
             HttpStatusCode.NotFound, a => Send(HttpMethod.Get, $"/api/jobs/{a.JobId}/history/stream")),
         new("GET", "/api/histories", Role.Viewer, () => Send(HttpMethod.Get, "/api/histories"), HttpStatusCode.BadRequest,
             a => Send(HttpMethod.Get, $"/api/histories?jobIds={a.JobId}")),
+
+        new("POST", "/api/sweeps", Role.Member, () => Json(HttpMethod.Post, "/api/sweeps", "{}"), HttpStatusCode.BadRequest),
+        new("GET", "/api/sweeps", Role.Viewer, () => Send(HttpMethod.Get, "/api/sweeps"), HttpStatusCode.OK),
+        new("GET", "/api/sweeps/{id}", Role.Viewer, () => Send(HttpMethod.Get, $"/api/sweeps/{Ids.UnknownGuid}"), HttpStatusCode.NotFound,
+            a => Send(HttpMethod.Get, $"/api/sweeps/{a.SweepId}")),
+        new("GET", "/api/sweeps/{id}/trials", Role.Viewer, () => Send(HttpMethod.Get, $"/api/sweeps/{Ids.UnknownGuid}/trials"), HttpStatusCode.NotFound,
+            a => Send(HttpMethod.Get, $"/api/sweeps/{a.SweepId}/trials")),
+        new("GET", "/api/sweeps/{id}/losses", Role.Viewer, () => Send(HttpMethod.Get, $"/api/sweeps/{Ids.UnknownGuid}/losses"), HttpStatusCode.NotFound,
+            a => Send(HttpMethod.Get, $"/api/sweeps/{a.SweepId}/losses")),
+        new("POST", "/api/sweeps/{id}/cancel", Role.Member, () => Send(HttpMethod.Post, $"/api/sweeps/{Ids.UnknownGuid}/cancel"), HttpStatusCode.NotFound,
+            a => Send(HttpMethod.Post, $"/api/sweeps/{a.SweepId}/cancel")),
 
         new("GET", "/api/losses", Role.Viewer, () => Send(HttpMethod.Get, "/api/losses"), HttpStatusCode.OK),
         new("POST", "/api/losses/evaluate", Role.Viewer, () => Json(HttpMethod.Post, "/api/losses/evaluate", "{}"), HttpStatusCode.BadRequest),
@@ -188,6 +200,13 @@ public sealed class AuthorizationMatrixTests(ServiceFixture service)
         var dataset = await memberClient.UploadAsync(TestData.Linear(200, seed: 1201));
         var job = await memberClient.SubmitAsync(TestData.LinearSpec(dataset.Id(), epochs: 2));
         Assert.Equal("succeeded", (string?)(await memberClient.WaitForEndAsync(job.Id()))["status"]);
+        var sweep = await Api.ReadAsync(await memberClient.PostAsJsonAsync("/api/sweeps", new
+        {
+            @base = TestData.LinearSpec(dataset.Id(), epochs: 2),
+            parameters = new { seed = new { values = new[] { 1 } } },
+            method = "grid",
+            objective = new { metric = "trainLoss" },
+        }), HttpStatusCode.Accepted);
 
         var columns = new List<Column>
         {
@@ -201,7 +220,7 @@ public sealed class AuthorizationMatrixTests(ServiceFixture service)
             new("admin", admin.Key, Role.Admin),
             new("owner", ServiceFixture.OwnerKey, Role.Owner),
         };
-        return (columns, new Ids(dataset.Id(), job.Id(), viewer.Id));
+        return (columns, new Ids(dataset.Id(), job.Id(), viewer.Id, sweep.Id()));
     }
 
     private static HttpRequestMessage Send(HttpMethod method, string url) => new(method, url);

@@ -39,6 +39,7 @@ public sealed class TrainingJob(
     IOptions<JobOptions> jobOptions,
     IOptions<WorkerOptions> workerOptions,
     IOptions<DiagnosisThresholds> diagnosisThresholds,
+    ISweepTrials sweeps,
     ILogger<TrainingJob> logger)
 {
     /// <summary>This process as a worker: <c>host:pid</c>, as in Hangfire's server name.</summary>
@@ -140,6 +141,23 @@ public sealed class TrainingJob(
             await FinishAsync(jobId, attempt, JobStatus.Failed, StopReasons.Error,
                 new FailureInfo("training.error", $"{e.GetType().Name}: {e.Message}"), null, null);
         }
+        if (job.SweepId is { } sweep)
+        {
+            await AdvanceSweepAsync(sweep, jobId);
+        }
+    }
+
+    /// <summary>A trial ended: its sweep may start the next one now rather than at the reconciler's next pass.</summary>
+    private async Task AdvanceSweepAsync(Guid sweepId, Guid jobId)
+    {
+        try
+        {
+            await sweeps.TrialEndedAsync(sweepId, CancellationToken.None);
+        }
+        catch (Exception e)
+        {
+            logger.LogWarning("Job {JobId}: advancing sweep {SweepId} failed ({Error}); the reconciler will", jobId, sweepId, e.Message);
+        }
     }
 
     /// <summary>Ends the job through <see cref="JobStore.FinishAsync"/>, riding out a short outage; writes nothing if the job is another attempt's.</summary>
@@ -172,7 +190,8 @@ public sealed class TrainingJob(
         using var cancel = new CancellationTokenSource();
         using var timeout = new CancellationTokenSource();
         using var lost = new CancellationTokenSource();
-        using var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown, cancel.Token, timeout.Token, lost.Token);
+        using var pruned = new CancellationTokenSource();
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(shutdown, cancel.Token, timeout.Token, lost.Token, pruned.Token);
         using var subscription = events.Subscribe(jobId, e =>
         {
             if (e.Kind == "cancel" || (e.Kind == "status" && e.Status == JobStatus.Cancelling))
@@ -189,7 +208,7 @@ public sealed class TrainingJob(
         var keep = KeepLeaseAsync(jobId, lease, lost, watchStop.Token);
         try
         {
-            var run = new Run(jobId, attempt, resuming, clock, cancel, timeout, lost, stop.Token, shutdown);
+            var run = new Run(jobId, attempt, resuming, clock, cancel, timeout, lost, pruned, stop.Token, shutdown);
             await LoadAndTrainAsync(run, job, job.StartedAt ?? DateTimeOffset.UtcNow);
         }
         catch (OperationCanceledException) when (lost.IsCancellationRequested)
@@ -233,9 +252,12 @@ public sealed class TrainingJob(
     /// </summary>
     private sealed class TakenOverException() : Exception("The job went to another attempt.");
 
-    /// <summary>One run of a job: its attempt, its stop signals (user cancel, timeout, worker shutdown, taken over) and its clock.</summary>
+    /// <summary>
+    /// One run of a job: its attempt, its stop signals (user cancel, timeout, worker shutdown, taken over, pruned by its
+    /// sweep) and its clock.
+    /// </summary>
     private sealed record Run(Guid JobId, string Attempt, bool Resuming, Stopwatch Clock, CancellationTokenSource Cancel, CancellationTokenSource Timeout,
-        CancellationTokenSource Lost, CancellationToken Stop, CancellationToken Shutdown);
+        CancellationTokenSource Lost, CancellationTokenSource Pruned, CancellationToken Stop, CancellationToken Shutdown);
 
     private async Task LoadAndTrainAsync(Run run, JobRun job, DateTimeOffset startedAt)
     {
@@ -270,7 +292,9 @@ public sealed class TrainingJob(
             logger.LogInformation("Resuming job {JobId} after epoch {Epoch}", run.JobId, checkpoint?.Epoch ?? 0);
         }
 
-        var outcome = await TrainAsync(run, trainerSpec, prepared, checkpoint);
+        var pruner = job.SweepId is { } sweep ? await retry.RunAsync("Reading the sweep's early termination",
+            ct => sweeps.PrunerAsync(sweep, run.JobId, plan.Epochs, ct), run.Stop) : null;
+        var outcome = await TrainAsync(run, trainerSpec, prepared, checkpoint, pruner);
         logger.LogInformation("Job {JobId} ended {StopReason} after {Epochs} epochs in {Seconds:F1} s", run.JobId, outcome.StopReason,
             outcome.EpochsCompleted, run.Clock.Elapsed.TotalSeconds);
         await FinishAsync(run, outcome, ModelDocument.Create(run.JobId, plan, prepared.Pipeline, layout, outcome).Serialize());
@@ -280,14 +304,15 @@ public sealed class TrainingJob(
     /// Measures and stores the trivial model's losses, then trains, storing each epoch with the curve's diagnoses as of
     /// that epoch (computed after the epoch, between its write and the next epoch's launches; their cost is logged).
     /// </summary>
-    private async Task<TrainingOutcome> TrainAsync(Run run, TrainerSpec trainerSpec, PreparedData prepared, TrainingCheckpoint? checkpoint)
+    private async Task<TrainingOutcome> TrainAsync(Run run, TrainerSpec trainerSpec, PreparedData prepared, TrainingCheckpoint? checkpoint,
+        ITrialPruner? pruner)
     {
         using var trainer = new Trainer(device, trainerSpec, prepared.Train, prepared.Validation);
         var baseline = await trainer.BaselineAsync();
         string baselineJson = JsonSerializer.Serialize(baseline, ApiJson.Options);
         Owned(await retry.RunAsync("Storing the baseline", ct => store.SetBaselineAsync(run.JobId, run.Attempt, baselineJson, ct), run.Stop));
         var curve = checkpoint is null ? [] : await retry.RunAsync("Loading the history", ct => store.LoadCurveAsync(run.JobId, ct), run.Shutdown);
-        var writer = new EpochWriter(store, retry, run, new CurveReader(curve, baseline, diagnosisThresholds.Value), prepared.Train.Rows);
+        var writer = new EpochWriter(store, retry, run, new CurveReader(curve, baseline, diagnosisThresholds.Value), prepared.Train.Rows, pruner, logger);
         var outcome = await trainer.RunAsync(writer, checkpoint, run.Stop);
         logger.LogInformation("Job {JobId}: diagnosing its curve took {Microseconds:F0} µs per epoch ({Epochs} epochs)", run.JobId,
             writer.Diagnoses.MicrosecondsPerEpoch, writer.Diagnoses.Epochs);
@@ -341,6 +366,9 @@ public sealed class TrainingJob(
             case StopReason.Cancelled when run.Timeout.IsCancellationRequested:
                 await FinishAsync(run.JobId, run.Attempt, JobStatus.Cancelled, StopReasons.Timeout, null, outcome.BestEpoch, model);
                 break;
+            case StopReason.Cancelled when run.Pruned.IsCancellationRequested:
+                await FinishAsync(run.JobId, run.Attempt, JobStatus.Succeeded, StopReasons.Pruned, null, outcome.BestEpoch, model);
+                break;
             case StopReason.Cancelled:
                 throw new OperationCanceledException(run.Shutdown);
             case StopReason.Diverged:
@@ -392,7 +420,8 @@ public sealed class TrainingJob(
     /// out a short outage. A write fenced off (the job is another attempt's) stops training at the next batch, as a lost
     /// lease does.
     /// </summary>
-    private sealed class EpochWriter(JobStore store, TransientRetry retry, Run run, CurveReader diagnoses, int trainRows) : ITrainingObserver
+    private sealed class EpochWriter(JobStore store, TransientRetry retry, Run run, CurveReader diagnoses, int trainRows, ITrialPruner? pruner,
+        ILogger logger) : ITrainingObserver
     {
         public CurveReader Diagnoses => diagnoses;
 
@@ -408,6 +437,26 @@ public sealed class TrainingJob(
                 ct => store.RecordEpochAsync(run.JobId, run.Attempt, record, checkpoint, diagnosed, ct), CancellationToken.None))
             {
                 await run.Lost.CancelAsync();
+                return;
+            }
+            await PruneAsync(record);
+        }
+
+        /// <summary>Asks the trial's sweep, once the epoch is stored (its peers compare with it), whether the trial stops here.</summary>
+        private async Task PruneAsync(EpochRecord record)
+        {
+            try
+            {
+                if (pruner is not null && await pruner.ShouldStopAsync(record, run.Stop))
+                {
+                    logger.LogInformation("Job {JobId}: pruned by its sweep after epoch {Epoch}", run.JobId, record.Epoch);
+                    await run.Pruned.CancelAsync();
+                }
+            }
+            catch (Exception e) when (e is not OperationCanceledException)
+            {
+                // Not knowing is not pruning: the trial trains on, and the next decision epoch asks again.
+                logger.LogWarning("Job {JobId}: the pruning decision after epoch {Epoch} failed ({Error}); training on", run.JobId, record.Epoch, e.Message);
             }
         }
     }

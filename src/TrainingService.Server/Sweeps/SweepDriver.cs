@@ -117,17 +117,24 @@ public sealed class SweepDriver(NpgsqlDataSource dataSource, SweepStore sweeps, 
     /// <summary>The objective with lower always better (a maximised metric negated).</summary>
     public static double Normalise(Objective objective, double value) => objective.Minimize ? value : -value;
 
-    /// <summary>Cancels a sweep: no trial is created after this, and its queued and running trials are cancelled.</summary>
-    public async Task<bool> CancelAsync(string tenant, Guid sweepId, CancellationToken cancellationToken)
+    /// <summary>
+    /// Cancels a running sweep: no trial is created after this, and its queued and running trials are cancelled. Null when
+    /// the tenant has no such sweep; false when it had already ended.
+    /// </summary>
+    public async Task<bool?> CancelAsync(string tenant, Guid sweepId, CancellationToken cancellationToken)
     {
         List<Guid> unfinished;
         await using (var connection = await dataSource.OpenConnectionAsync(cancellationToken))
         await using (var transaction = await connection.BeginTransactionAsync(cancellationToken))
         {
             var sweep = await SweepStore.LockAsync(connection, transaction, sweepId, cancellationToken);
-            if (sweep is null || sweep.Tenant != tenant || sweep.Status != SweepStatus.Running)
+            if (sweep is null || sweep.Tenant != tenant)
             {
-                return sweep is not null && sweep.Tenant == tenant;
+                return null;
+            }
+            if (sweep.Status != SweepStatus.Running)
+            {
+                return false;
             }
             var trials = await sweeps.TrialsAsync(sweepId, SweepDefinition.FromStored(sweep.Spec).Objective, cancellationToken, connection, transaction);
             unfinished = trials.Where(t => !JobStatus.IsTerminal(t.Status)).Select(t => t.JobId).ToList();

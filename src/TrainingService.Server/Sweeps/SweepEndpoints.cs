@@ -121,12 +121,13 @@ public static class SweepEndpoints
         CancellationToken cancellationToken)
     {
         string tenant = http.Caller().Tenant;
-        if (!await driver.CancelAsync(tenant, id, cancellationToken))
+        var cancelled = await driver.CancelAsync(tenant, id, cancellationToken);
+        if (cancelled is null)
         {
             return NotFound(id);
         }
         var sweep = (await store.FindAsync(tenant, id, cancellationToken))!;
-        if (sweep.StopReason != "cancelled")
+        if (cancelled == false)
         {
             return Problems.Conflict("sweep.not_cancellable", $"Sweep {id} has already ended ({sweep.Status}, {sweep.StopReason}).");
         }

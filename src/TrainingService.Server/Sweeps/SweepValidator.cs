@@ -24,15 +24,22 @@ public sealed class SweepValidator(JobSubmitter submitter, IOptions<SweepOptions
             return (null, ApiProblem.BadRequest("sweep.missing_base", "A sweep needs \"base\": an ordinary job spec, as for POST /api/jobs.", "base"));
         }
         var baseSpec = JsonNode.Parse(baseJson.GetRawText())!.AsObject();
-        var (basePlan, problem) = await PlanAsync(tenant, baseSpec, "base", cancellationToken);
+        var (spaces, spaceProblem) = ReadSpaces(request);
+        if (spaceProblem is not null)
+        {
+            return (null, spaceProblem);
+        }
+        // The base is checked with each parameter at its first value, so a base may leave out what the sweep sets (its loss).
+        var first = SweepPaths.Apply(baseSpec, spaces.Select(s => new KeyValuePair<string, JsonNode?>(s.Path, Candidates(s).First().Value)));
+        var (basePlan, problem) = await PlanAsync(tenant, first, "base", cancellationToken);
         if (basePlan is null)
         {
             return (null, problem);
         }
-        var (spaces, plans, spaceProblem) = await ReadSpacesAsync(tenant, request, baseSpec, cancellationToken);
-        if (spaceProblem is not null)
+        var (plans, valueProblem) = await PlanValuesAsync(tenant, spaces, first, cancellationToken);
+        if (valueProblem is not null)
         {
-            return (null, spaceProblem);
+            return (null, valueProblem);
         }
         plans.Add(basePlan);
         var method = request.Method ?? "random";
@@ -92,40 +99,48 @@ public sealed class SweepValidator(JobSubmitter submitter, IOptions<SweepOptions
             : (null, problem! with { Detail = $"{where}: {problem.Detail}", Field = problem.Field is null ? where : $"{where}.{problem.Field}" });
     }
 
-    /// <summary>Each parameter's space, and the plan of every value (each range's ends) set into the base spec.</summary>
-    private async Task<(List<ParameterSpace> Spaces, List<JobPlan> Plans, ApiProblem? Problem)> ReadSpacesAsync(string tenant,
-        SubmitSweepRequest request, JsonObject baseSpec, CancellationToken cancellationToken)
+    /// <summary>Each parameter's space, in path order.</summary>
+    private static (List<ParameterSpace> Spaces, ApiProblem? Problem) ReadSpaces(SubmitSweepRequest request)
     {
         var spaces = new List<ParameterSpace>();
-        var plans = new List<JobPlan>();
         if (request.Parameters is not { Count: > 0 } parameters)
         {
-            return (spaces, plans, ApiProblem.BadRequest("sweep.missing_parameters", "A sweep needs at least one parameter to vary.", "parameters"));
+            return (spaces, ApiProblem.BadRequest("sweep.missing_parameters", "A sweep needs at least one parameter to vary.", "parameters"));
         }
         foreach (var (path, parameter) in parameters.OrderBy(p => p.Key, StringComparer.Ordinal))
         {
             if (!SweepPaths.Exists(path))
             {
-                return (spaces, plans, ApiProblem.BadRequest("sweep.unknown_parameter",
+                return (spaces, ApiProblem.BadRequest("sweep.unknown_parameter",
                     $"'{path}' is not a field of a job spec; name one by its path, e.g. optimizer.learningRate or model.hiddenLayers.", $"parameters.{path}"));
             }
-            var space = SweepSpaces.Read(path, parameter, out var problem);
-            if (space is null)
+            if (SweepSpaces.Read(path, parameter, out var problem) is not { } space)
             {
-                return (spaces, plans, problem);
+                return (spaces, problem);
             }
             spaces.Add(space);
+        }
+        return (spaces, null);
+    }
+
+    /// <summary>The plan of every value of every space (each range's two ends), set into the base with the others at their first.</summary>
+    private async Task<(List<JobPlan> Plans, ApiProblem? Problem)> PlanValuesAsync(string tenant, List<ParameterSpace> spaces, JsonObject first,
+        CancellationToken cancellationToken)
+    {
+        var plans = new List<JobPlan>();
+        foreach (var space in spaces)
+        {
             foreach (var (value, field) in Candidates(space))
             {
-                var (plan, refused) = await PlanAsync(tenant, SweepPaths.Apply(baseSpec, [new(path, value)]), field, cancellationToken);
+                var (plan, refused) = await PlanAsync(tenant, SweepPaths.Apply(first, [new(space.Path, value)]), field, cancellationToken);
                 if (plan is null)
                 {
-                    return (spaces, plans, refused! with { Code = "sweep.invalid_value", Field = field });
+                    return (plans, refused! with { Code = "sweep.invalid_value", Field = field });
                 }
                 plans.Add(plan);
             }
         }
-        return (spaces, plans, null);
+        return (plans, null);
     }
 
     /// <summary>The values that stand for a space when checking it: every listed value, or a range's two ends.</summary>

@@ -37,6 +37,7 @@ public sealed class ServiceFixture : IAsyncLifetime
         ["Worker:InvisibilityTimeout"] = "00:00:05",
         ["Worker:CancellationPollInterval"] = "00:00:00.500",
         ["Worker:RecoveryDelay"] = "00:00:02",
+        ["Sweeps:ReconcileInterval"] = "00:00:00.250",
         ["Worker:ShutdownTimeout"] = "00:00:05",
         ["Jobs:StreamHeartbeat"] = "00:00:01",
         ["Telemetry:GaugeInterval"] = "00:00:01",
