@@ -59,6 +59,23 @@ public sealed class TreeParzenTests
     }
 
     [Fact]
+    public void Tpe_proposals_stay_inside_their_spaces_and_int_uniform_stays_whole()
+    {
+        var spaces = new ParameterSpace[]
+        {
+            LearningRate,
+            new RangeSpace("epochs", RangeDistribution.IntUniform, 5, 20),
+            new RangeSpace("model.dropout", RangeDistribution.Uniform, 0, 0.5),
+        };
+        var trials = SweepSamplerTests.Run(SweepMethod.Tpe, spaces, seed: 2, trials: 60)
+            .Select(json => Assignment.FromJson(JsonNode.Parse(json)!.AsObject())).ToList();
+
+        Assert.All(trials, t => Assert.InRange(SweepSamplerTests.Value(t, LearningRate.Path), 1e-5, 1));
+        Assert.All(trials, t => Assert.InRange(SweepSamplerTests.Value(t, "model.dropout"), 0, 0.5));
+        Assert.All(trials, t => Assert.Matches("^([5-9]|1[0-9]|20)$", t.ToJson()["epochs"]!.ToJsonString()));
+    }
+
+    [Fact]
     public void Failed_trials_without_an_objective_are_not_learned_from()
     {
         var spaces = new ParameterSpace[] { LearningRate };
