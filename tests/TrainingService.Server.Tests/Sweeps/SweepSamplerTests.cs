@@ -108,6 +108,18 @@ public sealed class SweepSamplerTests
         Assert.Throws<ArgumentException>(() => SweepSampler.Propose(SweepMethod.Grid, spaces, 0, 0, []));
     }
 
+    [Theory]
+    [InlineData(RangeDistribution.LogUniform, 0.0, 1.0)]
+    [InlineData(RangeDistribution.Uniform, 2.0, 1.0)]
+    [InlineData(RangeDistribution.IntUniform, 1.2, 1.8)]
+    public void A_space_with_no_value_is_refused_rather_than_drawn_from(RangeDistribution distribution, double min, double max)
+    {
+        var spaces = new ParameterSpace[] { new RangeSpace("x", distribution, min, max) };
+
+        Assert.Throws<ArgumentException>(() => SweepSampler.Propose(SweepMethod.Random, spaces, 0, 0, []));
+        Assert.Throws<ArgumentException>(() => SweepSampler.Propose(SweepMethod.Random, [new ChoiceSpace("y", [])], 0, 0, []));
+    }
+
     [Fact]
     public void An_assignment_writes_its_values_into_a_job_spec_at_their_paths()
     {
