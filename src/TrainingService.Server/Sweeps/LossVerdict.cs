@@ -55,6 +55,10 @@ public static class LossVerdict
     /// <summary>Losses that weigh large residuals less than mse does, by their catalogue names.</summary>
     private static readonly HashSet<string> Robust = ["huber", "l1", "smooth_l1", "log_cosh"];
 
+    /// <summary>
+    /// The report for <paramref name="trials"/> (any mix of finished and pruned) on <paramref name="objective"/>; trials
+    /// without a value still count in their group's Trials.
+    /// </summary>
     public static LossReport Compute(IReadOnlyList<LossTrial> trials, Objective objective)
     {
         var groups = trials
@@ -141,9 +145,9 @@ public static class LossVerdict
             null => $"{winner.Label} has the best {metric}, {By(relative, gap)} better than {runnerUp.Label} ({versus}), but with one trial per loss " +
                 "the trial-to-trial noise cannot be estimated, so the gap is not tested.",
             false => $"No loss wins beyond the trial-to-trial noise on {metric}: {winner.Label} and {runnerUp.Label} differ by {By(relative, gap)} " +
-                $"({versus}), within the noise (±{LossLabels.Format(noise!.Value)}).",
+                $"({versus}), within the noise (±{FormatNoise(noise!.Value)}).",
             true => $"{winner.Label} beats {runnerUp.Label} by {By(relative, gap)} on {metric} ({versus}; trial-to-trial noise " +
-                $"±{LossLabels.Format(noise!.Value)})." + AgainstMse(ranked, objective, noise.Value),
+                $"±{FormatNoise(noise!.Value)})." + AgainstMse(ranked, objective, noise.Value),
         };
         return (verdict, numbers);
     }
@@ -161,7 +165,7 @@ public static class LossVerdict
         {
             return " mse winning is consistent with light-tailed (Gaussian-like) noise.";
         }
-        if (ranked.FirstOrDefault(g => LossLabels.Name(g.Loss) == "mse" && g.Loss.Count == 1) is not { } mse
+        if (ranked.FirstOrDefault(g => LossLabels.Name(g.Loss) == "mse") is not { } mse
             || winnerName is null || !Robust.Contains(winnerName))
         {
             return "";
@@ -179,6 +183,9 @@ public static class LossVerdict
     private static string By(double? relative, double gap) => relative is { } r
         ? (r * 100).ToString(r >= 0.1 ? "0" : "0.#", CultureInfo.InvariantCulture) + "%"
         : LossLabels.Format(gap);
+
+    /// <summary>Two significant digits: the noise is itself an estimate from a handful of trials.</summary>
+    private static string FormatNoise(double noise) => noise.ToString("G2", CultureInfo.InvariantCulture);
 
     private static VerdictNumbers Empty(Objective objective, double? noise) => new(objective.Metric, null, null, null, null, null, null, noise, null);
 }

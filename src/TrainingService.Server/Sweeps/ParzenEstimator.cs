@@ -2,9 +2,9 @@ namespace TrainingService.Server.Sweeps;
 
 /// <summary>
 /// A mixture of Gaussians truncated to [low, high]: one per observation plus a prior one that spans the whole range, as
-/// Optuna's univariate estimator. Each observation's width is the larger gap to its neighbours (the bounds count as
-/// neighbours), clipped to [(high − low) / min(100, n + 1), high − low]: dense regions get narrow kernels, and the clip
-/// keeps one lucky point from collapsing the search (Optuna's "magic clip").
+/// Optuna's univariate estimator. Each observation's width is the larger gap to its neighbours, clipped to
+/// [(high − low) / min(100, n + 2), high − low]: dense regions get narrow kernels, and the clip keeps one lucky point
+/// from collapsing the search (Optuna's "magic clip", n + 1 kernels with the prior).
 /// </summary>
 internal sealed class ParzenEstimator
 {
@@ -30,21 +30,36 @@ internal sealed class ParzenEstimator
     {
         int n = observations.Count;
         double range = high - low;
-        var order = Enumerable.Range(0, n).OrderBy(i => observations[i]).ToArray();
-        var widths = new double[n + 1];
-        for (int j = 0; j < n; j++)
-        {
-            double mean = observations[order[j]];
-            double left = j == 0 ? low : observations[order[j - 1]];
-            double right = j == n - 1 ? high : observations[order[j + 1]];
-            widths[order[j]] = Math.Clamp(Math.Max(mean - left, right - mean), range / Math.Min(100.0, n + 1), range);
-        }
-        // The prior: one wide component in the middle, weight one, so unexplored regions keep some probability.
-        widths[n] = range;
+        // The prior: one wide component in the middle, weight one, so unexplored regions keep some probability. Its
+        // mean also counts as a neighbour when the widths are set, as in Optuna.
         double[] means = [.. observations, 0.5 * (low + high)];
+        double[] widths = Widths(means, low, high);
+        for (int i = 0; i < n; i++)
+        {
+            widths[i] = Math.Clamp(widths[i], range / Math.Min(100.0, n + 2), range);
+        }
+        widths[n] = range;
         double[] weights = [.. TreeParzen.ObservationWeights(n), 1.0];
         double total = weights.Sum();
         return new ParzenEstimator(means, widths, weights.Select(w => w / total).ToArray(), low, high);
+    }
+
+    /// <summary>
+    /// Each mean's larger gap to its sorted neighbours, the bounds counting as neighbours; the outermost two look only
+    /// inwards (Optuna's consider_endpoints = false), so a point near a bound does not get a width of the whole range.
+    /// </summary>
+    private static double[] Widths(double[] means, double low, double high)
+    {
+        var order = Enumerable.Range(0, means.Length).OrderBy(i => means[i]).ToArray();
+        double[] sorted = [low, .. order.Select(i => means[i]), high];
+        var widths = new double[means.Length];
+        for (int j = 1; j <= means.Length; j++)
+        {
+            double inward = j == 1 ? sorted[2] - sorted[1] : j == means.Length ? sorted[j] - sorted[j - 1] : 0;
+            bool outermost = means.Length >= 2 && (j == 1 || j == means.Length);
+            widths[order[j - 1]] = outermost ? inward : Math.Max(sorted[j] - sorted[j - 1], sorted[j + 1] - sorted[j]);
+        }
+        return widths;
     }
 
     /// <summary>A draw: a component by weight, then its Gaussian, redrawn until it falls inside the bounds.</summary>

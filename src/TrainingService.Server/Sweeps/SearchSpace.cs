@@ -45,7 +45,7 @@ public enum SweepMethod
 /// <summary>One trial's parameter values, path → value, in the order of the search's parameters.</summary>
 public sealed record Assignment(IReadOnlyList<KeyValuePair<string, JsonNode?>> Values)
 {
-    /// <summary>The value at <paramref name="path"/>, or null when the assignment does not set it.</summary>
+    /// <summary>The value at <paramref name="path"/>; false when the assignment does not set it.</summary>
     public bool TryGet(string path, out JsonNode? value)
     {
         foreach (var (key, node) in Values)

@@ -25,6 +25,7 @@ public static class SweepSampler
         IReadOnlyList<ObservedTrial> history, int startupTrials = DefaultStartupTrials)
     {
         ArgumentOutOfRangeException.ThrowIfNegative(index);
+        Check(spaces);
         if (method == SweepMethod.Grid)
         {
             return GridPoint(spaces, index);
@@ -75,6 +76,28 @@ public static class SweepSampler
         RangeSpace range => JsonValue.Create(random.NextInteger(range.IntegerBounds.First, range.IntegerBounds.Last)),
         _ => throw new ArgumentException($"Unknown parameter space {space.GetType().Name}.", nameof(space)),
     };
+
+    /// <summary>
+    /// Spaces with nothing to draw from are the request validation's to refuse, with a problem naming the field; reaching
+    /// here with one is a bug, reported as such rather than as an index out of range.
+    /// </summary>
+    private static void Check(IReadOnlyList<ParameterSpace> spaces)
+    {
+        foreach (var space in spaces)
+        {
+            bool empty = space switch
+            {
+                ChoiceSpace choice => choice.Values.Count == 0,
+                RangeSpace { Distribution: RangeDistribution.IntUniform } range => range.IntegerBounds.First > range.IntegerBounds.Last,
+                RangeSpace range => !(range.Min <= range.Max) || (range.Distribution == RangeDistribution.LogUniform && range.Min <= 0),
+                _ => false,
+            };
+            if (empty)
+            {
+                throw new ArgumentException($"The space of '{space.Path}' holds no value.", nameof(spaces));
+            }
+        }
+    }
 
     internal static KeyValuePair<string, JsonNode?> Pair(string path, JsonNode? value) => new(path, value);
 
