@@ -145,7 +145,7 @@ public static class LossVerdict
             null => $"{winner.Label} has the best {metric}, {By(relative, gap)} better than {runnerUp.Label} ({versus}), but with one trial per loss " +
                 "the trial-to-trial noise cannot be estimated, so the gap is not tested.",
             false => $"No loss wins beyond the trial-to-trial noise on {metric}: {winner.Label} and {runnerUp.Label} differ by {By(relative, gap)} " +
-                $"({versus}), within the noise (±{FormatNoise(noise!.Value)}).",
+                $"({versus}), within the noise (±{FormatNoise(noise!.Value)})." + AgainstMse(ranked, objective, noise.Value),
             true => $"{winner.Label} beats {runnerUp.Label} by {By(relative, gap)} on {metric} ({versus}; trial-to-trial noise " +
                 $"±{FormatNoise(noise!.Value)})." + AgainstMse(ranked, objective, noise.Value),
         };
@@ -153,9 +153,10 @@ public static class LossVerdict
     }
 
     /// <summary>
-    /// What a clear win says about the data. mse is the maximum-likelihood loss under Gaussian noise; l1, huber and their
+    /// What a win over mse says about the data. mse is the maximum-likelihood loss under Gaussian noise; l1, huber and their
     /// kin give outliers bounded influence. So a robust loss beating mse beyond the noise points at heavy-tailed residuals,
-    /// and mse winning at light tails. Only said when mse was tried and the win over it is itself beyond the noise.
+    /// and mse winning at light tails. Said only when mse was tried and the win over it is itself beyond the noise; also
+    /// when the top two tie (two robust losses within the noise of each other can both beat mse clearly).
     /// </summary>
     private static string AgainstMse(List<LossGroup> ranked, Objective objective, double noise)
     {
@@ -163,7 +164,7 @@ public static class LossVerdict
         string? winnerName = LossLabels.Name(winner.Loss);
         if (winnerName == "mse")
         {
-            return " mse winning is consistent with light-tailed (Gaussian-like) noise.";
+            return Math.Abs(runnerUp.Best!.Value - winner.Best!.Value) > noise ? " mse winning is consistent with light-tailed (Gaussian-like) noise." : "";
         }
         if (ranked.FirstOrDefault(g => LossLabels.Name(g.Loss) == "mse") is not { } mse
             || winnerName is null || !Robust.Contains(winnerName))
@@ -176,7 +177,8 @@ public static class LossVerdict
             return "";
         }
         string again = mse == runnerUp ? "" :
-            $" It beats mse by {By(mse.Best.Value == 0 ? null : gap / Math.Abs(mse.Best.Value), gap)} (best {LossLabels.Format(mse.Best.Value)}).";
+            $" {winner.Label} beats mse by {By(mse.Best.Value == 0 ? null : gap / Math.Abs(mse.Best.Value), gap)} on {objective.Metric}, beyond the noise " +
+            $"(best {LossLabels.Format(mse.Best.Value)}).";
         return again + " A robust loss beating mse is consistent with heavy-tailed residuals (outliers).";
     }
 

@@ -60,6 +60,21 @@ public sealed class LossVerdictTests
     }
 
     [Fact]
+    public void Two_robust_losses_that_tie_still_say_that_the_best_beats_mse_beyond_the_noise()
+    {
+        // l1 and huber within 0.01 of each other (noise 0.02); mse 0.25 behind: the tie must not hide the win over mse.
+        var trials = Trials("""{"name": "l1"}""", 1.09, 1.11).Concat(Trials("""{"name": "huber", "delta": 1}""", 1.10, 1.12))
+            .Concat(Trials("mse", 1.35, 1.38)).ToList();
+
+        var report = LossVerdict.Compute(trials, ValMae);
+
+        Assert.Equal(false, report.Numbers.BeyondNoise);
+        Assert.StartsWith("No loss wins beyond the trial-to-trial noise on val.mae: l1 and huber (delta 1)", report.Verdict);
+        Assert.Contains($"l1 beats mse by {Percent((1.35 - 1.09) / 1.35)} on val.mae, beyond the noise", report.Verdict);
+        Assert.Contains("heavy-tailed residuals", report.Verdict);
+    }
+
+    [Fact]
     public void With_one_trial_per_loss_the_gap_is_reported_but_not_tested()
     {
         var report = LossVerdict.Compute([.. Trials("mse", 1.0), .. Trials("l1", 0.9)], ValMae);
