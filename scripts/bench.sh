@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults|fairness|scaleout> [options]
-# Builds in Release; for upload, service, evaluate, fuzz, fairness and scaleout starts a throwaway PostgreSQL (and installs wrk for service);
+# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults|fairness|scaleout|sweep> [options]
+# Builds in Release; for upload, service, evaluate, fuzz, fairness, scaleout and sweep starts a throwaway PostgreSQL (and installs wrk for service);
 # for faults always a PostgreSQL of its own, which the benchmark restarts;
 # for train installs the TensorFlow.js baseline (npm ci in bench/tfjs) and PyTorch (Debian's python3-torch, with apt-get).
 set -euo pipefail
@@ -18,7 +18,7 @@ case "$command" in
       sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch >&2
     fi ;;
-  upload|service|evaluate|fuzz|fairness|scaleout)
+  upload|service|evaluate|fuzz|fairness|scaleout|sweep)
     if [ "$command" = service ] && ! command -v wrk >/dev/null 2>&1; then
       sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >&2

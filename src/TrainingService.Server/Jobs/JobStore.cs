@@ -94,28 +94,7 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
             serialise.Parameters.AddWithValue("tenant", job.Tenant);
             await serialise.ExecuteNonQueryAsync(cancellationToken);
         }
-        await using (var insert = new NpgsqlCommand("""
-            INSERT INTO jobs (id, tenant, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version,
-                              updated_at, compute_device, trace_parent, sweep_id, sweep_trial, sweep_parameters)
-            VALUES (@id, @tenant, now(), @dataset, 'queued', @spec, @seed, @epochs,
-                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now(), @device, @trace,
-                    @sweep, @trial, @parameters)
-            """, connection, transaction))
-        {
-            insert.Parameters.AddWithValue("id", id);
-            insert.Parameters.AddWithValue("tenant", job.Tenant);
-            insert.Parameters.AddWithValue("dataset", job.DatasetId);
-            insert.Parameters.AddWithValue("spec", NpgsqlDbType.Jsonb, job.Spec);
-            insert.Parameters.AddWithValue("seed", job.Seed);
-            insert.Parameters.AddWithValue("epochs", job.TotalEpochs);
-            insert.Parameters.AddWithValue("retryOf", (object?)job.RetryOf ?? DBNull.Value);
-            insert.Parameters.AddWithValue("device", job.ComputeDevice);
-            insert.Parameters.AddWithValue("trace", NpgsqlDbType.Text, (object?)job.TraceParent ?? DBNull.Value);
-            insert.Parameters.AddWithValue("sweep", NpgsqlDbType.Uuid, (object?)job.Trial?.SweepId ?? DBNull.Value);
-            insert.Parameters.AddWithValue("trial", NpgsqlDbType.Integer, (object?)job.Trial?.Index ?? DBNull.Value);
-            insert.Parameters.AddWithValue("parameters", NpgsqlDbType.Jsonb, (object?)job.Trial?.Parameters ?? DBNull.Value);
-            await insert.ExecuteNonQueryAsync(cancellationToken);
-        }
+        await InsertAsync(connection, transaction, id, job, cancellationToken);
         if (job.IdempotencyKey is { } key)
         {
             var (firstHash, firstJob) = await RememberKeyAsync(connection, transaction, job.Tenant, key, job.RequestHash, id, idempotencyWindow, cancellationToken);
@@ -135,6 +114,31 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         }
         await transaction.CommitAsync(cancellationToken);
         return (new JobCreation(id, IsNew: true), null);
+    }
+
+    private static async Task InsertAsync(NpgsqlConnection connection, NpgsqlTransaction transaction, Guid id, NewJob job,
+        CancellationToken cancellationToken)
+    {
+        await using var insert = new NpgsqlCommand("""
+            INSERT INTO jobs (id, tenant, created_at, dataset_id, status, spec, seed, total_epochs, transitions, epochs_completed, retry_of, version,
+                              updated_at, compute_device, trace_parent, sweep_id, sweep_trial, sweep_parameters)
+            VALUES (@id, @tenant, now(), @dataset, 'queued', @spec, @seed, @epochs,
+                    jsonb_build_array(jsonb_build_object('status', 'queued', 'at', now())), 0, @retryOf, 1, now(), @device, @trace,
+                    @sweep, @trial, @parameters)
+            """, connection, transaction);
+        insert.Parameters.AddWithValue("id", id);
+        insert.Parameters.AddWithValue("tenant", job.Tenant);
+        insert.Parameters.AddWithValue("dataset", job.DatasetId);
+        insert.Parameters.AddWithValue("spec", NpgsqlDbType.Jsonb, job.Spec);
+        insert.Parameters.AddWithValue("seed", job.Seed);
+        insert.Parameters.AddWithValue("epochs", job.TotalEpochs);
+        insert.Parameters.AddWithValue("retryOf", (object?)job.RetryOf ?? DBNull.Value);
+        insert.Parameters.AddWithValue("device", job.ComputeDevice);
+        insert.Parameters.AddWithValue("trace", NpgsqlDbType.Text, (object?)job.TraceParent ?? DBNull.Value);
+        insert.Parameters.AddWithValue("sweep", NpgsqlDbType.Uuid, (object?)job.Trial?.SweepId ?? DBNull.Value);
+        insert.Parameters.AddWithValue("trial", NpgsqlDbType.Integer, (object?)job.Trial?.Index ?? DBNull.Value);
+        insert.Parameters.AddWithValue("parameters", NpgsqlDbType.Jsonb, (object?)job.Trial?.Parameters ?? DBNull.Value);
+        await insert.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>The problem code of a submit past the tenant's queued-jobs quota.</summary>

@@ -23,7 +23,10 @@ public sealed record SweepDefinition(
     int Seed)
 {
     /// <summary>Whether a parameter changes the loss, so validation losses of its trials are not comparable.</summary>
-    public bool VariesLoss => Spaces.Any(s => s.Path == "loss" || s.Path.StartsWith("loss.", StringComparison.Ordinal));
+    public bool VariesLoss => VariesTheLoss(Spaces);
+
+    public static bool VariesTheLoss(IEnumerable<ParameterSpace> spaces) =>
+        spaces.Any(s => s.Path == "loss" || s.Path.StartsWith("loss.", StringComparison.Ordinal));
 
     /// <summary>The trial's job spec: the base with each assigned path set (intermediate objects are created).</summary>
     public SubmitJobRequest TrialRequest(Assignment assignment) => SweepPaths.Apply(Base, assignment.Values).Deserialize<SubmitJobRequest>(ApiJson.Requests)!;

@@ -42,6 +42,12 @@ public sealed class SweepValidator(JobSubmitter submitter, IOptions<SweepOptions
             return (null, valueProblem);
         }
         plans.Add(basePlan);
+        return Normalise(request, spaces, plans);
+    }
+
+    /// <summary>The request with its method, counts, objective and early termination checked and their defaults filled in.</summary>
+    private (SweepDefinition? Sweep, ApiProblem? Problem) Normalise(SubmitSweepRequest request, List<ParameterSpace> spaces, List<JobPlan> plans)
+    {
         var method = request.Method ?? "random";
         if (method is not ("grid" or "random" or "tpe"))
         {
@@ -58,9 +64,7 @@ public sealed class SweepValidator(JobSubmitter submitter, IOptions<SweepOptions
         {
             return (null, ApiProblem.BadRequest("sweep.invalid_max_parallel", $"maxParallel must be between 1 and {settings.MaxParallel} (Sweeps:MaxParallel).", "maxParallel"));
         }
-        var draft = new SweepDefinition(request, baseSpec, spaces, Enum.Parse<SweepMethod>(method, ignoreCase: true), maxTrials, parallel,
-            new Objective("", true), null, 0);
-        var (objective, objectiveProblem) = ReadObjective(request.Objective, draft.VariesLoss, plans);
+        var (objective, objectiveProblem) = ReadObjective(request.Objective, SweepDefinition.VariesTheLoss(spaces), plans);
         if (objectiveProblem is not null)
         {
             return (null, objectiveProblem);

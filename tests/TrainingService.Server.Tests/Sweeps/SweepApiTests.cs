@@ -186,6 +186,28 @@ public sealed class SweepApiTests(ServiceFixture service)
     }
 
     [Fact]
+    public async Task A_sweep_past_its_maxRuntime_ends_and_cancels_the_trials_still_running()
+    {
+        var dataset = await _client.UploadAsync(TestData.Linear(2000, seed: 1411));
+        var sweep = await SubmitSweepAsync(new
+        {
+            @base = LinearBase(dataset.Id(), epochs: 2000),
+            parameters = new Dictionary<string, object> { ["seed"] = new { values = new[] { 1, 2, 3 } } },
+            method = "grid",
+            maxParallel = 1,
+            objective = new { metric = "val.rmse" },
+            maxRuntime = "00:00:02",
+        });
+        var ended = await WaitForSweepAsync(sweep.Id(), 60);
+        Assert.Equal("completed", (string?)ended["status"]);
+        Assert.Equal("max_runtime", (string?)ended["stopReason"]);
+        var trials = (await _client.GetJsonAsync($"/api/sweeps/{sweep.Id()}/trials"))["items"]!.AsArray();
+        Assert.Single(trials);
+        var job = await _client.WaitForEndAsync((string)trials[0]!["jobId"]!);
+        Assert.Equal("cancelled", (string?)job["status"]);
+    }
+
+    [Fact]
     public async Task An_objective_of_valLoss_is_refused_when_the_loss_varies_naming_the_metrics_that_compare()
     {
         var dataset = await _client.UploadAsync(TestData.Linear(100, seed: 1405));
