@@ -231,6 +231,14 @@ public sealed class SweepOptions
     [Range(1, 100_000)]
     public int MaxGridSize { get; set; } = 500;
 
+    /// <summary>Most parameters one sweep may vary.</summary>
+    [Range(1, 1_000)]
+    public int MaxParameters { get; set; } = 32;
+
+    /// <summary>Most listed values of one parameter (each is planned against the dataset when the sweep is submitted).</summary>
+    [Range(1, 100_000)]
+    public int MaxValues { get; set; } = 256;
+
     /// <summary>Most trials of one sweep running at once (<c>maxParallel</c>).</summary>
     [Range(1, 1_000)]
     public int MaxParallel { get; set; } = 16;

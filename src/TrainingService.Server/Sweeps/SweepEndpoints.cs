@@ -143,14 +143,15 @@ public static class SweepReports
     public static async Task<SweepResponse> DescribeAsync(SweepStore store, Data.Entities.Sweep sweep, CancellationToken cancellationToken)
     {
         var definition = SweepDefinition.FromStored(sweep.Spec);
-        var trials = (await store.TrialsAsync(sweep.Id, definition.Objective, cancellationToken)).Select(Trial).ToList();
+        var rows = await store.TrialsAsync(sweep.Id, definition.Objective, cancellationToken);
+        var trials = rows.Select(Trial).ToList();
         var best = ByObjective(trials, definition.Objective).FirstOrDefault(t => t.Objective is not null);
         var bestSoFar = new List<BestSoFarPoint>();
-        foreach (var trial in trials.Where(t => t.Objective is not null && Jobs.JobStatus.IsTerminal(t.State == "pruned" ? "succeeded" : t.State)))
+        foreach (var row in rows.Where(r => r.Objective is not null && Jobs.JobStatus.IsTerminal(r.Status)))
         {
-            double value = trial.Objective!.Value;
+            double value = row.Objective!.Value;
             double previous = bestSoFar.Count == 0 ? value : bestSoFar[^1].Best;
-            bestSoFar.Add(new BestSoFarPoint(trial.Trial, value, definition.Objective.Minimize ? Math.Min(previous, value) : Math.Max(previous, value)));
+            bestSoFar.Add(new BestSoFarPoint(row.Index, value, definition.Objective.Minimize ? Math.Min(previous, value) : Math.Max(previous, value)));
         }
         return new SweepResponse
         {

@@ -24,7 +24,7 @@ public sealed class SweepValidator(JobSubmitter submitter, IOptions<SweepOptions
             return (null, ApiProblem.BadRequest("sweep.missing_base", "A sweep needs \"base\": an ordinary job spec, as for POST /api/jobs.", "base"));
         }
         var baseSpec = JsonNode.Parse(baseJson.GetRawText())!.AsObject();
-        var (spaces, spaceProblem) = ReadSpaces(request);
+        var (spaces, spaceProblem) = ReadSpaces(request, options.Value);
         if (spaceProblem is not null)
         {
             return (null, spaceProblem);
@@ -104,12 +104,22 @@ public sealed class SweepValidator(JobSubmitter submitter, IOptions<SweepOptions
     }
 
     /// <summary>Each parameter's space, in path order.</summary>
-    private static (List<ParameterSpace> Spaces, ApiProblem? Problem) ReadSpaces(SubmitSweepRequest request)
+    private static (List<ParameterSpace> Spaces, ApiProblem? Problem) ReadSpaces(SubmitSweepRequest request, SweepOptions settings)
     {
         var spaces = new List<ParameterSpace>();
         if (request.Parameters is not { Count: > 0 } parameters)
         {
             return (spaces, ApiProblem.BadRequest("sweep.missing_parameters", "A sweep needs at least one parameter to vary.", "parameters"));
+        }
+        if (parameters.Count > settings.MaxParameters)
+        {
+            return (spaces, ApiProblem.BadRequest("sweep.too_many_parameters",
+                $"A sweep varies at most {settings.MaxParameters} parameters (Sweeps:MaxParameters); this one has {parameters.Count}.", "parameters"));
+        }
+        if (parameters.FirstOrDefault(p => p.Value.Values?.Count > settings.MaxValues) is { Key: { } crowded })
+        {
+            return (spaces, ApiProblem.BadRequest("sweep.too_many_values",
+                $"A parameter lists at most {settings.MaxValues} values (Sweeps:MaxValues); '{crowded}' lists more.", $"parameters.{crowded}.values"));
         }
         foreach (var (path, parameter) in parameters.OrderBy(p => p.Key, StringComparer.Ordinal))
         {

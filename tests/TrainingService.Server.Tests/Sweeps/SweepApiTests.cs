@@ -235,6 +235,7 @@ public sealed class SweepApiTests(ServiceFixture service)
         { """{"base":BASE,"parameters":{"optimizer.learningRate":{"distribution":"uniform","min":0.01,"max":0.1}},"method":"grid"}""", "sweep.grid_needs_values", "parameters.optimizer.learningRate" },
         { """{"base":BASE,"parameters":{"seed":{"distribution":"int_uniform","min":1,"max":100000}},"method":"grid"}""", "sweep.grid_too_large", "parameters" },
         { """{"base":BASE,"parameters":{"seed":{"values":[1,2]}},"method":"bayes"}""", "sweep.unknown_method", "method" },
+        { """{"base":BASE,"parameters":{"seed":{"values":[SEEDS]}}}""", "sweep.too_many_values", "parameters.seed.values" },
         { """{"base":BASE,"parameters":{"seed":{"values":[1,2]}},"objective":{"metric":"val.accuracy"}}""", "sweep.unknown_metric", "objective.metric" },
         { """{"base":BASE,"parameters":{"seed":{"values":[1,2]}},"maxParallel":0}""", "sweep.invalid_max_parallel", "maxParallel" },
         { """{"base":BASE,"parameters":{"seed":{"values":[1,2]}},"maxTrials":0}""", "sweep.invalid_max_trials", "maxTrials" },
@@ -250,7 +251,9 @@ public sealed class SweepApiTests(ServiceFixture service)
         var dataset = await _client.UploadAsync(TestData.Linear(60, seed: 1406));
         string baseSpec = $$$"""{"datasetId":"{{{dataset.Id()}}}","target":"y","model":{"type":"linear"},"loss":{"name":"mse"},"epochs":3,"validation":{"fraction":0.25}}""";
         int before = (await _client.GetJsonAsync("/api/sweeps?limit=100"))["items"]!.AsArray().Count;
-        var response = await _client.PostAsync("/api/sweeps", new StringContent(body.Replace("BASE", baseSpec), Encoding.UTF8, "application/json"));
+        string seeds = string.Join(",", Enumerable.Range(1, 257)); // Sweeps:MaxValues is 256
+        var response = await _client.PostAsync("/api/sweeps",
+            new StringContent(body.Replace("BASE", baseSpec).Replace("SEEDS", seeds), Encoding.UTF8, "application/json"));
         await response.AssertProblemAsync(HttpStatusCode.BadRequest, code, field);
         Assert.Equal(before, (await _client.GetJsonAsync("/api/sweeps?limit=100"))["items"]!.AsArray().Count);
     }
