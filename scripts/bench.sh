@@ -14,15 +14,9 @@ case "$command" in
   train)
     [ -d bench/tfjs/node_modules ] || npm ci --prefix bench/tfjs --no-audit --no-fund >&2
     # PyPI is not reachable from the build machines; Debian packages PyTorch (1.13, CPU). bench/torch/train.py runs with it.
-    if ! /usr/bin/python3 -c 'import torch' >/dev/null 2>&1; then
-      sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch >&2
-    fi ;;
+    /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || apt_install python3-torch ;;
   upload|service|evaluate|fuzz|fairness|scaleout|sweep)
-    if [ "$command" = service ] && ! command -v wrk >/dev/null 2>&1; then
-      sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
-      DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >&2
-    fi
+    if [ "$command" = service ] && ! command -v wrk >/dev/null 2>&1; then apt_install wrk; fi
     if [ -z "${TRAININGSERVICE_BENCH_POSTGRES:-}" ]; then
       data=$(mktemp -d /tmp/trainingservice-bench-pg.XXXXXX)
       trap 'pg_stop "$data"; rm -rf "$data"' EXIT

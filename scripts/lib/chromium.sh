@@ -3,6 +3,8 @@
 # installs PostgreSQL (these machines cannot download Playwright's own browsers). Source this file, then call
 # chromium_ensure; it exports TRAININGSERVICE_CHROMIUM with the executable's path.
 
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 chromium_log() { printf '[chromium] %s\n' "$*" >&2; }
 
 chromium_find() {
@@ -14,15 +16,8 @@ chromium_find() {
 }
 
 chromium_install() {
-  chromium_log "chromium not found; installing Debian's chromium package"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-      chromium_log "Not root and no sudo: install chromium (apt-get install chromium) or set TRAININGSERVICE_CHROMIUM."; return 1
-    fi
-  fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >&2 &&
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >&2
+  chromium_log "chromium not found; installing Debian's chromium package (or set TRAININGSERVICE_CHROMIUM)"
+  apt_install chromium
 }
 
 chromium_ensure() {

@@ -3,6 +3,8 @@
 # directory of our own, started on a loopback port. PostgreSQL refuses to run as root, so as root it runs as the
 # 'postgres' system user. Source this file, then call: pg_start DATA_DIR PORT [extra postgres -c settings...]
 
+source "$(dirname "${BASH_SOURCE[0]}")/apt.sh"
+
 pg_log() { printf '[postgres] %s\n' "$*" >&2; }
 
 pg_find_bin() {
@@ -14,15 +16,8 @@ pg_find_bin() {
 }
 
 pg_install() {
-  pg_log "PostgreSQL server not found; installing Debian's postgresql package"
-  local sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    if command -v sudo >/dev/null 2>&1; then sudo="sudo"; else
-      pg_log "Not root and no sudo: install PostgreSQL (apt-get install postgresql) or set ConnectionStrings__Postgres."; return 1
-    fi
-  fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get update -qq >&2 &&
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq postgresql >&2
+  pg_log "PostgreSQL server not found; installing Debian's postgresql package (or set ConnectionStrings__Postgres)"
+  apt_install postgresql
 }
 
 pg_as_owner() {
