@@ -28,7 +28,7 @@ static int Usage()
     Console.Error.WriteLine("  evaluate [--elements 4000000] [--idle 10]  the largest loss evaluation, once and twice at once: server RSS vs payload");
     Console.Error.WriteLine("  profile  one training step of the reference MLP by phase and kernel, GFLOP/s vs a scalar C# GEMM");
     Console.Error.WriteLine("  fuzz    [--requests 10000] [--seed 1] [--concurrency 16]  hostile requests on every route: 5xx, peak RSS, rows stored");
-    Console.Error.WriteLine("  sweep   [--trials 27] [--epochs 27] [--seeds 5] [--search-trials 30]  ASHA vs no early termination; TPE vs random, trials to within 2% of the best");
+    Console.Error.WriteLine("  sweep   [--trials 27] [--epochs 27] [--seeds 5] [--search-trials 50]  ASHA vs no early termination; TPE vs random, trials to within 2% of the best");
     Console.Error.WriteLine("  faults  [--rows 2000]  kill -9 of a job's worker (time to resume), PostgreSQL restart mid-job (the stall)");
     Console.Error.WriteLine("  fairness [--jobs 100]  tenant B's one job behind tenant A's backlog on one worker: fair scheduling vs FIFO");
     Console.Error.WriteLine("  scaleout [--jobs 200] [--epochs 3] [--workers 1,2,4]  one API and N worker processes; then one worker killed");

@@ -20,7 +20,7 @@ internal static class SweepBenchmark
     public static async Task<int> RunAsync(string[] args)
     {
         int trials = CommandLine.Option(args, "--trials", 27), epochs = CommandLine.Option(args, "--epochs", 27);
-        int seeds = CommandLine.Option(args, "--seeds", 5), searchTrials = CommandLine.Option(args, "--search-trials", 30);
+        int seeds = CommandLine.Option(args, "--seeds", 5), searchTrials = CommandLine.Option(args, "--search-trials", 50);
         await using var service = await BenchService.StartAsync("all", BenchService.Postgres(), new Dictionary<string, string>
         {
             ["Worker:WorkerCount"] = "2", ["Sweeps:ReconcileInterval"] = "00:00:00.500",
@@ -58,8 +58,9 @@ internal static class SweepBenchmark
             // A run that never got there counts as all its trials plus one: a floor on what it would have needed.
             double mean = needed.Average(n => n ?? searchTrials + 1);
             string bests = string.Join(" ", runs.Where(r => r.Method == method).Select(r => r.Run.Best.ToString("F5", CultureInfo.InvariantCulture)));
+            double meanBest = runs.Where(r => r.Method == method).Average(r => r.Run.Best);
             Console.WriteLine($"{method,-8} per seed: {each,-20} mean {mean:F1}{(needed.Any(n => n is null) ? " (a never counts as " + (searchTrials + 1) + ")" : "")}" +
-                $"; best per seed {bests}");
+                $"; best per seed {bests} (mean {meanBest:F5})");
         }
         return 0;
     }
