@@ -86,7 +86,7 @@ public sealed class CodeShapeTests
         ["Preprocessing"] = ["Datasets"],
         ["Jobs"] = ["Configuration", "Infrastructure", "Data", "Compute", "Access", "Datasets", "Losses", "Preprocessing"],
         ["Histories"] = ["Configuration", "Infrastructure", "Data", "Access", "Jobs"],
-        ["Telemetry"] = ["Configuration", "Infrastructure", "Data", "Access"],
+        ["Telemetry"] = ["Configuration", "Infrastructure", "Data", "Access", "Jobs"],
         ["Sweeps"] = ["Configuration", "Infrastructure", "Data", "Compute", "Access", "Jobs", "Histories"],
     };
 

@@ -58,7 +58,7 @@ public sealed class TelemetryTests(ServiceFixture service)
         {
             "trainingservice_epoch_duration_seconds_bucket", "trainingservice_queue_wait_seconds_count", "trainingservice_training_samples_total",
             "trainingservice_compute_duration_seconds_count{otel_scope_name=\"TrainingService\",phase=\"train\"",
-            "trainingservice_jobs{otel_scope_name=\"TrainingService\",state=\"succeeded\"}", "trainingservice_jobs_ended_total",
+            "trainingservice_jobs{otel_scope_name=\"TrainingService\",state=\"queued\"} 0", "trainingservice_jobs_ended_total",
             "trainingservice_upload_bytes_total", "http_server_request_duration_seconds_bucket",
         })
         {
