@@ -172,12 +172,13 @@ public sealed class SweepValidator(JobSubmitter submitter, IOptions<SweepOptions
         var settings = options.Value;
         if (method == "grid")
         {
-            if (SweepSampler.GridSize(spaces) is not { } size)
+            if (spaces.FirstOrDefault(s => s is RangeSpace { Distribution: not RangeDistribution.IntUniform }) is { } range)
             {
-                var range = spaces.First(s => s is RangeSpace { Distribution: not RangeDistribution.IntUniform });
                 return (0, ApiProblem.BadRequest("sweep.grid_needs_values",
                     $"A grid needs listed values (or int_uniform); '{range.Path}' is a continuous range. Use method random or tpe.", $"parameters.{range.Path}"));
             }
+            // No size: the product overflowed a long, which is too large too.
+            long size = SweepSampler.GridSize(spaces) ?? long.MaxValue;
             if (size > settings.MaxGridSize)
             {
                 return (0, ApiProblem.BadRequest("sweep.grid_too_large",
