@@ -137,7 +137,7 @@ function renderLossTerms() {
       el('div', { class: 'field' }, el('label', { for: `loss-name-${i}` }, combined ? `Loss term ${i + 1}` : 'Loss'), select,
         definition ? el('span', { class: 'hint' }, `${definition.inputSpace.replaceAll('_', ' ')} · ${definition.targets}`) : null,
         combined ? removeTermButton(i) : null),
-      combined ? numberField(`loss-weight-${i}`, 'Weight', `${prefix}.weight`, term.weight, null, (v) => { term.weight = v; }) : null,
+      combined ? numberField(`loss-weight-${i}`, 'Term weight', `${prefix}.weight`, term.weight, null, (v) => { term.weight = v; }) : null,
       ...(definition?.parameters ?? []).map((p) => parameterField(term, p, i, prefix)));
   }));
 }
