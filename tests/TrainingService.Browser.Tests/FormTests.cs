@@ -59,6 +59,32 @@ public sealed class FormTests(BrowserFixture fixture)
     }
 
     [Fact]
+    public async Task A_csv_dropped_on_the_page_is_uploaded_with_its_progress_shown()
+    {
+        var penguins = Penguins.Generate(500, seed: 35);
+        await using var dashboard = await fixture.NewPageAsync();
+        await dashboard.RunAsync(async page =>
+        {
+            await page.GetByRole(AriaRole.Button, new() { Name = "New job" }).ClickAsync();
+            // What a drag from the desktop delivers: a drop event whose DataTransfer holds the file.
+            await page.Locator("#drop-zone").EvaluateAsync("""
+                (zone, text) => {
+                  const transfer = new DataTransfer();
+                  transfer.items.add(new File([text], 'dropped.csv', { type: 'text/csv' }));
+                  zone.dispatchEvent(new DragEvent('dragover', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+                  zone.dispatchEvent(new DragEvent('drop', { dataTransfer: transfer, bubbles: true, cancelable: true }));
+                }
+                """, penguins.Csv);
+
+            await Expect(page.Locator("#upload-status")).ToContainTextAsync("Stored dropped.csv");
+            await Expect(page.Locator("#upload-progress")).ToBeVisibleAsync();
+            await Expect(page.Locator("#upload-progress")).ToHaveJSPropertyAsync("value", 100);
+            await Expect(page.Locator("#dataset-title")).ToContainTextAsync($"dropped: {penguins.Rows} rows");
+            await Expect(page.Locator("#dataset-select")).ToHaveValueAsync(new Regex("^[0-9a-f-]{36}$"));
+        });
+    }
+
+    [Fact]
     public async Task Every_input_select_and_textarea_on_the_page_has_an_accessible_name()
     {
         string dataset = await fixture.Service.Client.UploadAsync(Penguins.Generate(200, seed: 32).Csv, "labels-penguins");

@@ -101,10 +101,9 @@ function targetChanged() {
   const first = catalogue.losses.find((l) => l.name === DEFAULT_LOSS[tasks[0]]) ?? lossChoices()[0];
   lossTerms = first ? [{ name: first.name, weight: 1, params: {} }] : [];
   renderLossTerms();
-  const classes = classLabels(column);
   $('class-weights-block').hidden = !tasks.some((t) => t === 'binary' || t === 'multiclass');
   $('f-class-weights').value = '';
-  renderClassWeights(classes);
+  renderClassWeights();
   onFormChange();
 }
 
@@ -201,7 +200,9 @@ function lossSpec() {
 
 // ---- Class weights --------------------------------------------------------------------------------------------
 
-function renderClassWeights(classes = classLabels(targetColumn() ?? {}) ?? []) {
+function renderClassWeights() {
+  const column = targetColumn();
+  const classes = (column && classLabels(column)) ?? [];
   const custom = $('f-class-weights').value === 'custom';
   $('class-weight-values').replaceChildren(...(custom ? classes : []).map((label, i) =>
     el('div', { class: 'field' }, el('label', { for: `class-weight-${i}` }, `weight of “${label}”`),
@@ -319,20 +320,28 @@ function clearProblems() {
   }
   for (const input of document.querySelectorAll('#submit-form [aria-invalid]')) {
     input.removeAttribute('aria-invalid');
-    input.setAttribute('aria-describedby', (input.getAttribute('aria-describedby') ?? '').replace(/\s*field-problem-note/, '').trim());
+    const rest = (input.getAttribute('aria-describedby') ?? '').replace('field-problem-note', '').trim();
+    if (rest) {
+      input.setAttribute('aria-describedby', rest);
+    } else {
+      input.removeAttribute('aria-describedby');
+    }
   }
 }
 
-/** The input for an API field path: exact, else its nearest named parent ("loss.terms[1].delta" → "loss.terms[1]" → "loss"). */
+/** The element for an API field path: exact, else its nearest named parent ("loss.terms[1].delta" → "loss.terms[1]" → "loss"). */
 function inputFor(field) {
-  for (let path = field; path; path = path.replace(/(\[\d+\]|\.[^.[]*)$/, '')) {
+  let path = field;
+  while (path) {
     const found = document.querySelector(`#submit-form [data-field="${CSS.escape(path)}"]`);
     if (found && !found.closest('[hidden]')) {
       return found;
     }
-    if (!/(\[\d+\]|\.[^.[]*)$/.test(path)) {
-      break;
+    const parent = path.replace(/(\[\d+\]|\.[^.[]*)$/, ''); // drop the last [i] or .name
+    if (parent === path) {
+      return null;
     }
+    path = parent;
   }
   return null;
 }

@@ -53,12 +53,11 @@ export function initUpload(dashboard, datasetChosen) {
   });
 }
 
-/** Fills the list of datasets already uploaded (newest first), keeping the current choice. */
-export async function loadDatasets() {
+/** Fills the list of datasets already uploaded (newest first), choosing `chosen` (default: the current choice). */
+export async function loadDatasets(chosen = $('dataset-select').value) {
   const select = $('dataset-select');
   try {
     const page = await (await api.request('/api/datasets?limit=100')).json();
-    const chosen = select.value;
     select.replaceChildren(el('option', { value: '' }, page.items.length ? '— choose —' : 'none yet'),
       ...page.items.map((d) => el('option', { value: d.id }, `${d.name} (${d.rowCount} rows)`)));
     select.value = chosen;
@@ -100,7 +99,7 @@ function upload(file) {
     if (xhr.status === 200 || xhr.status === 201) {
       setStatus(xhr.status === 201 ? `Stored ${file.name} as a new dataset.` : `${file.name} was uploaded before; showing that dataset.`);
       showDataset(body);
-      loadDatasets();
+      loadDatasets(body.id);
     } else {
       setStatus(`The service refused ${file.name}.`);
       showProblem({ code: body.code ?? String(xhr.status), detail: body.detail ?? xhr.statusText, ...body }, file);
@@ -123,7 +122,6 @@ export async function showDataset(dataset) {
   $('dataset-view').hidden = false;
   $('dataset-title').textContent = `${dataset.name}: ${dataset.rowCount} rows, ${dataset.columns.length} columns`;
   renderSchema(dataset.columns);
-  $('dataset-select').value = dataset.id;
   onDataset(dataset);
   try {
     const preview = await (await api.request(`/api/datasets/${dataset.id}/preview?rows=${PREVIEW_ROWS}`)).json();
