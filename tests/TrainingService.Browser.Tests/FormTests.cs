@@ -129,6 +129,28 @@ public sealed class FormTests(BrowserFixture fixture)
     }
 
     [Fact]
+    public async Task Signing_out_leaves_no_dataset_schema_rows_or_form_in_the_page()
+    {
+        string dataset = await fixture.Service.Client.UploadAsync(Penguins.Generate(60, seed: 36).Csv, "signout-penguins");
+        await using var dashboard = await fixture.NewPageAsync();
+        await dashboard.RunAsync(async page =>
+        {
+            await page.GetByRole(AriaRole.Button, new() { Name = "New job" }).ClickAsync();
+            await page.GetByLabel("use a dataset uploaded before").SelectOptionAsync(dataset);
+            await Expect(page.Locator("#preview tbody tr")).ToHaveCountAsync(10);
+
+            await page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
+
+            await Expect(page.GetByLabel("API key")).ToBeFocusedAsync();
+            foreach (string table in new[] { "#schema", "#preview", "#f-target", "#loss-terms", "#dataset-select" })
+            {
+                await Expect(page.Locator($"{table} > *")).ToHaveCountAsync(0);
+            }
+            await Expect(page.Locator("#spec-json")).ToBeEmptyAsync();
+        });
+    }
+
+    [Fact]
     public async Task A_problem_from_the_api_is_shown_at_the_field_it_names()
     {
         string dataset = await fixture.Service.Client.UploadAsync(Penguins.Generate(120, seed: 33).Csv, "problem-penguins");

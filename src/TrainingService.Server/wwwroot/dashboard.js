@@ -8,8 +8,8 @@
 // prints a link `/#key=ts_…`: the fragment never reaches a server, and is removed from the address bar at once.
 
 import { initActions, renderJobActions } from './actions.js';
-import { initUpload, loadDatasets } from './upload.js';
-import { initSubmit, loadCatalogue, showForDataset } from './submit.js';
+import { clearUpload, initUpload, loadDatasets } from './upload.js';
+import { clearSubmit, initSubmit, loadCatalogue, showForDataset } from './submit.js';
 
 const JOB_LIST_INTERVAL_MS = 3000;
 const HISTORY_INTERVAL_MS = 1500;
@@ -702,6 +702,7 @@ async function signIn(key) {
   }
   sessionStorage.setItem(KEY_STORAGE, key);
   $('whoami').textContent = `${current.me.tenant} · ${current.me.role}` + (current.me.keyId ? ` · key ${current.me.keyId}` : '');
+  $('new-job-open').hidden = current.me.role === 'viewer'; // uploads and submits need a member
   $('sign-in').hidden = true;
   $('identity').hidden = false;
   $('modes').hidden = false;
@@ -725,6 +726,7 @@ function signOut(message) {
   state.followNewest = true;
   state.compareIds.clear();
   $('job-rows').innerHTML = '';
+  closeNewJob();
   showSignIn(message);
 }
 
@@ -768,6 +770,15 @@ function showNewJob(open) {
   } else {
     $('new-job-open').focus();
   }
+}
+
+// Signing out leaves nothing of the last tenant's data in the page: the form and the dataset shown are emptied.
+function closeNewJob() {
+  $('new-job').hidden = true;
+  $('new-job-open').setAttribute('aria-expanded', 'false');
+  $('new-job-open').classList.remove('active');
+  clearUpload();
+  clearSubmit();
 }
 
 // A job just submitted or retried: close the form and watch it.

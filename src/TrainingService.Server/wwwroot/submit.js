@@ -59,6 +59,17 @@ export async function showForDataset(chosen) {
   targetChanged();
 }
 
+/** Forgets the dataset the form was built for (on sign-out); the catalogue is the same for every caller. */
+export function clearSubmit() {
+  dataset = null;
+  lossTerms = [];
+  clearProblems();
+  for (const id of ['f-target', 'f-features', 'loss-terms', 'class-weight-values', 'spec-json', 'submit-status']) {
+    $(id).replaceChildren();
+  }
+  $('submit-form').hidden = true;
+}
+
 // ---- Target, features and the losses that fit -----------------------------------------------------------------
 
 function targetColumn() {

@@ -66,6 +66,18 @@ export async function loadDatasets(chosen = $('dataset-select').value) {
   }
 }
 
+/** Forgets the dataset and problem shown (on sign-out). */
+export function clearUpload() {
+  for (const id of ['schema', 'preview', 'upload-problem-lines', 'upload-problem-text', 'dataset-select', 'dataset-title']) {
+    $(id).replaceChildren();
+  }
+  $('dataset-view').hidden = true;
+  $('upload-problem').hidden = true;
+  $('upload-progress').hidden = true;
+  $('upload-file').value = '';
+  setStatus('');
+}
+
 function setStatus(text) {
   $('upload-status').textContent = text;
 }
