@@ -783,7 +783,9 @@ function closeNewJob() {
 
 // A job just submitted or retried: close the form and watch it.
 function openSubmittedJob(id) {
-  showNewJob(false);
+  if (!$('new-job').hidden) {
+    showNewJob(false);
+  }
   selectJob(id);
 }
 

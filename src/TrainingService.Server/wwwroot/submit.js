@@ -44,6 +44,7 @@ export async function loadCatalogue() {
 
 /** Rebuilds the dataset-dependent parts of the form for `chosen`, and shows the form. */
 export async function showForDataset(chosen) {
+  $('submit-form').hidden = false; // also where a failure to load the catalogue is shown
   try {
     await loadCatalogue();
   } catch (error) {
@@ -55,7 +56,6 @@ export async function showForDataset(chosen) {
   // The last usable column is the usual place for a label.
   $('f-target').replaceChildren(...usable.map((c) => el('option', { value: c.name }, `${c.name} (${c.type})`)));
   $('f-target').value = usable.at(-1)?.name ?? '';
-  $('submit-form').hidden = false;
   targetChanged();
 }
 
