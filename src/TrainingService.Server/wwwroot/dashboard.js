@@ -7,6 +7,10 @@
 // close), travels as `Authorization: Bearer`, and any 401 drops it and asks again. The first start of the service
 // prints a link `/#key=ts_…`: the fragment never reaches a server, and is removed from the address bar at once.
 
+import { initActions, renderJobActions } from './actions.js';
+import { clearUpload, initUpload, loadDatasets } from './upload.js';
+import { clearSubmit, initSubmit, loadCatalogue, showForDataset } from './submit.js';
+
 const JOB_LIST_INTERVAL_MS = 3000;
 const HISTORY_INTERVAL_MS = 1500;
 const COMPARE_INTERVAL_MS = 2000;
@@ -101,13 +105,15 @@ async function request(url, options = {}) {
   }
   if (!response.ok && response.status !== 304) {
     let detail = `${response.status} ${response.statusText}`;
+    let problem = null;
     try {
-      const problem = await response.json(); // every API error is application/problem+json with a code
+      problem = await response.json(); // every API error is application/problem+json with a code
       detail = `${problem.code ?? response.status}: ${problem.detail ?? problem.title}`;
     } catch {
       // not JSON; keep the status line
     }
-    throw new Error(detail);
+    // The problem itself goes along: the submit form puts it at the field it names.
+    throw Object.assign(new Error(detail), { status: response.status, problem });
   }
   return response;
 }
@@ -344,6 +350,7 @@ function renderJobHeader() {
   $('job-failure').hidden = !failure;
   $('job-failure').textContent = failure ? `${failure.code}: ${failure.message}` : '';
   $('cancel').hidden = TERMINAL.has(status) || status === 'cancelling' || session?.me?.role === 'viewer';
+  renderJobActions({ id: view.id, status, modelEpoch: job?.modelEpoch }, session?.me?.role);
 }
 
 // ---- Charts ---------------------------------------------------------------------------------------------------
@@ -695,6 +702,7 @@ async function signIn(key) {
   }
   sessionStorage.setItem(KEY_STORAGE, key);
   $('whoami').textContent = `${current.me.tenant} · ${current.me.role}` + (current.me.keyId ? ` · key ${current.me.keyId}` : '');
+  $('new-job-open').hidden = current.me.role === 'viewer'; // uploads and submits need a member
   $('sign-in').hidden = true;
   $('identity').hidden = false;
   $('modes').hidden = false;
@@ -718,6 +726,7 @@ function signOut(message) {
   state.followNewest = true;
   state.compareIds.clear();
   $('job-rows').innerHTML = '';
+  closeNewJob();
   showSignIn(message);
 }
 
@@ -739,9 +748,51 @@ function wireSignIn() {
   });
 }
 
+// ---- New job and job actions (upload.js, submit.js, actions.js) ----------------------------------------------
+
+function wireNewJob() {
+  const dashboard = { request, key: () => session?.key ?? '', openJob: (id) => openSubmittedJob(id) };
+  initUpload(dashboard, (dataset) => showForDataset(dataset));
+  initSubmit(dashboard);
+  initActions(dashboard);
+  $('new-job-open').addEventListener('click', () => showNewJob($('new-job').hidden));
+  $('new-job-close').addEventListener('click', () => showNewJob(false));
+}
+
+function showNewJob(open) {
+  $('new-job').hidden = !open;
+  $('new-job-open').setAttribute('aria-expanded', String(open));
+  $('new-job-open').classList.toggle('active', open);
+  if (open) {
+    loadDatasets();
+    loadCatalogue().catch(() => {}); // the form reports it when a dataset is chosen
+    $('upload-file').focus();
+  } else {
+    $('new-job-open').focus();
+  }
+}
+
+// Signing out leaves nothing of the last tenant's data in the page: the form and the dataset shown are emptied.
+function closeNewJob() {
+  $('new-job').hidden = true;
+  $('new-job-open').setAttribute('aria-expanded', 'false');
+  $('new-job-open').classList.remove('active');
+  clearUpload();
+  clearSubmit();
+}
+
+// A job just submitted or retried: close the form and watch it.
+function openSubmittedJob(id) {
+  if (!$('new-job').hidden) {
+    showNewJob(false);
+  }
+  selectJob(id);
+}
+
 takeKeyFromHash();
 wireEvents();
 wireSignIn();
+wireNewJob();
 $('compare-metric').value = state.compareMetric;
 const storedKey = sessionStorage.getItem(KEY_STORAGE);
 if (storedKey) {
