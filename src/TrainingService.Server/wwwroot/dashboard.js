@@ -7,6 +7,8 @@
 // close), travels as `Authorization: Bearer`, and any 401 drops it and asks again. The first start of the service
 // prints a link `/#key=ts_…`: the fragment never reaches a server, and is removed from the address bar at once.
 
+import { hideSweeps, showSweeps } from './sweeps.js';
+
 const JOB_LIST_INTERVAL_MS = 3000;
 const HISTORY_INTERVAL_MS = 1500;
 const COMPARE_INTERVAL_MS = 2000;
@@ -33,6 +35,7 @@ const state = {
   followNewest: true,    // until the user picks a job (or a link names one), show the newest running job
   compareIds: new Set(),
   compareMetric: 'valLoss',
+  sweepId: null,         // the sweep shown in the sweep view (#sweep=<id>)
 };
 
 let view = null;     // the job being watched: its epochs, polling cursor and charts
@@ -58,7 +61,7 @@ function plotValue(value, logScale = false) {
   return n;
 }
 
-function formatNumber(value) {
+export function formatNumber(value) {
   const n = toNumber(value);
   if (n === null) {
     return '–';
@@ -79,7 +82,7 @@ function numberCell(value) {
   return `<td class="num${odd ? ' nonfinite' : ''}">${escapeHtml(formatNumber(value))}</td>`;
 }
 
-function escapeHtml(text) {
+export function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 }
 
@@ -87,7 +90,7 @@ function escapeHtml(text) {
 
 // cache: 'no-store' keeps the browser's HTTP cache out of the way, so our own If-None-Match reaches the server
 // and a 304 reaches us (instead of the cached body the browser would substitute).
-async function request(url, options = {}) {
+export async function request(url, options = {}) {
   const current = session;
   if (!current) {
     throw new Error('signed out');
@@ -530,8 +533,17 @@ function setMode(mode) {
   $('mode-compare').classList.toggle('active', mode === 'compare');
   $('job-view').hidden = mode !== 'job';
   $('compare-view').hidden = mode !== 'compare';
+  $('mode-sweeps').classList.toggle('active', mode === 'sweep');
+  $('sweep-view').hidden = mode !== 'sweep';
   // Only the visible view polls.
-  if (mode === 'compare') {
+  if (mode !== 'sweep') {
+    hideSweeps();
+  }
+  if (mode === 'sweep') {
+    closeJob();
+    stopCompare();
+    showSweeps(state.sweepId);
+  } else if (mode === 'compare') {
     closeJob();
     startCompare();
   } else {
@@ -552,6 +564,8 @@ function updateHash() {
   if (state.mode === 'compare') {
     params.set('compare', [...state.compareIds].join(','));
     params.set('metric', state.compareMetric);
+  } else if (state.mode === 'sweep') {
+    params.set('sweep', state.sweepId ?? '');
   } else if (state.selectedId && !state.followNewest) {
     params.set('job', state.selectedId);
   }
@@ -568,6 +582,10 @@ function readHash() {
     params.get('compare').split(',').filter(Boolean).forEach((id) => state.compareIds.add(id));
     state.compareMetric = params.get('metric') ?? state.compareMetric;
     return 'compare';
+  }
+  if (params.has('sweep')) {
+    state.sweepId = params.get('sweep') || null;
+    return 'sweep';
   }
   return 'job';
 }
@@ -595,6 +613,7 @@ function wireEvents() {
     }
   });
   $('mode-job').addEventListener('click', () => setMode('job'));
+  $('mode-sweeps').addEventListener('click', () => setMode('sweep'));
   $('mode-compare').addEventListener('click', () => {
     // With nothing ticked yet, start from the job being watched.
     if (state.compareIds.size === 0 && state.selectedId) {
@@ -713,6 +732,7 @@ function signOut(message) {
   sessionStorage.removeItem(KEY_STORAGE);
   closeJob();
   stopCompare();
+  hideSweeps();
   state.jobs = [];
   state.selectedId = null;
   state.followNewest = true;
@@ -735,6 +755,8 @@ function wireSignIn() {
     const key = takeKeyFromHash();
     if (key && key !== session?.key) {
       signIn(key);
+    } else if (!key && session?.me) {
+      setMode(readHash()); // a link within the page: a sweep, or a trial's job (#job=<id>)
     }
   });
 }
