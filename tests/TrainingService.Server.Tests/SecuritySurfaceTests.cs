@@ -135,9 +135,10 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
     public async Task The_dashboard_has_no_inline_script_style_or_handler_that_its_policy_would_block()
     {
         string html = await _client.GetStringAsync("/");
-        string js = await _client.GetStringAsync("/dashboard.js");
+        var (modules, js) = await DashboardScriptsAsync();
         string uplot = await _client.GetStringAsync("/lib/uplot/uPlot.iife.min.js");
 
+        Assert.Contains("sweeps.js", modules); // the imports were followed
         Assert.DoesNotMatch(InlineScript(), html);
         Assert.DoesNotContain("<style", html, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotMatch(StyleAttribute(), html);
@@ -161,7 +162,7 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
     [Fact]
     public async Task The_dashboard_keeps_the_key_for_the_tab_only_and_sends_it_in_a_header_never_in_a_url()
     {
-        string js = await _client.GetStringAsync("/dashboard.js");
+        var (_, js) = await DashboardScriptsAsync();
 
         Assert.Contains("sessionStorage", js);
         Assert.DoesNotContain("localStorage", js);
@@ -381,6 +382,23 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
 
     [GeneratedRegex(@"Requires role: (viewer|member|admin|owner)\b")]
     private static partial Regex RoleLine();
+
+    // dashboard.js and the modules it imports, transitively: all of them run under the dashboard's policy.
+    private async Task<(List<string> Modules, string Code)> DashboardScriptsAsync()
+    {
+        var modules = new List<string> { "dashboard.js" };
+        var code = new System.Text.StringBuilder();
+        for (int i = 0; i < modules.Count; i++)
+        {
+            string text = await _client.GetStringAsync("/" + modules[i]);
+            code.AppendLine(text);
+            modules.AddRange(ModuleImport().Matches(text).Select(m => m.Groups[1].Value).Distinct().Where(m => !modules.Contains(m)).ToList());
+        }
+        return (modules, code.ToString());
+    }
+
+    [GeneratedRegex(@"from '\./([\w-]+\.js)'")]
+    private static partial Regex ModuleImport();
 
     [GeneratedRegex(@"<script(?![^>]*\ssrc=)[^>]*>", RegexOptions.IgnoreCase)]
     private static partial Regex InlineScript();

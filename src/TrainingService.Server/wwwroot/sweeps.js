@@ -215,6 +215,7 @@ function renderVerdict(report) {
     return;
   }
   $('sweep-verdict-text').textContent = report.verdict;
+  $('loss-rows').closest('table').hidden = report.groups.length === 0;
   $('loss-rows').innerHTML = report.groups.map((g) => `<tr>
       <td>${escapeHtml(g.label)}</td>
       <td class="num" title="${g.finished} finished, ${g.pruned} pruned">${g.trials}</td>
