@@ -22,6 +22,14 @@ public sealed class SweepViewTests(BrowserFixture fixture)
         }
         """;
 
+    // What the browser does when the tab goes to the background or comes back; headless chromium has no background.
+    private const string SetVisibility = """
+        (visibility) => {
+          Object.defineProperty(document, 'visibilityState', { configurable: true, get: () => visibility });
+          document.dispatchEvent(new Event('visibilitychange'));
+        }
+        """;
+
     [Fact]
     public async Task A_finished_loss_sweep_shows_its_trials_by_objective_a_curve_per_trial_the_parameters_and_the_api_verdict()
     {
@@ -67,7 +75,7 @@ public sealed class SweepViewTests(BrowserFixture fixture)
     }
 
     [Fact]
-    public async Task A_running_sweep_is_followed_until_its_cancel_button_stops_it()
+    public async Task A_running_sweep_is_followed_while_the_tab_is_visible_until_its_cancel_button_stops_it()
     {
         var client = fixture.Service.Client;
         // Long trials, one at a time: the sweep is still running when the page opens it.
@@ -78,6 +86,20 @@ public sealed class SweepViewTests(BrowserFixture fixture)
         {
             await Expect(page.Locator("#sweep-polling")).ToContainTextAsync("refreshing every 3 s");
             await Expect(page.Locator("#trial-rows tr .badge.running")).ToHaveCountAsync(1, new() { Timeout = 30_000 });
+
+            // A hidden tab reads nothing, for longer than a poll's interval, and reads again once shown.
+            await page.EvaluateAsync(SetVisibility, "hidden");
+            await Expect(page.Locator("#sweep-polling")).ToHaveTextAsync("paused while the tab is hidden");
+            int reads = 0; // the sweep view's own reads (the job list is dashboard.js's)
+            page.Request += (_, request) => reads += request.Url.Contains("/api/sweeps", StringComparison.Ordinal)
+                || request.Url.Contains("/api/histories", StringComparison.Ordinal) ? 1 : 0;
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            Assert.Equal(0, reads);
+            var read = page.WaitForRequestAsync(new System.Text.RegularExpressions.Regex($"/api/sweeps/{sweepId}$"));
+            await page.EvaluateAsync(SetVisibility, "visible");
+            await read;
+            await Expect(page.Locator("#sweep-polling")).ToHaveTextAsync("refreshing every 3 s");
+
             await page.Locator("#sweep-cancel").ClickAsync();
 
             await Expect(page.Locator("#sweep-status .badge").First).ToHaveTextAsync("cancelled", new() { Timeout = 15_000 });

@@ -91,19 +91,24 @@ async function poll(v) {
   if (!active) {
     $('sweep-polling').textContent = v.id ? 'ended · not refreshing' : '';
   } else if (document.visibilityState === 'hidden') {
-    v.paused = true; // resumed by the visibilitychange listener below
-    $('sweep-polling').textContent = 'paused while the tab is hidden';
+    pause(v);
   } else {
     $('sweep-polling').textContent = `refreshing every ${POLL_MS / 1000} s`;
     v.timer = setTimeout(() => poll(v), delay);
   }
 }
 
+// Resumed by the visibilitychange listener below.
+function pause(v) {
+  clearTimeout(v.timer);
+  v.timer = null;
+  v.paused = true;
+  $('sweep-polling').textContent = 'paused while the tab is hidden';
+}
+
 document.addEventListener('visibilitychange', () => {
   if (document.visibilityState === 'hidden' && view?.timer) {
-    clearTimeout(view.timer);
-    view.timer = null;
-    view.paused = true;
+    pause(view);
   } else if (document.visibilityState === 'visible' && view?.paused) {
     view.paused = false;
     poll(view);
@@ -163,8 +168,8 @@ function renderList(v) {
 
 function countsHtml(counts) {
   const states = Object.entries(counts.byState).sort(([a], [b]) => a.localeCompare(b));
-  return `${counts.created}/${counts.planned} ` + states.map(([state, n]) =>
-    `<span class="badge ${escapeHtml(state)}" title="${escapeHtml(state)}">${n} ${escapeHtml(state)}</span>`).join(' ');
+  return `${escapeHtml(counts.created)}/${escapeHtml(counts.planned)} ` + states.map(([state, n]) =>
+    `<span class="badge ${escapeHtml(state)}" title="${escapeHtml(state)}">${escapeHtml(n)} ${escapeHtml(state)}</span>`).join(' ');
 }
 
 // ---- One sweep ------------------------------------------------------------------------------------------------
@@ -201,11 +206,11 @@ function renderTrials(v) {
   $('trial-head').innerHTML = `<tr><th>Trial</th>${paths.map((p) => `<th title="${escapeHtml(p)}">${escapeHtml(shortPath(p))}</th>`).join('')}
     <th>State</th><th class="num">${escapeHtml(v.sweep.spec.objective.metric)}</th><th class="num">Epochs</th></tr>`;
   $('trial-rows').innerHTML = v.trials.map((t) => `<tr data-job="${escapeHtml(t.jobId)}" class="${t.jobId === bestId ? 'best' : ''}">
-      <td><a href="#job=${encodeURIComponent(t.jobId)}" title="Open job ${escapeHtml(t.jobId)}">#${t.trial}</a></td>
+      <td><a href="#job=${encodeURIComponent(t.jobId)}" title="Open job ${escapeHtml(t.jobId)}">#${escapeHtml(t.trial)}</a></td>
       ${paths.map((p) => `<td>${escapeHtml(shortLabel(t.parameters[p]))}</td>`).join('')}
       <td><span class="badge ${escapeHtml(t.state)}">${escapeHtml(t.state)}</span></td>
       <td class="num">${escapeHtml(formatNumber(t.objective))}</td>
-      <td class="num">${t.epochsCompleted}</td>
+      <td class="num">${escapeHtml(t.epochsCompleted)}</td>
     </tr>`).join('') || `<tr><td colspan="${paths.length + 4}" class="empty">No trials yet.</td></tr>`;
 }
 
@@ -218,10 +223,10 @@ function renderVerdict(report) {
   $('loss-rows').closest('table').hidden = report.groups.length === 0;
   $('loss-rows').innerHTML = report.groups.map((g) => `<tr>
       <td>${escapeHtml(g.label)}</td>
-      <td class="num" title="${g.finished} finished, ${g.pruned} pruned">${g.trials}</td>
+      <td class="num" title="${escapeHtml(g.finished)} finished, ${escapeHtml(g.pruned)} pruned">${escapeHtml(g.trials)}</td>
       <td class="num">${escapeHtml(formatNumber(g.best))}${g.rankedOnPruned ? ' <span class="hint" title="No trial of this loss finished: ranked on pruned trials">(pruned)</span>' : ''}</td>
       <td class="num">${escapeHtml(formatNumber(g.median))}</td>
-      <td class="num">${g.epochsToWithin1Percent ?? '–'}</td>
+      <td class="num">${escapeHtml(g.epochsToWithin1Percent ?? '–')}</td>
     </tr>`).join('');
 }
 
@@ -299,7 +304,7 @@ function finiteOrNull(value) {
 
 // One axis per parameter and one for the objective, each mapping a value to 0 (bottom) … 1 (top), with its ticks.
 function parallelAxes(sweep, trials) {
-  const axes = parameterPaths(sweep).map((path) => parameterAxis(path, sweep.spec.parameters[path], trials.map((t) => t.parameters[path])));
+  const axes = parameterPaths(sweep).map((path) => parameterAxis(path, sweep.spec.parameters[path]));
   const { metric, goal } = sweep.spec.objective;
   const values = trials.map((t) => finiteOrNull(t.objective)).filter((x) => x !== null);
   const objective = numericAxis(metric, Math.min(...values), Math.max(...values), false);
@@ -313,31 +318,35 @@ function parallelAxes(sweep, trials) {
   return axes;
 }
 
-function parameterAxis(path, space, values) {
+function parameterAxis(path, space) {
   if (space.distribution) {
     return numericAxis(shortPath(path), space.min, space.max, space.distribution === 'log_uniform');
   }
   if (space.values.every((x) => typeof x === 'number')) {
-    return numericAxis(shortPath(path), Math.min(...space.values), Math.max(...space.values), false);
+    // A list of numbers is ticked at its values, the only ones trials can have.
+    return numericAxis(shortPath(path), Math.min(...space.values), Math.max(...space.values), false, space.values);
   }
   // Lists, strings and objects (losses with their parameters): the spec's values, evenly spaced, first at the top.
   const keys = space.values.map(canonicalJson);
   const step = (i) => (keys.length === 1 ? 0.5 : 1 - i / (keys.length - 1));
   return {
     title: shortPath(path),
-    position: (value) => (keys.indexOf(canonicalJson(value)) >= 0 ? step(keys.indexOf(canonicalJson(value))) : null),
+    position: (value) => {
+      const i = keys.indexOf(canonicalJson(value));
+      return i >= 0 ? step(i) : null;
+    },
     ticks: space.values.map((value, i) => ({ at: step(i), label: shortLabel(value) })),
   };
 }
 
-function numericAxis(title, min, max, log) {
+function numericAxis(title, min, max, log, tickValues = null) {
   const t = log ? Math.log : (x) => x;
   const lo = t(min);
   const span = t(max) - lo;
   // A single value (or one trial so far) sits in the middle rather than dividing by zero.
   const position = (value) => (Number.isFinite(value) ? (span > 0 ? (t(value) - lo) / span : 0.5) : null);
   const middle = log ? Math.sqrt(min * max) : (min + max) / 2;
-  const ticks = (Number.isFinite(span) ? (span > 0 ? [min, middle, max] : [min]) : [])
+  const ticks = (tickValues ?? (Number.isFinite(span) ? (span > 0 ? [min, middle, max] : [min]) : []))
     .map((value) => ({ value, at: position(value), label: formatNumber(value) }));
   return { title: log ? `${title} (log)` : title, position, ticks };
 }
@@ -363,9 +372,11 @@ function drawParallel(v) {
   const y = (at) => top + (1 - at) * (height - top - bottom);
   const ranks = objectiveRanks(trials);
   const bestId = v.sweep.best?.jobId;
+  const paths = parameterPaths(v.sweep);
   // Worst first and the best last, so the strongest colours are on top.
   for (const t of [...trials].reverse()) {
-    const positions = axes.map((axis, i) => axis.position(i < axes.length - 1 ? t.parameters[parameterPaths(v.sweep)[i]] : finiteOrNull(t.objective)));
+    const values = [...paths.map((p) => t.parameters[p]), finiteOrNull(t.objective)];
+    const positions = axes.map((axis, i) => axis.position(values[i]));
     ctx.strokeStyle = rankColor(ranks.get(t.jobId), t.state === 'pruned' ? 0.35 : 0.9);
     ctx.lineWidth = t.jobId === bestId ? 3 : 1.25;
     ctx.beginPath();
