@@ -36,6 +36,7 @@ export function showSweeps(id) {
   $('sweep-detail').hidden = !id;
   $('sweep-title').innerHTML = id ? `Sweep <span class="job-id">${escapeHtml(id)}</span>` : '';
   ['sweep-status', 'sweep-summary', 'trial-head', 'trial-rows', 'sweep-verdict-text', 'loss-rows'].forEach((el) => { $(el).innerHTML = ''; });
+  $('sweep-parallel').width = 0; // clears the previous sweep's drawing
   $('sweep-verdict').hidden = true;
   $('sweep-cancel').hidden = true;
   $('sweep-error').hidden = true;
