@@ -10,6 +10,7 @@
 import { initActions, renderJobActions } from './actions.js';
 import { clearUpload, initUpload, loadDatasets } from './upload.js';
 import { clearSubmit, initSubmit, loadCatalogue, showForDataset } from './submit.js';
+import { hideSweeps, showSweeps } from './sweeps.js';
 
 const JOB_LIST_INTERVAL_MS = 3000;
 const HISTORY_INTERVAL_MS = 1500;
@@ -37,6 +38,7 @@ const state = {
   followNewest: true,    // until the user picks a job (or a link names one), show the newest running job
   compareIds: new Set(),
   compareMetric: 'valLoss',
+  sweepId: null,         // the sweep shown in the sweep view (#sweep=<id>)
 };
 
 let view = null;     // the job being watched: its epochs, polling cursor and charts
@@ -62,7 +64,7 @@ function plotValue(value, logScale = false) {
   return n;
 }
 
-function formatNumber(value) {
+export function formatNumber(value) {
   const n = toNumber(value);
   if (n === null) {
     return '–';
@@ -83,7 +85,7 @@ function numberCell(value) {
   return `<td class="num${odd ? ' nonfinite' : ''}">${escapeHtml(formatNumber(value))}</td>`;
 }
 
-function escapeHtml(text) {
+export function escapeHtml(text) {
   return String(text).replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
 }
 
@@ -91,7 +93,7 @@ function escapeHtml(text) {
 
 // cache: 'no-store' keeps the browser's HTTP cache out of the way, so our own If-None-Match reaches the server
 // and a 304 reaches us (instead of the cached body the browser would substitute).
-async function request(url, options = {}) {
+export async function request(url, options = {}) {
   const current = session;
   if (!current) {
     throw new Error('signed out');
@@ -537,8 +539,17 @@ function setMode(mode) {
   $('mode-compare').classList.toggle('active', mode === 'compare');
   $('job-view').hidden = mode !== 'job';
   $('compare-view').hidden = mode !== 'compare';
+  $('mode-sweeps').classList.toggle('active', mode === 'sweep');
+  $('sweep-view').hidden = mode !== 'sweep';
   // Only the visible view polls.
-  if (mode === 'compare') {
+  if (mode !== 'sweep') {
+    hideSweeps();
+  }
+  if (mode === 'sweep') {
+    closeJob();
+    stopCompare();
+    showSweeps(state.sweepId);
+  } else if (mode === 'compare') {
     closeJob();
     startCompare();
   } else {
@@ -559,6 +570,8 @@ function updateHash() {
   if (state.mode === 'compare') {
     params.set('compare', [...state.compareIds].join(','));
     params.set('metric', state.compareMetric);
+  } else if (state.mode === 'sweep') {
+    params.set('sweep', state.sweepId ?? '');
   } else if (state.selectedId && !state.followNewest) {
     params.set('job', state.selectedId);
   }
@@ -575,6 +588,10 @@ function readHash() {
     params.get('compare').split(',').filter(Boolean).forEach((id) => state.compareIds.add(id));
     state.compareMetric = params.get('metric') ?? state.compareMetric;
     return 'compare';
+  }
+  if (params.has('sweep')) {
+    state.sweepId = params.get('sweep') || null;
+    return 'sweep';
   }
   return 'job';
 }
@@ -602,6 +619,7 @@ function wireEvents() {
     }
   });
   $('mode-job').addEventListener('click', () => setMode('job'));
+  $('mode-sweeps').addEventListener('click', () => setMode('sweep'));
   $('mode-compare').addEventListener('click', () => {
     // With nothing ticked yet, start from the job being watched.
     if (state.compareIds.size === 0 && state.selectedId) {
@@ -721,6 +739,7 @@ function signOut(message) {
   sessionStorage.removeItem(KEY_STORAGE);
   closeJob();
   stopCompare();
+  hideSweeps();
   state.jobs = [];
   state.selectedId = null;
   state.followNewest = true;
@@ -744,6 +763,8 @@ function wireSignIn() {
     const key = takeKeyFromHash();
     if (key && key !== session?.key) {
       signIn(key);
+    } else if (!key && session?.me) {
+      setMode(readHash()); // a link within the page: a sweep, or a trial's job (#job=<id>)
     }
   });
 }
