@@ -16,7 +16,11 @@ public static class SweepEndpoints
             .WithSummary("Start a sweep: trials (ordinary jobs) over the parameters, chosen by grid, random or TPE (202)")
             .WithJsonExample(new
             {
-                @base = new { datasetId = "00000000-0000-0000-0000-000000000000", target = "y", epochs = 30, validation = new { fraction = 0.2 } },
+                @base = new
+                {
+                    datasetId = "00000000-0000-0000-0000-000000000000", target = "y", model = new { type = "mlp", hiddenLayers = new[] { 32 } },
+                    epochs = 30, validation = new { fraction = 0.2 },
+                },
                 parameters = new Dictionary<string, object>
                 {
                     ["loss"] = new { values = new object[] { new { name = "mse" }, new { name = "huber", delta = 1.0 }, new { name = "l1" } } },
