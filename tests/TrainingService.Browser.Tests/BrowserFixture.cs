@@ -7,7 +7,21 @@ namespace TrainingService.Browser.Tests;
 /// What every browser test shares: the service's executable (API and worker in one process) on a fresh PostgreSQL
 /// database, and one headless Debian chromium driven by Playwright. Each test takes its own page with
 /// <see cref="NewPageAsync"/> (a fresh browser context: no storage shared between tests) and runs its steps through
-/// <see cref="DashboardPage.RunAsync"/>, which fails it on any console error or failed request and keeps a screenshot.
+/// <see cref="DashboardPage.RunAsync"/>, which fails it on any console error or failed request and keeps a screenshot:
+/// <code>
+/// [Collection(BrowserTests.Name)]
+/// public sealed class ChartTests(BrowserFixture fixture)
+/// {
+///     [Fact]
+///     public async Task Something_a_person_sees()
+///     {
+///         string job = await fixture.Service.Client.SubmitAsync(new { … });   // set the scene through the API
+///         await using var dashboard = await fixture.NewPageAsync($"&amp;job={job}");
+///         dashboard.ExpectStatus(404, "/api/jobs/");                      // only if the test provokes one
+///         await dashboard.RunAsync(async page => { await Expect(page.Locator("#job-status")).ToContainTextAsync("succeeded"); });
+///     }
+/// }
+/// </code>
 /// </summary>
 public sealed class BrowserFixture : IAsyncLifetime
 {

@@ -142,6 +142,7 @@ public sealed class FormTests(BrowserFixture fixture)
             await page.GetByRole(AriaRole.Button, new() { Name = "Sign out" }).ClickAsync();
 
             await Expect(page.GetByLabel("API key")).ToBeFocusedAsync();
+            Assert.Equal(1, await ExpectVisibleFieldsNamedAsync(page)); // the sign-in form's one field has its name too
             foreach (string table in new[] { "#schema", "#preview", "#f-target", "#loss-terms", "#dataset-select" })
             {
                 await Expect(page.Locator($"{table} > *")).ToHaveCountAsync(0);
