@@ -16,8 +16,9 @@ public sealed record EpochResponse
 }
 
 /// <summary>
-/// A job's history. Exact reads (<c>sampled: false</c>) return every epoch after <c>afterEpoch</c> up to <c>limit</c>, with
-/// <c>nextAfterEpoch</c> to continue from; sampled reads (<c>?maxPoints=</c>) return at most that many points.
+/// A job's history. Exact reads (<c>sampled: false</c>) return every epoch after <c>afterEpoch</c> (and up to <c>toEpoch</c>)
+/// up to <c>limit</c>, with <c>nextAfterEpoch</c> to continue from; sampled reads (<c>?maxPoints=</c>) return at most that
+/// many points of the range, with the <c>buckets</c> they stand for.
 /// </summary>
 public sealed record HistoryResponse
 {
@@ -36,11 +37,21 @@ public sealed record HistoryResponse
     /// </summary>
     public required int NextAfterEpoch { get; init; }
     public required bool HasMore { get; init; }
+    /// <summary>For a sampled read: the series whose extremes were kept and whose range each bucket gives.</summary>
+    public string? Metric { get; init; }
+    /// <summary>For a sampled read: consecutive epoch ranges covering the whole read, with <see cref="Metric"/>'s range in each.</summary>
+    public IReadOnlyList<HistoryBucket>? Buckets { get; init; }
     /// <summary>The trivial model's losses and metrics (training mean or class prior): the chart's reference line.</summary>
     public System.Text.Json.JsonElement? Baseline { get; init; }
     /// <summary>What the whole curve says so far (docs/diagnoses.md), each with the epochs it covers.</summary>
     public required System.Text.Json.JsonElement Diagnoses { get; init; }
 }
+
+/// <summary>
+/// Epochs <paramref name="FromEpoch"/> to <paramref name="ToEpoch"/> of a sampled read, as one point on a chart: the lowest
+/// and highest finite value of the series (null when none is finite), and how many values were NaN or ±Infinity.
+/// </summary>
+public sealed record HistoryBucket(int FromEpoch, int ToEpoch, double? Min, double? Max, int NonFinite);
 
 /// <summary>One metric of several jobs, for comparing runs.</summary>
 public sealed record HistoryComparison(string Metric, bool Sampled, IReadOnlyList<HistorySeries> Series);
