@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test. Starts a throwaway PostgreSQL (installing Debian's package if needed) unless
 # TRAININGSERVICE_TEST_POSTGRES already names a server; the tests create and drop their own databases on it.
+# The browser tests drive Debian's chromium, installed here if missing (scripts/lib/chromium.sh).
 # Extra arguments go to dotnet test, e.g. scripts/test.sh --filter Losses
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib/postgres.sh"
+source "$root/scripts/lib/chromium.sh"
+chromium_ensure
 
 if [ -z "${TRAININGSERVICE_TEST_POSTGRES:-}" ]; then
   data=$(mktemp -d /tmp/trainingservice-test-pg.XXXXXX)

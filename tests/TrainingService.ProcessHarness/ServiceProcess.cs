@@ -275,18 +275,20 @@ public sealed class ServiceProcess : IAsyncDisposable
     private static string ConfigurationOf(Assembly assembly) =>
         assembly.GetCustomAttribute<AssemblyConfigurationAttribute>()?.Configuration ?? "Release";
 
-    private static string ServerAssembly(string configuration)
+    /// <summary>The checkout's root: the folder above this assembly that holds TrainingService.sln.</summary>
+    public static string RepositoryRoot()
     {
         var directory = new DirectoryInfo(AppContext.BaseDirectory);
         while (directory is not null && !File.Exists(Path.Combine(directory.FullName, "TrainingService.sln")))
         {
             directory = directory.Parent;
         }
-        if (directory is null)
-        {
-            throw new InvalidOperationException($"TrainingService.sln not found above {AppContext.BaseDirectory}.");
-        }
-        string path = Path.Combine(directory.FullName, "src", "TrainingService.Server", "bin", configuration, "net10.0", "TrainingService.Server.dll");
+        return directory?.FullName ?? throw new InvalidOperationException($"TrainingService.sln not found above {AppContext.BaseDirectory}.");
+    }
+
+    private static string ServerAssembly(string configuration)
+    {
+        string path = Path.Combine(RepositoryRoot(), "src", "TrainingService.Server", "bin", configuration, "net10.0", "TrainingService.Server.dll");
         return File.Exists(path) ? path : throw new InvalidOperationException($"Build the solution in {configuration} first: {path} is missing.");
     }
 

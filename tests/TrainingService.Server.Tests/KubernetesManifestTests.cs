@@ -12,6 +12,7 @@ using TrainingService.Server.Configuration;
 using TrainingService.Server.Data;
 using TrainingService.Server.Infrastructure;
 using TrainingService.Server.Jobs;
+using TrainingService.ProcessHarness;
 using TrainingService.Server.Tests.Infrastructure;
 using YamlDotNet.RepresentationModel;
 

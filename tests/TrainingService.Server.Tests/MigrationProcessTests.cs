@@ -1,3 +1,4 @@
+using TrainingService.ProcessHarness;
 using TrainingService.Server.Tests.Infrastructure;
 
 namespace TrainingService.Server.Tests;

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
 using System.Text;
+using TrainingService.ProcessHarness;
 using TrainingService.Server.Tests.Infrastructure;
 
 namespace TrainingService.Server.Tests;

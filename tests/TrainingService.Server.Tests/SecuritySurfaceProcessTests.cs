@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json.Nodes;
 using Npgsql;
 using TrainingService.Server.Configuration;
+using TrainingService.ProcessHarness;
 using TrainingService.Server.Tests.Infrastructure;
 
 namespace TrainingService.Server.Tests;

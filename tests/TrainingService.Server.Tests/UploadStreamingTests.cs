@@ -2,6 +2,7 @@ using System.Net;
 using System.Net.Sockets;
 using System.Text;
 using System.Text.Json.Nodes;
+using TrainingService.ProcessHarness;
 using TrainingService.Server.Tests.Infrastructure;
 
 namespace TrainingService.Server.Tests;

@@ -1,7 +1,7 @@
 using Npgsql;
 using Testcontainers.PostgreSql;
 
-namespace TrainingService.Server.Tests.Infrastructure;
+namespace TrainingService.ProcessHarness;
 
 /// <summary>
 /// A PostgreSQL server for the tests: the one named by TRAININGSERVICE_TEST_POSTGRES (scripts/test.sh starts one),

@@ -1,0 +1,122 @@
+using Microsoft.Playwright;
+
+namespace TrainingService.Browser.Tests;
+
+/// <summary>
+/// A dashboard tab that watches itself: every console error, uncaught exception, failed request and HTTP status of 400 or
+/// more is recorded, unless the test said it expects that status (<see cref="ExpectStatus"/>). <see cref="RunAsync"/> runs
+/// a test's steps, then <see cref="AssertCleanAsync"/>; if either fails, a screenshot is saved and its path is put in
+/// the failure message.
+/// </summary>
+public sealed class DashboardPage : IAsyncDisposable
+{
+    private readonly IBrowserContext _context;
+    private readonly string _test;
+    private readonly List<string> _problems = [];
+    private readonly List<(int Status, string Path)> _expected = [];
+
+    internal DashboardPage(IBrowserContext context, IPage page, string test)
+    {
+        _context = context;
+        _test = test;
+        Page = page;
+        page.Console += (_, message) =>
+        {
+            // Chromium also logs every response of 400 or more as "Failed to load resource"; the Response handler judges those.
+            if (message.Type == "error" && !message.Text.StartsWith("Failed to load resource: the server responded with a status of", StringComparison.Ordinal))
+            {
+                Record($"console error: {message.Text} ({message.Location})");
+            }
+        };
+        page.PageError += (_, error) => Record($"uncaught error: {error}");
+        page.RequestFailed += (_, request) => Record($"request failed: {request.Method} {request.Url}: {request.Failure}");
+        page.Response += (_, response) =>
+        {
+            if (response.Status >= 400 && !IsExpected(response))
+            {
+                Record($"HTTP {response.Status}: {response.Request.Method} {response.Url}");
+            }
+        };
+    }
+
+    public IPage Page { get; }
+
+    /// <summary>Responses with <paramref name="status"/> to URLs whose path starts with <paramref name="pathPrefix"/> are not problems.</summary>
+    public void ExpectStatus(int status, string pathPrefix)
+    {
+        lock (_expected)
+        {
+            _expected.Add((status, pathPrefix));
+        }
+    }
+
+    /// <summary>Throws, listing them, if the page has had any console error, uncaught error or unexpected failed request.</summary>
+    public Task AssertCleanAsync()
+    {
+        lock (_problems)
+        {
+            if (_problems.Count > 0)
+            {
+                throw new InvalidOperationException($"The page was not clean:\n  {string.Join("\n  ", _problems)}");
+            }
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Runs a test's steps and then <see cref="AssertCleanAsync"/>; on a failure, saves a screenshot and names it.</summary>
+    public async Task RunAsync(Func<IPage, Task> steps)
+    {
+        try
+        {
+            await steps(Page);
+            await AssertCleanAsync();
+        }
+        catch (Exception failure)
+        {
+            string path = await ScreenshotAsync();
+            string problems;
+            lock (_problems)
+            {
+                problems = _problems.Count == 0 ? "" : $"\nThe page also had:\n  {string.Join("\n  ", _problems)}";
+            }
+            throw new BrowserTestFailure($"{failure.Message}{problems}\nScreenshot: {path}", failure);
+        }
+    }
+
+    public async ValueTask DisposeAsync() => await _context.DisposeAsync();
+
+    private bool IsExpected(IResponse response)
+    {
+        string path = new Uri(response.Url).AbsolutePath;
+        lock (_expected)
+        {
+            return _expected.Any(e => e.Status == response.Status && path.StartsWith(e.Path, StringComparison.Ordinal));
+        }
+    }
+
+    private void Record(string problem)
+    {
+        lock (_problems)
+        {
+            _problems.Add(problem);
+        }
+    }
+
+    private async Task<string> ScreenshotAsync()
+    {
+        Directory.CreateDirectory(BrowserFixture.ScreenshotFolder);
+        string path = Path.Combine(BrowserFixture.ScreenshotFolder, $"{_test}-{DateTime.UtcNow:HHmmss}.png");
+        try
+        {
+            await Page.ScreenshotAsync(new PageScreenshotOptions { Path = path, FullPage = true });
+            return path;
+        }
+        catch (PlaywrightException e)
+        {
+            return $"(none: {e.Message})";
+        }
+    }
+}
+
+/// <summary>A browser test's failure, with what the page logged and where its screenshot is.</summary>
+public sealed class BrowserTestFailure(string message, Exception inner) : Exception(message, inner);
