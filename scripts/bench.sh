@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults|fairness|scaleout> [options]
-# Builds in Release; for upload, service, evaluate, fuzz, fairness and scaleout starts a throwaway PostgreSQL (and installs wrk for service);
+# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults|fairness|scaleout|dashboard> [options]
+# Builds in Release; for upload, service, evaluate, fuzz, fairness, scaleout and dashboard starts a throwaway PostgreSQL (and installs
+# wrk for service, Debian's chromium for dashboard);
 # for faults always a PostgreSQL of its own, which the benchmark restarts;
 # for train installs the TensorFlow.js baseline (npm ci in bench/tfjs) and PyTorch (Debian's python3-torch, with apt-get).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib/postgres.sh"
+source "$root/scripts/lib/chromium.sh"
 cd "$root"
 command=${1:-}
 dotnet build TrainingService.sln -c Release -v quiet -nologo >/dev/null
@@ -18,7 +20,8 @@ case "$command" in
       sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq python3-torch >&2
     fi ;;
-  upload|service|evaluate|fuzz|fairness|scaleout)
+  upload|service|evaluate|fuzz|fairness|scaleout|dashboard)
+    [ "$command" = dashboard ] && chromium_ensure
     if [ "$command" = service ] && ! command -v wrk >/dev/null 2>&1; then
       sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
       DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq wrk >&2

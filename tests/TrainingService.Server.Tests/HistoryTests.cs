@@ -71,16 +71,17 @@ public sealed class HistoryTests(ServiceFixture service)
     }
 
     [Fact]
-    public async Task A_sampled_view_gives_each_buckets_range_and_the_buckets_cover_the_history()
+    public async Task A_sampled_view_gives_each_buckets_loss_ranges_and_the_buckets_cover_the_history()
     {
         string job = await FinishedJobAsync(120, 40);
-        var losses = (await _client.GetJsonAsync($"/api/jobs/{job}/history?limit=500"))["epochs"]!.AsArray()
-            .ToDictionary(e => (int)e!["epoch"]!, e => (double)e!["trainLoss"]!);
+        var epochs = (await _client.GetJsonAsync($"/api/jobs/{job}/history?limit=500"))["epochs"]!.AsArray();
+        var losses = epochs.ToDictionary(e => (int)e!["epoch"]!, e => (double)e!["trainLoss"]!);
+        var rmse = epochs.ToDictionary(e => (int)e!["epoch"]!, e => (double)e!["metrics"]!["rmse"]!);
 
-        var sampled = await _client.GetJsonAsync($"/api/jobs/{job}/history?maxPoints=20&metric=trainLoss");
+        var sampled = await _client.GetJsonAsync($"/api/jobs/{job}/history?maxPoints=20&metric=rmse");
         var exact = await _client.GetJsonAsync($"/api/jobs/{job}/history?maxPoints=500&metric=trainLoss");
 
-        Assert.Equal("trainLoss", (string?)sampled["metric"]);
+        Assert.Equal("rmse", (string?)sampled["metric"]);
         var buckets = sampled["buckets"]!.AsArray();
         Assert.InRange(buckets.Count, 3, 20);
         int next = 1;
@@ -88,10 +89,15 @@ public sealed class HistoryTests(ServiceFixture service)
         {
             int from = (int)bucket!["fromEpoch"]!, to = (int)bucket["toEpoch"]!;
             Assert.Equal(next, from);
-            var inBucket = Enumerable.Range(from, to - from + 1).Select(e => losses[e]).ToList();
-            Assert.Equal(inBucket.Min(), (double)bucket["min"]!);
-            Assert.Equal(inBucket.Max(), (double)bucket["max"]!);
-            Assert.Equal(0, (int)bucket["nonFinite"]!);
+            var ranges = bucket["ranges"]!;
+            foreach (var (name, values) in new[] { ("trainLoss", losses), ("rmse", rmse) })
+            {
+                var inBucket = Enumerable.Range(from, to - from + 1).Select(e => values[e]).ToList();
+                Assert.Equal(inBucket.Min(), (double)ranges[name]!["min"]!);
+                Assert.Equal(inBucket.Max(), (double)ranges[name]!["max"]!);
+                Assert.Equal(0, (int)ranges[name]!["nonFinite"]!);
+            }
+            Assert.Null(ranges["valLoss"]!["min"]); // this job has no validation split
             next = to + 1;
         }
         Assert.Equal(121, next);
@@ -116,7 +122,7 @@ public sealed class HistoryTests(ServiceFixture service)
         Assert.True((bool)paged["hasMore"]!);
         Assert.True((bool)sampled["sampled"]!);
         Assert.Equal([11, 50], new[] { Epochs(sampled)[0], Epochs(sampled)[^1] });
-        Assert.Equal(11, (int)sampled["buckets"]![0]!["fromEpoch"]!);
+        Assert.Equal(11, (int)sampled["buckets"]!.AsArray()[0]!["fromEpoch"]!);
         Assert.Equal(50, (int)sampled["buckets"]!.AsArray()[^1]!["toEpoch"]!);
         Assert.False((bool)whole["sampled"]!);
         Assert.Equal(Enumerable.Range(11, 40), Epochs(whole));

@@ -121,12 +121,21 @@ public static class HistoryEndpoints
     {
         if (query.Points > 0)
         {
-            var all = await reader.ReadAsync(id, query.After, settings.MaxEpochs, cancellationToken, query.To);
-            string series = query.Metric ?? (all.Any(e => e.ValLoss is not null) ? "valLoss" : "trainLoss");
-            var (kept, buckets) = HistoryReader.Downsample(all, query.Points, series);
-            bool sampled = kept.Count < all.Count;
-            return Page(id, job, kept, all.Count > 0 ? all[^1].Epoch : query.After, hasMore: false,
-                sampled ? new Sampling(series, buckets) : null);
+            // The series alone first; whole epochs only for those kept.
+            var rows = await reader.ReadSeriesAsync(id, query.Metric, query.After, query.To, settings.MaxEpochs, cancellationToken);
+            string series = query.Metric ?? (rows.Any(r => r.ValLoss is not null) ? "valLoss" : "trainLoss");
+            int last = rows.Count > 0 ? rows[^1].Epoch : query.After;
+            var sampling = HistoryReader.Sample(rows.Select(r => r.Value(series)).ToList(), query.Points);
+            var kept = sampling is null ? rows : sampling.Kept.Select(i => rows[i]).ToList();
+            var whole = await reader.ReadEpochsAsync(id, kept.Select(r => r.Epoch).ToList(), cancellationToken);
+            if (sampling is null)
+            {
+                return Page(id, job, whole, last, hasMore: false, sampled: null);
+            }
+            string[] ranged = new[] { "trainLoss", "valLoss", series }.Distinct().ToArray();
+            var buckets = sampling.Buckets.Select(b => new HistoryBucket(rows[b.Start].Epoch, rows[b.End - 1].Epoch,
+                ranged.ToDictionary(name => name, name => HistoryReader.RangeOf(rows, b, name)))).ToList();
+            return Page(id, job, whole, last, hasMore: false, new SampledPage(series, buckets));
         }
         // Stored epochs are exactly 1 … epochsCompleted, so a poll from there on needs no query.
         var epochs = query.After >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, query.After, query.Take + 1, cancellationToken, query.To);
@@ -135,23 +144,23 @@ public static class HistoryEndpoints
         {
             epochs.RemoveAt(query.Take);
         }
-        return Page(id, job, epochs, epochs.Count > 0 ? epochs[^1].Epoch : query.After, more, sampling: null);
+        return Page(id, job, epochs, epochs.Count > 0 ? epochs[^1].Epoch : query.After, more, sampled: null);
     }
 
-    /// <summary>How a sampled page was sampled: the series bucketed and its buckets.</summary>
-    private sealed record Sampling(string Metric, List<HistoryBucket> Buckets);
+    /// <summary>How a sampled page was sampled: the series whose extremes were kept, and the buckets.</summary>
+    private sealed record SampledPage(string Metric, List<HistoryBucket> Buckets);
 
     /// <summary>A page: the epochs read, with the job's state, baseline and diagnoses as the (cached) state holds them.</summary>
-    private static IResult Page(Guid id, JobState job, List<EpochResponse> epochs, int lastRead, bool hasMore, Sampling? sampling) =>
+    private static IResult Page(Guid id, JobState job, List<EpochResponse> epochs, int lastRead, bool hasMore, SampledPage? sampled) =>
         TypedResults.Ok(new HistoryResponse
         {
             JobId = id,
             Status = job.Status,
             StopReason = job.StopReason,
             Failure = job.Failure,
-            Sampled = sampling is not null,
-            Metric = sampling?.Metric,
-            Buckets = sampling?.Buckets,
+            Sampled = sampled is not null,
+            Metric = sampled?.Metric,
+            Buckets = sampled?.Buckets,
             EpochsCompleted = job.EpochsCompleted,
             TotalEpochs = job.TotalEpochs,
             Epochs = epochs,
@@ -279,10 +288,11 @@ public static class HistoryEndpoints
             {
                 return Problems.NotFound("job.not_found", $"No job {jobId}.");
             }
-            var all = await reader.ReadAsync(jobId, 0, settings.MaxEpochs, cancellationToken);
-            var kept = HistoryReader.Downsample(all, points, series).Kept;
-            sampled |= kept.Count < all.Count;
-            result.Add(new HistorySeries(jobId, status, kept.Select(e => new HistoryPoint(e.Epoch, HistoryReader.Value(e, series))).ToList()));
+            var rows = await reader.ReadSeriesAsync(jobId, series, 0, int.MaxValue, settings.MaxEpochs, cancellationToken);
+            var sampling = HistoryReader.Sample(rows.Select(r => r.Value(series)).ToList(), points);
+            sampled |= sampling is not null;
+            var kept = sampling is null ? rows : sampling.Kept.Select(i => rows[i]).ToList();
+            result.Add(new HistorySeries(jobId, status, kept.Select(r => new HistoryPoint(r.Epoch, r.Value(series))).ToList()));
         }
         return TypedResults.Ok(new HistoryComparison(series, sampled, result));
     }

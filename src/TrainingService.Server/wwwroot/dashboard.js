@@ -211,6 +211,7 @@ function openJob(id) {
     id,
     job: state.jobs.find((j) => j.id === id) ?? null,
     epochs: [],      // what the charts draw: every epoch, or a downsampled read's kept epochs followed by every later one
+    latest: [],      // the last few epochs, every one of them (the table)
     buckets: null,   // for a downsampled read: { trainLoss: [...], valLoss: [...] }, each bucket's range of that loss
     sampled: false,
     zoom: null,      // a range read at full resolution (or re-bucketed), shown instead of the overview until reset
@@ -256,28 +257,20 @@ function canStream() {
   return typeof ReadableStream === 'function' && typeof TextDecoderStream === 'function' && 'body' in Response.prototype;
 }
 
-// About two points per pixel of the widest chart: one bucket (its low and its high) per pixel.
+// About one point per pixel of the loss chart: a bucket's low and high every two pixels.
 function chartPoints() {
-  return Math.min(MAX_CHART_POINTS, Math.max(200, 2 * Math.round($('chart-loss').clientWidth || 800)));
+  return Math.min(MAX_CHART_POINTS, Math.max(200, Math.round($('chart-loss').clientWidth || 800)));
 }
 
 /**
  * One view of the history for the charts: a downsampled read of the whole run (or of a zoomed range, which comes back
- * exact when it is short enough). Each loss is bucketed by its own read, so neither loses a spike to the other; the
- * charts draw the union of the epochs both kept, every one a real epoch.
+ * exact when it is short enough). The API keeps each bucket's lowest and highest validation loss (training loss without a
+ * validation split) and gives every bucket's range of both losses, which the loss chart shades.
  */
 async function readChartView(v, signal, range) {
-  const base = `/api/jobs/${v.id}/history?maxPoints=${chartPoints()}` + (range ? `&afterEpoch=${range.from - 1}&toEpoch=${range.to}` : '');
-  const [train, val] = await Promise.all(['trainLoss', 'valLoss'].map(async (metric) =>
-    (await request(`${base}&metric=${metric}`, { signal })).json()));
-  const byEpoch = new Map();
-  [...train.epochs, ...val.epochs].forEach((e) => byEpoch.set(e.epoch, e));
-  return {
-    page: train,
-    epochs: [...byEpoch.values()].sort((a, b) => a.epoch - b.epoch),
-    sampled: train.sampled || val.sampled,
-    buckets: train.sampled || val.sampled ? { trainLoss: train.buckets ?? [], valLoss: val.buckets ?? [] } : null,
-  };
+  const query = `maxPoints=${chartPoints()}` + (range ? `&afterEpoch=${range.from - 1}&toEpoch=${range.to}` : '');
+  const page = await (await request(`/api/jobs/${v.id}/history?${query}`, { signal })).json();
+  return { page, epochs: page.epochs, sampled: page.sampled, buckets: page.buckets ?? null };
 }
 
 // The first read: the whole run as the charts need it, then live updates from its last epoch on.
@@ -289,8 +282,12 @@ async function loadJob(v) {
       return;
     }
     Object.assign(v, { epochs: read.epochs, buckets: read.buckets, sampled: read.sampled, after: read.page.nextAfterEpoch, loaded: true });
+    v.latest = read.sampled ? [] : read.epochs.slice(-TABLE_ROWS);
     applyPage(v, read.page);
     scheduleRedraw(v);
+    if (read.sampled) {
+      await readLatest(v, signal); // the kept epochs are not the last ones; the table shows those
+    }
   } catch (error) {
     if (v.closed || signal.aborted) {
       return; // closed, or paused: resumeJob() loads it when the tab is visible
@@ -306,6 +303,16 @@ async function loadJob(v) {
     return;
   }
   follow(v);
+}
+
+// The last few epochs of a run read downsampled, for the table: one short exact page.
+async function readLatest(v, signal) {
+  const from = Math.max(0, v.after - TABLE_ROWS);
+  const page = await (await request(`/api/jobs/${v.id}/history?afterEpoch=${from}&toEpoch=${v.after}`, { signal })).json();
+  if (!v.closed && !signal.aborted) {
+    v.latest = [...page.epochs, ...v.latest.filter((e) => e.epoch > v.after)].slice(-TABLE_ROWS);
+    renderEpochTable();
+  }
 }
 
 // The status, baseline and diagnoses a history page carries.
@@ -326,6 +333,7 @@ function addEpochs(v, epochs) {
     return;
   }
   v.epochs.push(...fresh);
+  v.latest = [...v.latest, ...fresh].slice(-TABLE_ROWS);
   v.after = fresh[fresh.length - 1].epoch;
   v.epochsCompleted = Math.max(v.epochsCompleted ?? 0, v.after);
   scheduleRedraw(v);
@@ -625,12 +633,12 @@ function jobMarkers(v, markers) {
   return markers.map((m) => ({ ...m, x: toX(m.epoch) }));
 }
 
+// Buckets of a downsampled view holding a NaN or ±Infinity loss: the divergence marker goes to the first.
 function nonFiniteBuckets(v) {
-  const buckets = shown(v).buckets;
-  return buckets ? [...buckets.trainLoss, ...buckets.valLoss].filter((b) => b.nonFinite > 0).map((b) => b.fromEpoch) : [];
+  return (shown(v).buckets ?? []).filter((b) => Object.values(b.ranges).some((r) => r.nonFinite > 0)).map((b) => b.fromEpoch);
 }
 
-// Each bucket of a downsampled view, train and validation loss: the range the kept points stand for.
+// Each bucket of a downsampled view, train and validation loss: the range its kept epochs stand for.
 function lossBands(v) {
   const { buckets, epochs } = shown(v);
   if (!buckets) {
@@ -639,11 +647,11 @@ function lossBands(v) {
   const toX = epochToX(epochs, xAxis());
   const bands = [];
   for (const [name, color] of [['trainLoss', COLORS[0]], ['valLoss', COLORS[1]]]) {
-    for (const b of buckets[name]) {
-      const min = toNumber(b.min);
-      const max = toNumber(b.max);
+    for (const b of buckets) {
+      const min = toNumber(b.ranges[name]?.min);
+      const max = toNumber(b.ranges[name]?.max);
       if (min !== null && max !== null && (!chartPrefs.lossLog || max > 0)) {
-        bands.push({ x0: toX(b.fromEpoch), x1: toX(b.toEpoch), min, max, color, fromEpoch: b.fromEpoch, toEpoch: b.toEpoch });
+        bands.push({ x0: toX(b.fromEpoch), x1: toX(b.toEpoch), min, max, color, series: name, fromEpoch: b.fromEpoch, toEpoch: b.toEpoch });
       }
     }
   }
@@ -735,7 +743,8 @@ function seriesValue(epoch, name) {
 
 // The selector lists the job's metrics (they depend on the task) and a few per-epoch diagnostics.
 function updateMetricChoices() {
-  const names = [...new Set(view.epochs.flatMap((e) => Object.keys(e.metrics ?? {})))].sort();
+  // Every epoch of a job reports the same metrics (they depend on the task): the first and last are enough to ask.
+  const names = [...new Set([view.epochs[0], view.epochs.at(-1)].flatMap((e) => Object.keys(e?.metrics ?? {})))].sort();
   const choices = [...names, ...EXTRA_SERIES];
   const select = $('metric');
   if (select.dataset.choices !== choices.join()) {
@@ -750,12 +759,12 @@ function updateMetricChoices() {
 }
 
 function renderEpochTable() {
-  const epochs = view.epochs;
+  const epochs = view.latest;
   const metrics = [...new Set(epochs.flatMap((e) => Object.keys(e.metrics ?? {})))].sort();
   $('epoch-head').innerHTML = `<tr><th class="num">epoch</th><th class="num">train loss</th><th class="num">val loss</th>
     <th class="num">lr</th>${metrics.map((m) => `<th class="num">${escapeHtml(m)}</th>`).join('')}
     <th class="num">grad norm</th><th class="num">ms</th></tr>`;
-  $('epoch-rows').innerHTML = epochs.slice(-TABLE_ROWS).reverse().map((e) => `<tr>
+  $('epoch-rows').innerHTML = epochs.slice().reverse().map((e) => `<tr>
     <td class="num">${e.epoch}</td>${numberCell(e.trainLoss)}${numberCell(e.valLoss)}${numberCell(e.learningRate)}
     ${metrics.map((m) => numberCell(e.metrics?.[m])).join('')}${numberCell(e.gradientNorm)}${numberCell(e.durationMs)}</tr>`).join('')
     || `<tr><td colspan="${6 + metrics.length}" class="empty">No epochs yet.</td></tr>`;
