@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net.Http.Json;
+using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Playwright;
 using TrainingService.ProcessHarness;
@@ -64,7 +65,8 @@ internal static class DashboardBenchmark
         Print("comparison drawn, 20 jobs × 1,000 epochs", comparison, empty, "≤ 1000 ms");
         Console.WriteLine();
         Console.WriteLine($"streaming: 5 jobs, {streaming.Epochs} epochs appended in {streamSeconds} s; {streaming.Pages} tabs (one per job, one comparing all five)");
-        Console.WriteLine($"  longest task while streaming: {streaming.Longest:F0} ms ({streaming.Count} long task(s) over 50 ms; goal: none)");
+        Console.WriteLine($"  longest task while streaming: {streaming.Longest:F0} ms wall ({streaming.Count} long task(s) over 50 ms; goal: none)");
+        Console.WriteLine($"  longest task's own CPU time (trace): {streaming.LongestCpu:F0} ms ({streaming.CpuCount} task(s) over 50 ms of CPU)");
         Console.WriteLine($"  epochs drawn live per tab: {string.Join(", ", streaming.Drawn)}");
         bool met = Statistics.Median(first) <= 300 && Statistics.Median(comparison) <= 1000 && streaming.Longest <= 50;
         Console.WriteLine(met ? "all goals met" : "a goal was missed");
@@ -123,7 +125,10 @@ internal static class DashboardBenchmark
         return context;
     }
 
-    private sealed record Streaming(int Epochs, int Pages, double Longest, int Count, List<int> Drawn);
+    /// <param name="Longest">The longest task by the page's own clock (PerformanceObserver 'longtask': wall time).</param>
+    /// <param name="LongestCpu">The most CPU time one renderer main-thread task took (Chrome's trace): what the page itself
+    /// spent, apart from waiting for a core on a busy machine.</param>
+    private sealed record Streaming(int Epochs, int Pages, double Longest, int Count, double LongestCpu, int CpuCount, List<int> Drawn);
 
     /// <summary>
     /// Five running jobs (2,000 epochs each already), each watched in its own tab and all five compared in a sixth, while
@@ -152,6 +157,7 @@ internal static class DashboardBenchmark
         {
             since.Add(await page.EvaluateAsync<double>("() => performance.now()"));
         }
+        var trace = await RendererTrace.StartAsync(browser);
         int epoch = history;
         var clock = Stopwatch.StartNew();
         while (clock.Elapsed < duration)
@@ -162,6 +168,7 @@ internal static class DashboardBenchmark
             await Task.Delay(TimeSpan.FromMilliseconds(100));
         }
         await Task.Delay(TimeSpan.FromSeconds(1)); // the last epochs' events and redraws
+        var (longestCpu, cpuCount) = await trace.StopAsync();
         double longest = 0;
         int count = 0;
         var drawn = new List<int>();
@@ -174,7 +181,46 @@ internal static class DashboardBenchmark
             drawn.Add(i < jobs.Count ? await pages[i].EvaluateAsync<int>("() => document.querySelectorAll('#epoch-rows tr').length && Number(document.querySelector('#epoch-rows td').textContent)") : 0);
         }
         await context.DisposeAsync();
-        return new Streaming((epoch - history) * jobs.Count, pages.Count, longest, count, drawn.Take(jobs.Count).ToList());
+        return new Streaming((epoch - history) * jobs.Count, pages.Count, longest, count, longestCpu, cpuCount, drawn.Take(jobs.Count).ToList());
+    }
+
+    /// <summary>Chrome's trace of every tab's main thread (through CDP: the .NET client has no tracing call of its own).</summary>
+    private sealed class RendererTrace(ICDPSession session)
+    {
+        private ICDPSession Session => session;
+        private readonly List<JsonElement> _events = [];
+        private readonly TaskCompletionSource _complete = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public static async Task<RendererTrace> StartAsync(IBrowser browser)
+        {
+            var trace = new RendererTrace(await browser.NewBrowserCDPSessionAsync());
+            trace.Session.Event("Tracing.dataCollected").OnEvent += (_, data) =>
+            {
+                lock (trace._events)
+                {
+                    trace._events.AddRange(data!.Value.GetProperty("value").EnumerateArray().Select(e => e.Clone()));
+                }
+            };
+            trace.Session.Event("Tracing.tracingComplete").OnEvent += (_, _) => trace._complete.TrySetResult();
+            await trace.Session.SendAsync("Tracing.start", new() { ["categories"] = "__metadata,devtools.timeline,disabled-by-default-devtools.timeline", ["transferMode"] = "ReportEvents" });
+            return trace;
+        }
+
+        /// <summary>The longest CPU time (ms) of a task on any tab's main thread, and how many took over 50 ms.</summary>
+        public async Task<(double Longest, int Over50)> StopAsync()
+        {
+            await session.SendAsync("Tracing.end");
+            await _complete.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            var mainThreads = _events.Where(e => Name(e) == "thread_name" && e.GetProperty("args").GetProperty("name").GetString() == "CrRendererMain")
+                .Select(Thread).ToHashSet();
+            var cpu = _events.Where(e => Name(e) == "RunTask" && e.TryGetProperty("tdur", out _) && mainThreads.Contains(Thread(e)))
+                .Select(e => e.GetProperty("tdur").GetDouble() / 1000).ToList();
+            return (cpu.DefaultIfEmpty(0).Max(), cpu.Count(ms => ms > 50));
+        }
+
+        private static string? Name(JsonElement e) => e.TryGetProperty("name", out var name) ? name.GetString() : null;
+
+        private static (long, long) Thread(JsonElement e) => (e.GetProperty("pid").GetInt64(), e.GetProperty("tid").GetInt64());
     }
 
     private static void Print(string name, List<double> times, List<double> empty, string goal)

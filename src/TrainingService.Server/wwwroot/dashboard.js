@@ -18,6 +18,7 @@ const COMPARE_INTERVAL_MS = 2000;
 const ERROR_RETRY_MS = 5000;
 const STREAM_RETRY_MS = 2000; // the retry the history stream names, as EventSource would honour it
 const MAX_CHART_POINTS = 4000;
+const REDRAW_INTERVAL_MS = 250; // live epochs are drawn in batches at most this often
 const JOB_LIST_LIMIT = 50;
 const HISTORY_PAGE = 1000; // the API's default page; a finished long run is read in a few pages
 const TABLE_ROWS = 8;
@@ -326,7 +327,7 @@ function applyPage(v, page) {
   renderJobHeader();
 }
 
-// Epochs that arrived live: appended after what is shown, redrawn at most once a frame however fast they come.
+// Epochs that arrived live: appended after what is shown, redrawn at most every REDRAW_INTERVAL_MS however fast they come.
 function addEpochs(v, epochs) {
   const fresh = epochs.filter((e) => e.epoch > v.after);
   if (fresh.length === 0) {
@@ -336,22 +337,24 @@ function addEpochs(v, epochs) {
   v.latest = [...v.latest, ...fresh].slice(-TABLE_ROWS);
   v.after = fresh[fresh.length - 1].epoch;
   v.epochsCompleted = Math.max(v.epochsCompleted ?? 0, v.after);
-  scheduleRedraw(v);
+  scheduleRedraw(v, REDRAW_INTERVAL_MS);
 }
 
-function scheduleRedraw(v) {
+// One redraw for everything that arrived meanwhile, in an animation frame. A run that logs an epoch every few
+// milliseconds would otherwise redraw three charts sixty times a second for no one's benefit.
+function scheduleRedraw(v, delay = 0) {
   if (v.redrawPending) {
     return;
   }
   v.redrawPending = true;
-  requestAnimationFrame(() => {
+  setTimeout(() => requestAnimationFrame(() => {
     v.redrawPending = false;
     if (!v.closed) {
       updateJobCharts();
       renderEpochTable();
       renderJobHeader();
     }
-  });
+  }), delay);
 }
 
 // Live updates until the job ends: the SSE stream, or afterEpoch polling where streaming failed. Nothing runs while the
