@@ -14,6 +14,7 @@ public sealed class DashboardPage : IAsyncDisposable
     private readonly string _test;
     private readonly List<string> _problems = [];
     private readonly List<(int Status, string Path)> _expected = [];
+    private readonly List<string> _expectedAborts = [];
 
     internal DashboardPage(IBrowserContext context, IPage page, string test)
     {
@@ -29,7 +30,13 @@ public sealed class DashboardPage : IAsyncDisposable
             }
         };
         page.PageError += (_, error) => Record($"uncaught error: {error}");
-        page.RequestFailed += (_, request) => Record($"request failed: {request.Method} {request.Url}: {request.Failure}");
+        page.RequestFailed += (_, request) =>
+        {
+            if (!IsExpectedAbort(request))
+            {
+                Record($"request failed: {request.Method} {request.Url}: {request.Failure}");
+            }
+        };
         page.Response += (_, response) =>
         {
             if (response.Status >= 400 && !IsExpected(response))
@@ -84,6 +91,27 @@ public sealed class DashboardPage : IAsyncDisposable
     }
 
     public async ValueTask DisposeAsync() => await _context.DisposeAsync();
+
+    /// <summary>
+    /// Requests to URLs whose path contains <paramref name="pathPart"/> that the page itself aborts (net::ERR_ABORTED) are
+    /// not problems: the dashboard aborts a job's event stream when the tab goes to the background or the job is closed.
+    /// </summary>
+    public void ExpectAborted(string pathPart)
+    {
+        lock (_expected)
+        {
+            _expectedAborts.Add(pathPart);
+        }
+    }
+
+    private bool IsExpectedAbort(IRequest request)
+    {
+        string path = new Uri(request.Url).AbsolutePath;
+        lock (_expected)
+        {
+            return request.Failure == "net::ERR_ABORTED" && _expectedAborts.Any(part => path.Contains(part, StringComparison.Ordinal));
+        }
+    }
 
     private bool IsExpected(IResponse response)
     {

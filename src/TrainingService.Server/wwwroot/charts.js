@@ -8,7 +8,7 @@
 // bottom edge shows where they are.
 
 export const COLORS = ['#0969da', '#d1242f', '#1a7f37', '#8250df', '#bc4c00', '#0598bc', '#bf3989', '#4d2d00', '#6e7781', '#116329'];
-const BAND_ALPHA = 0.18;
+const BAND_ALPHA = 0.25;
 const RAW_ALPHA = 0.3;
 const PREFERENCE_PREFIX = 'trainingservice.chart.';
 
@@ -129,7 +129,7 @@ function interpolate(xs, ys, x) {
   return span === 0 ? ys[hi] : ys[lo] + ((ys[hi] - ys[lo]) * (x - xs[lo])) / span;
 }
 
-// ---- What each chart drew last, for the page's tests and the dashboard bench --------------------------------------
+// ---- What each chart drew last, for the page's tests (recorded by the draw hooks, so it is what is on screen) --------
 
 const drawn = new Map();
 
@@ -155,7 +155,7 @@ export function lineChart(el, spec) {
   const options = {
     width: Math.max(200, el.clientWidth),
     height,
-    scales: { x: { time: xAxis.time }, y: log ? { distr: 3 } : {} },
+    scales: { x: { time: xAxis.time }, y: { distr: log ? 3 : 1, range: (u, min, max) => yRange(u, min, max, log, spec.bands?.() ?? []) } },
     axes: [{ label: xAxis.label, labelSize: 18 }, { label: yLabel + (log ? ' (log scale)' : ''), labelSize: 18, size: 64 }],
     series: [{ label: xAxis.time ? 'time' : 'epoch' }, ...series.map((s) => ({
       label: s.label,
@@ -167,10 +167,17 @@ export function lineChart(el, spec) {
     }))],
     legend: { live: true },
     hooks: {
-      drawClear: [(u) => drawBands(u, spec.bands?.() ?? [])],
+      drawClear: [(u) => {
+        const bands = spec.bands?.() ?? [];
+        drawBands(u, bands);
+        record(name, { bands });
+      }],
       draw: [(u) => {
-        drawMarkers(u, spec.markers?.() ?? []);
-        drawHidden(u, spec.hidden?.() ?? []);
+        const markers = spec.markers?.() ?? [];
+        const hidden = spec.hidden?.() ?? [];
+        drawMarkers(u, markers);
+        drawHidden(u, hidden);
+        record(name, { data: u.data, log, markers, hidden });
         markFirstCurve(u, name);
       }],
       setSelect: [(u) => {
@@ -185,19 +192,32 @@ export function lineChart(el, spec) {
   return chart;
 }
 
-/**
- * New data for a chart. keepZoom leaves a zoomed x range where the user put it (uPlot otherwise rescales to the data).
- * Records what was drawn for lastDrawn.
- */
+/** New data for a chart. keepZoom leaves a zoomed x range where the user put it (uPlot otherwise rescales to the data). */
 export function setChartData(chart, data, { keepZoom = false } = {}) {
   chart.setData(data, !keepZoom);
-  drawn.set(chart.spec.name, {
-    data,
-    bands: chart.spec.bands?.() ?? [],
-    markers: chart.spec.markers?.() ?? [],
-    hidden: chart.spec.hidden?.() ?? [],
-    log: Boolean(chart.spec.log),
-  });
+}
+
+function record(name, what) {
+  drawn.set(name, { ...drawn.get(name), ...what });
+}
+
+// The y range of the lines in view, widened to the bands in view: a band's spike above every kept point must not be cut
+// off at the top of the chart (that would hide it as surely as a sampling that dropped it).
+function yRange(u, min, max, log, bands) {
+  const x = u.scales.x;
+  for (const band of bands) {
+    if (x.min != null && x.max != null && (band.x1 < x.min || band.x0 > x.max)) {
+      continue;
+    }
+    max = max === null ? band.max : Math.max(max, band.max);
+    if (!log || band.min > 0) {
+      min = min === null ? band.min : Math.min(min, band.min);
+    }
+  }
+  if (min === null || max === null) {
+    return log ? [1, 10] : [0, 1];
+  }
+  return log ? uPlot.rangeLog(min, max, 10, true) : uPlot.rangeNum(min, max, 0.1, true);
 }
 
 // A performance mark the first time a chart draws a curve: the dashboard bench's "first curve" ends there.
@@ -229,9 +249,9 @@ function drawBands(u, bands) {
     }
     const high = u.valToPos(band.max, 'y', true);
     const low = band.min > 0 || !u.scales.y.distr || u.scales.y.distr !== 3 ? u.valToPos(band.min, 'y', true) : top + height;
-    if (x1 - x0 < 1) {
-      x0 -= 0.5;
-      x1 = x0 + 1;
+    if (x1 - x0 < 2 * devicePixelRatio) { // a one-epoch spike still gets a visible sliver
+      x0 -= devicePixelRatio;
+      x1 = x0 + 2 * devicePixelRatio;
     }
     ctx.fillStyle = withAlpha(band.color, BAND_ALPHA);
     ctx.fillRect(x0, Math.min(high, low), x1 - x0, Math.max(1, Math.abs(low - high)));
