@@ -85,6 +85,26 @@ public sealed class ChartTests(BrowserFixture fixture)
     }
 
     [Fact]
+    public async Task The_x_axis_can_be_wall_clock_time_and_the_choice_is_remembered()
+    {
+        var epochs = SeededJobs.Curve(20, 7, Start);
+        var job = await SeedAsync(epochs);
+        await using var dashboard = await fixture.NewPageAsync($"&job={job}");
+        await dashboard.RunAsync(async page =>
+        {
+            Assert.Equal(1, Series(await DrawnAsync(page, "loss", 20), 0)[0]);
+
+            await page.Locator("#x-axis").SelectOptionAsync("time");
+            await WaitForDrawnAsync(page, "(d) => d.data[0][0] > 1e9");
+            await page.ReloadAsync();
+
+            await Expect(page.Locator("#x-axis")).ToHaveValueAsync("time");
+            var x = Series(await DrawnAsync(page, "loss", 20), 0);
+            Assert.Equal(epochs.Select(e => (double?)e.RecordedAt.ToUnixTimeMilliseconds() / 1000), x);
+        });
+    }
+
+    [Fact]
     public async Task Smoothing_draws_the_debiased_ema_over_the_raw_series_which_stays_drawn()
     {
         var epochs = SeededJobs.Curve(60, 2, Start);
@@ -213,6 +233,34 @@ public sealed class ChartTests(BrowserFixture fixture)
                 {
                     Assert.Contains(requests, url => url.Contains($"/api/jobs/{job}/history/stream", StringComparison.Ordinal));
                 }
+            });
+        }
+        finally
+        {
+            await fixture.Service.Client.PostAsync($"/api/jobs/{job}/cancel", null);
+        }
+    }
+
+    [Fact]
+    public async Task Where_the_event_stream_cannot_be_read_the_page_polls_with_after_epoch()
+    {
+        var job = await StartLongJobAsync();
+        try
+        {
+            await using var dashboard = await fixture.NewPageAsync();
+            dashboard.ExpectAborted("/history/stream");
+            await dashboard.RunAsync(async page =>
+            {
+                // A proxy that cuts streams, as far as the page can tell.
+                await page.RouteAsync("**/history/stream*", route => route.AbortAsync("aborted"));
+                var poll = page.WaitForRequestAsync(r => r.Url.Contains($"/api/jobs/{job}/history?afterEpoch=", StringComparison.Ordinal)
+                    && r.Url.Contains("&limit=", StringComparison.Ordinal));
+                await page.EvaluateAsync("(id) => { location.hash = 'job=' + id; }", job);
+                await page.ReloadAsync();
+
+                await poll;
+                await Expect(page.Locator("#job-polling")).ToContainTextAsync("polling every 1.5 s (the event stream failed");
+                await Expect(page.Locator("#epoch-rows td").First).Not.ToHaveTextAsync("No epochs yet.", new() { Timeout = 30_000 });
             });
         }
         finally
