@@ -71,10 +71,22 @@ public sealed class BrowserFixture : IAsyncLifetime
             ViewportSize = new ViewportSize { Width = 1400, Height = 1000 },
             AcceptDownloads = true,
         });
-        var page = new DashboardPage(context, await context.NewPageAsync(), test);
-        await page.Page.GotoAsync($"/#key={OwnerKey}{fragment}");
-        await Assertions.Expect(page.Page.Locator("#app")).ToBeVisibleAsync();
-        return page;
+        var page = new DashboardPage(context, await context.NewPageAsync(), test, () => Service.Output);
+        try
+        {
+            // Through RunAsync: a page that breaks while loading fails with what it logged and a screenshot.
+            await page.RunAsync(async p =>
+            {
+                await p.GotoAsync($"/#key={OwnerKey}{fragment}");
+                await Assertions.Expect(p.Locator("#app")).ToBeVisibleAsync();
+            });
+            return page;
+        }
+        catch
+        {
+            await page.DisposeAsync();
+            throw;
+        }
     }
 
     public async Task DisposeAsync()

@@ -12,14 +12,17 @@ public sealed class DashboardPage : IAsyncDisposable
 {
     private readonly IBrowserContext _context;
     private readonly string _test;
+    private readonly Func<string> _serviceOutput;
     private readonly List<string> _problems = [];
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<IRequest, int> _statuses = new();
     private readonly List<(int Status, string Path)> _expected = [];
     private readonly List<string> _expectedAborts = [];
 
-    internal DashboardPage(IBrowserContext context, IPage page, string test)
+    internal DashboardPage(IBrowserContext context, IPage page, string test, Func<string> serviceOutput)
     {
         _context = context;
         _test = test;
+        _serviceOutput = serviceOutput;
         Page = page;
         page.Console += (_, message) =>
         {
@@ -32,13 +35,17 @@ public sealed class DashboardPage : IAsyncDisposable
         page.PageError += (_, error) => Record($"uncaught error: {error}");
         page.RequestFailed += (_, request) =>
         {
-            if (!IsExpectedAbort(request))
+            // Chromium sometimes reports a 304 as aborted (net::ERR_ABORTED) once the page drops the Response: it has
+            // no body to lose, and the page had its answer (the history poll's "nothing new").
+            if (!(_statuses.TryGetValue(request, out int status) && status == 304) && !IsExpectedAbort(request))
             {
                 Record($"request failed: {request.Method} {request.Url}: {request.Failure}");
             }
         };
+        page.RequestFinished += (_, request) => _statuses.TryRemove(request, out int _);
         page.Response += (_, response) =>
         {
+            _statuses[response.Request] = response.Status; // RequestFailed, which may follow, needs it
             if (response.Status >= 400 && !IsExpected(response))
             {
                 Record($"HTTP {response.Status}: {response.Request.Method} {response.Url}");
@@ -86,7 +93,7 @@ public sealed class DashboardPage : IAsyncDisposable
             {
                 problems = _problems.Count == 0 ? "" : $"\nThe page also had:\n  {string.Join("\n  ", _problems)}";
             }
-            throw new BrowserTestFailure($"{failure.Message}{problems}\nScreenshot: {path}", failure);
+            throw new BrowserTestFailure($"{failure.Message}{problems}\nScreenshot: {path}{ServiceWarnings()}", failure);
         }
     }
 
@@ -122,11 +129,22 @@ public sealed class DashboardPage : IAsyncDisposable
         }
     }
 
+    /// <summary>The service's recent warnings and errors: a failed request often has its reason there.</summary>
+    private string ServiceWarnings()
+    {
+        var lines = _serviceOutput().Split('\n');
+        var flagged = lines.Select((line, i) => (line, i)).Where(l => l.line.StartsWith("warn:", StringComparison.Ordinal)
+            || l.line.StartsWith("fail:", StringComparison.Ordinal) || l.line.StartsWith("crit:", StringComparison.Ordinal)).TakeLast(10);
+        // The simple console format puts the message on the line after the level and category.
+        var text = flagged.Select(l => $"{l.line.Trim()} {(l.i + 1 < lines.Length ? lines[l.i + 1].Trim() : "")}").ToList();
+        return text.Count == 0 ? "" : $"\nThe service logged:\n  {string.Join("\n  ", text)}";
+    }
+
     private void Record(string problem)
     {
         lock (_problems)
         {
-            _problems.Add(problem);
+            _problems.Add($"{DateTime.UtcNow:HH:mm:ss.fff} {problem}");
         }
     }
 

@@ -135,7 +135,7 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
     public async Task The_dashboard_has_no_inline_script_style_or_handler_that_its_policy_would_block()
     {
         string html = await _client.GetStringAsync("/");
-        string js = await _client.GetStringAsync("/dashboard.js");
+        string js = await DashboardScriptsAsync();
         string uplot = await _client.GetStringAsync("/lib/uplot/uPlot.iife.min.js");
 
         Assert.DoesNotMatch(InlineScript(), html);
@@ -161,7 +161,7 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
     [Fact]
     public async Task The_dashboard_keeps_the_key_for_the_tab_only_and_sends_it_in_a_header_never_in_a_url()
     {
-        string js = await _client.GetStringAsync("/dashboard.js");
+        string js = await DashboardScriptsAsync();
 
         Assert.Contains("sessionStorage", js);
         Assert.DoesNotContain("localStorage", js);
@@ -171,6 +171,27 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
         Assert.DoesNotMatch(KeyInQuery(), js);
         Assert.Contains("history.replaceState", js); // the first start's #key=… leaves the address bar
         Assert.Contains("'/api/me'", js);
+    }
+
+    /// <summary>dashboard.js and every module it imports, transitively, as the service serves them.</summary>
+    private async Task<string> DashboardScriptsAsync()
+    {
+        var seen = new HashSet<string>();
+        var pending = new Queue<string>(["dashboard.js"]);
+        var scripts = new StringBuilder();
+        while (pending.TryDequeue(out string? file))
+        {
+            if (seen.Add(file))
+            {
+                string js = await _client.GetStringAsync($"/{file}");
+                scripts.Append(js).Append('\n');
+                foreach (Match import in ModuleImport().Matches(js))
+                {
+                    pending.Enqueue(import.Groups[1].Value);
+                }
+            }
+        }
+        return scripts.ToString();
     }
 
     [Theory]
@@ -396,6 +417,9 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
 
     [GeneratedRegex(@"[?&](?:key|api_key|apikey|token|access_token)=", RegexOptions.IgnoreCase)]
     private static partial Regex KeyInQuery();
+
+    [GeneratedRegex(@"from '\./([\w-]+\.js)'")]
+    private static partial Regex ModuleImport();
 
     /// <summary>A .NET stack frame, SQL, Npgsql or a connection string's parts, an exception's type, or a whole key's shape.</summary>
     [GeneratedRegex(@"   at |\.cs:line|Exception\b|Npgsql|\bSELECT |\bINSERT INTO|\bUPDATE \w+ SET|\bDELETE FROM|Host=|Password|Username=|Database=|ts_[0-9a-f]{16}_[A-Za-z0-9_-]")]

@@ -11,6 +11,9 @@ import {
   COLORS, X_AXES, ema, epochToX, formatNumber, lineChart, lossMarkers, plotValue, preference, remember, scaled, schedulePhases,
   setChartData, toNumber, xToEpoch,
 } from './charts.js';
+import { initActions, renderJobActions } from './actions.js';
+import { initUpload, loadDatasets } from './upload.js';
+import { initSubmit, loadCatalogue, showForDataset } from './submit.js';
 
 const JOB_LIST_INTERVAL_MS = 3000;
 const HISTORY_INTERVAL_MS = 1500;
@@ -76,13 +79,15 @@ async function request(url, options = {}) {
   }
   if (!response.ok && response.status !== 304) {
     let detail = `${response.status} ${response.statusText}`;
+    let problem = null;
     try {
-      const problem = await response.json(); // every API error is application/problem+json with a code
+      problem = await response.json(); // every API error is application/problem+json with a code
       detail = `${problem.code ?? response.status}: ${problem.detail ?? problem.title}`;
     } catch {
       // not JSON; keep the status line
     }
-    throw new Error(detail);
+    // The problem itself goes along: the submit form puts it at the field it names.
+    throw Object.assign(new Error(detail), { status: response.status, problem });
   }
   return response;
 }
@@ -556,6 +561,7 @@ function renderJobHeader() {
   $('job-failure').hidden = !failure;
   $('job-failure').textContent = failure ? `${failure.code}: ${failure.message}` : '';
   $('cancel').hidden = TERMINAL.has(status) || status === 'cancelling' || session?.me?.role === 'viewer';
+  renderJobActions({ id: view.id, status, modelEpoch: job?.modelEpoch }, session?.me?.role);
 }
 
 function liveStatus(v) {
@@ -1160,10 +1166,41 @@ function wireSignIn() {
   });
 }
 
+// ---- New job and job actions (upload.js, submit.js, actions.js) ----------------------------------------------
+
+function wireNewJob() {
+  const dashboard = { request, key: () => session?.key ?? '', openJob: (id) => openSubmittedJob(id) };
+  initUpload(dashboard, (dataset) => showForDataset(dataset));
+  initSubmit(dashboard);
+  initActions(dashboard);
+  $('new-job-open').addEventListener('click', () => showNewJob($('new-job').hidden));
+  $('new-job-close').addEventListener('click', () => showNewJob(false));
+}
+
+function showNewJob(open) {
+  $('new-job').hidden = !open;
+  $('new-job-open').setAttribute('aria-expanded', String(open));
+  $('new-job-open').classList.toggle('active', open);
+  if (open) {
+    loadDatasets();
+    loadCatalogue().catch(() => {}); // the form reports it when a dataset is chosen
+    $('upload-file').focus();
+  } else {
+    $('new-job-open').focus();
+  }
+}
+
+// A job just submitted or retried: close the form and watch it.
+function openSubmittedJob(id) {
+  showNewJob(false);
+  selectJob(id);
+}
+
 takeKeyFromHash();
 wireEvents();
 document.addEventListener('visibilitychange', onVisibilityChange);
 wireSignIn();
+wireNewJob();
 $('compare-metric').value = state.compareMetric;
 const storedKey = sessionStorage.getItem(KEY_STORAGE);
 if (storedKey) {
