@@ -248,7 +248,6 @@ public sealed class ChartTests(BrowserFixture fixture)
         try
         {
             await using var dashboard = await fixture.NewPageAsync();
-            dashboard.ExpectAborted("/history/stream");
             await dashboard.RunAsync(async page =>
             {
                 // A proxy that cuts streams, as far as the page can tell.
