@@ -682,13 +682,13 @@ function updateJobCharts() {
   const rawTrain = scaled(x, train, log);
   const rawVal = scaled(x, val, log);
   v.hidden = [...rawTrain.hidden, ...rawVal.hidden];
-  const keepZoom = v.localZoom;
+  // Only the loss chart's own zoom is kept while epochs arrive: it is the one whose drag is followed.
   setChartData(v.charts.loss, [x, rawTrain.values, rawVal.values, scaled(x, ema(train, weight), log).values,
-    scaled(x, ema(val, weight), log).values, epochs.map(() => plotValue(reference, log))], { keepZoom });
-  setChartData(v.charts.lr, [x, epochs.map((e) => plotValue(e.learningRate))], { keepZoom });
+    scaled(x, ema(val, weight), log).values, epochs.map(() => plotValue(reference, log))], { keepZoom: v.localZoom });
+  setChartData(v.charts.lr, [x, epochs.map((e) => plotValue(e.learningRate))]);
   updateMetricChoices();
   const metric = epochs.map((e) => toNumber(seriesValue(e, v.metric)));
-  setChartData(v.charts.metric, [x, metric.map((n) => plotValue(n)), ema(metric, weight)], { keepZoom });
+  setChartData(v.charts.metric, [x, metric.map((n) => plotValue(n)), ema(metric, weight)]);
   renderChartNote(v);
 }
 
