@@ -96,7 +96,7 @@ export const X_AXES = {
 };
 
 /**
- * Maps an epoch to x on a chart whose points are <paramref>epochs</paramref> (sorted): itself on the epoch axis, on the
+ * Maps an epoch to x on a chart whose points are epochs (sorted): itself on the epoch axis, on the
  * time axis interpolated between the nearest drawn epochs (a bucket edge or a marker may fall between kept points).
  */
 export function epochToX(epochs, xAxis) {
@@ -133,7 +133,7 @@ function interpolate(xs, ys, x) {
 
 const drawn = new Map();
 
-/** The data, bands, markers and hidden points the chart named <paramref>name</paramref> drew last (or undefined). */
+/** The data, bands, markers and hidden points the chart called name drew last (or undefined). */
 export function lastDrawn(name) {
   return drawn.get(name);
 }

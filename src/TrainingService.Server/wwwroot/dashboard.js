@@ -23,7 +23,7 @@ const STREAM_RETRY_MS = 2000; // the retry the history stream names, as EventSou
 const MAX_CHART_POINTS = 4000;
 const REDRAW_INTERVAL_MS = 250; // live epochs are drawn in batches at most this often
 const JOB_LIST_LIMIT = 50;
-const HISTORY_PAGE = 1000; // the API's default page; a finished long run is read in a few pages
+const HISTORY_PAGE = 1000; // the API's default page: a poll that fell behind catches up in a few
 const TABLE_ROWS = 8;
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 // Per-epoch fields besides the losses that are worth a curve; metrics (rmse, accuracy, …) are added as seen.
