@@ -290,7 +290,7 @@ async function loadJob(v) {
     Object.assign(v, { epochs: read.epochs, buckets: read.buckets, sampled: read.sampled, after: read.page.nextAfterEpoch, loaded: true });
     v.latest = read.sampled ? [] : read.epochs.slice(-TABLE_ROWS);
     applyPage(v, read.page);
-    scheduleRedraw(v);
+    redraw(v); // at once: the first curve is what the page is waiting for
     if (read.sampled) {
       await readLatest(v, signal); // the kept epochs are not the last ones; the table shows those
     }
@@ -354,12 +354,16 @@ function scheduleRedraw(v, delay = 0) {
   v.redrawPending = true;
   setTimeout(() => requestAnimationFrame(() => {
     v.redrawPending = false;
-    if (!v.closed) {
-      updateJobCharts();
-      renderEpochTable();
-      renderJobHeader();
-    }
+    redraw(v);
   }), delay);
+}
+
+function redraw(v) {
+  if (!v.closed) {
+    updateJobCharts();
+    renderEpochTable();
+    renderJobHeader();
+  }
 }
 
 // Live updates until the job ends: the SSE stream, or afterEpoch polling where streaming failed. Nothing runs while the
@@ -622,7 +626,9 @@ function createJobCharts() {
     series: [{ label: 'learning rate', color: '#8250df' }],
     markers: () => jobMarkers(v, schedulePhases(shown(v).epochs, v.job?.spec?.schedule)),
   });
-  createMetricChart(v);
+  if (v.metric) {
+    createMetricChart(v); // otherwise once the epochs say which metrics there are (updateMetricChoices)
+  }
   for (const chart of [v.charts.loss, v.charts.lr]) {
     chart.over.addEventListener('dblclick', () => resetZoom(v)); // uPlot's own reset, plus ours: back to the whole run
   }
