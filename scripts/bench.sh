@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults|fairness|scaleout|sweep> [options]
-# Builds in Release; for upload, service, evaluate, fuzz, fairness, scaleout and sweep starts a throwaway PostgreSQL (and installs wrk for service);
+# Runs a benchmark: scripts/bench.sh <train|losses|upload|service|evaluate|profile|fuzz|faults|fairness|scaleout|sweep|dashboard> [options]
+# Builds in Release; for upload, service, evaluate, fuzz, fairness, scaleout, sweep and dashboard starts a throwaway PostgreSQL (and installs
+# wrk for service, Debian's chromium for dashboard);
 # for faults always a PostgreSQL of its own, which the benchmark restarts;
 # for train installs the TensorFlow.js baseline (npm ci in bench/tfjs) and PyTorch (Debian's python3-torch, with apt-get).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 source "$root/scripts/lib/postgres.sh"
+source "$root/scripts/lib/chromium.sh"
 cd "$root"
 command=${1:-}
 dotnet build TrainingService.sln -c Release -v quiet -nologo >/dev/null
@@ -15,7 +17,8 @@ case "$command" in
     [ -d bench/tfjs/node_modules ] || npm ci --prefix bench/tfjs --no-audit --no-fund >&2
     # PyPI is not reachable from the build machines; Debian packages PyTorch (1.13, CPU). bench/torch/train.py runs with it.
     /usr/bin/python3 -c 'import torch' >/dev/null 2>&1 || apt_install python3-torch ;;
-  upload|service|evaluate|fuzz|fairness|scaleout|sweep)
+  upload|service|evaluate|fuzz|fairness|scaleout|sweep|dashboard)
+    [ "$command" = dashboard ] && chromium_ensure
     if [ "$command" = service ] && ! command -v wrk >/dev/null 2>&1; then apt_install wrk; fi
     if [ -z "${TRAININGSERVICE_BENCH_POSTGRES:-}" ]; then
       data=$(mktemp -d /tmp/trainingservice-bench-pg.XXXXXX)

@@ -15,6 +15,7 @@ return args.FirstOrDefault() switch
     "fairness" => await FairnessBenchmark.RunAsync(args[1..]),
     "scaleout" => await ScaleOutBenchmark.RunAsync(args[1..]),
     "sweep" => await SweepBenchmark.RunAsync(args[1..]),
+    "dashboard" => await DashboardBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -32,5 +33,6 @@ static int Usage()
     Console.Error.WriteLine("  faults  [--rows 2000]  kill -9 of a job's worker (time to resume), PostgreSQL restart mid-job (the stall)");
     Console.Error.WriteLine("  fairness [--jobs 100]  tenant B's one job behind tenant A's backlog on one worker: fair scheduling vs FIFO");
     Console.Error.WriteLine("  scaleout [--jobs 200] [--epochs 3] [--workers 1,2,4]  one API and N worker processes; then one worker killed");
+    Console.Error.WriteLine("  dashboard [--repeats 5] [--stream-seconds 15]  the page in headless chromium: first curve (10,000 epochs), 20-job comparison, long tasks while 5 jobs stream; vs an empty page");
     return 2;
 }

@@ -42,6 +42,9 @@ public sealed class BrowserFixture : IAsyncLifetime
     /// <summary>The service's address, e.g. <c>http://127.0.0.1:41234</c>.</summary>
     public string BaseUrl => $"http://127.0.0.1:{Service.Port}";
 
+    /// <summary>The service's database, for tests that write a job's history straight into it (<see cref="SeededJobs"/>).</summary>
+    public string ConnectionString => _database?.ConnectionString ?? throw new InvalidOperationException("The fixture has not started.");
+
     /// <summary>The running service; its <see cref="ServiceProcess.Client"/> sends <see cref="OwnerKey"/>.</summary>
     public ServiceProcess Service => _service ?? throw new InvalidOperationException("The fixture has not started.");
 

@@ -16,6 +16,8 @@ public sealed class DashboardPage : IAsyncDisposable
     private readonly List<string> _problems = [];
     private readonly System.Collections.Concurrent.ConcurrentDictionary<IRequest, int> _statuses = new();
     private readonly List<(int Status, string Path)> _expected = [];
+    // The page aborts a job's event stream itself whenever it stops watching the job (another job opened, the tab hidden).
+    private readonly List<string> _expectedAborts = ["/history/stream"];
 
     internal DashboardPage(IBrowserContext context, IPage page, string test, Func<string> serviceOutput)
     {
@@ -36,7 +38,7 @@ public sealed class DashboardPage : IAsyncDisposable
         {
             // Chromium sometimes reports a 304 as aborted (net::ERR_ABORTED) once the page drops the Response: it has
             // no body to lose, and the page had its answer (the history poll's "nothing new").
-            if (!(_statuses.TryGetValue(request, out int status) && status == 304))
+            if (!(_statuses.TryGetValue(request, out int status) && status == 304) && !IsExpectedAbort(request))
             {
                 Record($"request failed: {request.Method} {request.Url}: {request.Failure}");
             }
@@ -97,6 +99,27 @@ public sealed class DashboardPage : IAsyncDisposable
     }
 
     public async ValueTask DisposeAsync() => await _context.DisposeAsync();
+
+    /// <summary>
+    /// Requests to URLs whose path contains <paramref name="pathPart"/> that the page itself aborts (net::ERR_ABORTED) are
+    /// not problems (a job's event stream always is one: the page closes it when it stops watching the job).
+    /// </summary>
+    public void ExpectAborted(string pathPart)
+    {
+        lock (_expected)
+        {
+            _expectedAborts.Add(pathPart);
+        }
+    }
+
+    private bool IsExpectedAbort(IRequest request)
+    {
+        string path = new Uri(request.Url).AbsolutePath;
+        lock (_expected)
+        {
+            return request.Failure == "net::ERR_ABORTED" && _expectedAborts.Any(part => path.Contains(part, StringComparison.Ordinal));
+        }
+    }
 
     private bool IsExpected(IResponse response)
     {

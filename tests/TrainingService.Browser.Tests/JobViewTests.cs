@@ -38,8 +38,8 @@ public sealed class JobViewTests(BrowserFixture fixture)
 
             await page.Locator($"#job-rows tr[data-id='{second}'] .job-id").ClickAsync();
             await Expect(page.Locator("#job-progress")).ToHaveTextAsync("epoch 6 of 6");
-            await page.GetByLabel("log scale").CheckAsync();
-            await Expect(page.GetByLabel("log scale")).ToBeCheckedAsync();
+            await page.Locator("#job-view").GetByLabel("log scale").CheckAsync();
+            await Expect(page.Locator("#job-view").GetByLabel("log scale")).ToBeCheckedAsync();
             await Expect(page.Locator("#chart-loss .u-legend")).ToContainTextAsync("validation loss");
             await Expect(page.Locator("#chart-loss canvas")).ToHaveCountAsync(1);
         });

@@ -71,6 +71,64 @@ public sealed class HistoryTests(ServiceFixture service)
     }
 
     [Fact]
+    public async Task A_sampled_view_gives_each_buckets_loss_ranges_and_the_buckets_cover_the_history()
+    {
+        string job = await FinishedJobAsync(120, 40);
+        var epochs = (await _client.GetJsonAsync($"/api/jobs/{job}/history?limit=500"))["epochs"]!.AsArray();
+        var losses = epochs.ToDictionary(e => (int)e!["epoch"]!, e => (double)e!["trainLoss"]!);
+        var rmse = epochs.ToDictionary(e => (int)e!["epoch"]!, e => (double)e!["metrics"]!["rmse"]!);
+
+        var sampled = await _client.GetJsonAsync($"/api/jobs/{job}/history?maxPoints=20&metric=rmse");
+        var exact = await _client.GetJsonAsync($"/api/jobs/{job}/history?maxPoints=500&metric=trainLoss");
+
+        Assert.Equal("rmse", (string?)sampled["metric"]);
+        var buckets = sampled["buckets"]!.AsArray();
+        Assert.InRange(buckets.Count, 3, 20);
+        int next = 1;
+        foreach (var bucket in buckets)
+        {
+            int from = (int)bucket!["fromEpoch"]!, to = (int)bucket["toEpoch"]!;
+            Assert.Equal(next, from);
+            var ranges = bucket["ranges"]!;
+            foreach (var (name, values) in new[] { ("trainLoss", losses), ("rmse", rmse) })
+            {
+                var inBucket = Enumerable.Range(from, to - from + 1).Select(e => values[e]).ToList();
+                Assert.Equal(inBucket.Min(), (double)ranges[name]!["min"]!);
+                Assert.Equal(inBucket.Max(), (double)ranges[name]!["max"]!);
+                Assert.Equal(0, (int)ranges[name]!["nonFinite"]!);
+            }
+            Assert.Null(ranges["valLoss"]!["min"]); // this job has no validation split
+            next = to + 1;
+        }
+        Assert.Equal(121, next);
+        Assert.False((bool)exact["sampled"]!);
+        Assert.Null(exact["buckets"]);
+        Assert.Equal(120, exact["epochs"]!.AsArray().Count);
+    }
+
+    [Fact]
+    public async Task A_range_read_returns_only_the_epochs_up_to_to_epoch_exact_or_sampled()
+    {
+        string job = await FinishedJobAsync(60, 41);
+
+        var exact = await _client.GetJsonAsync($"/api/jobs/{job}/history?afterEpoch=10&toEpoch=20");
+        var paged = await _client.GetJsonAsync($"/api/jobs/{job}/history?afterEpoch=10&toEpoch=20&limit=4");
+        var sampled = await _client.GetJsonAsync($"/api/jobs/{job}/history?afterEpoch=10&toEpoch=50&maxPoints=10");
+        var whole = await _client.GetJsonAsync($"/api/jobs/{job}/history?afterEpoch=10&toEpoch=50&maxPoints=40");
+
+        Assert.Equal(Enumerable.Range(11, 10), Epochs(exact));
+        Assert.False((bool)exact["hasMore"]!);
+        Assert.Equal(Enumerable.Range(11, 4), Epochs(paged));
+        Assert.True((bool)paged["hasMore"]!);
+        Assert.True((bool)sampled["sampled"]!);
+        Assert.Equal([11, 50], new[] { Epochs(sampled)[0], Epochs(sampled)[^1] });
+        Assert.Equal(11, (int)sampled["buckets"]!.AsArray()[0]!["fromEpoch"]!);
+        Assert.Equal(50, (int)sampled["buckets"]!.AsArray()[^1]!["toEpoch"]!);
+        Assert.False((bool)whole["sampled"]!);
+        Assert.Equal(Enumerable.Range(11, 40), Epochs(whole));
+    }
+
+    [Fact]
     public async Task An_unchanged_history_answers_304_and_a_new_epoch_answers_200()
     {
         var job = await LongJobs.StartAsync(_client);
@@ -255,6 +313,9 @@ public sealed class HistoryTests(ServiceFixture service)
     [InlineData("history?limit=0", "history.invalid_limit", "limit")]
     [InlineData("history?limit=501", "history.invalid_limit", "limit")]
     [InlineData("history?maxPoints=2", "history.invalid_max_points", "maxPoints")]
+    [InlineData("history?toEpoch=0", "history.invalid_to_epoch", "toEpoch")]
+    [InlineData("history?toEpoch=ten", "history.invalid_to_epoch", "toEpoch")]
+    [InlineData("history?afterEpoch=5&toEpoch=5", "history.invalid_to_epoch", "toEpoch")]
     [InlineData("history?metric=lossiness", "history.unknown_metric", "metric")]
     public async Task A_bad_history_query_is_a_400_with_its_own_code(string query, string code, string field)
     {

@@ -165,10 +165,14 @@ public sealed partial class SecuritySurfaceTests(ServiceFixture service)
         var (_, js) = await DashboardScriptsAsync();
 
         Assert.Contains("sessionStorage", js);
-        Assert.DoesNotContain("localStorage", js);
+        // Chart choices (log scale, smoothing, x axis) outlive the tab in localStorage, under their own prefix; the key never does.
+        var kept = Regex.Matches(js, @"localStorage\.\w+\(([^,)]*)").Select(m => m.Groups[1].Value).ToList();
+        Assert.NotEmpty(kept);
+        Assert.All(kept, key => Assert.StartsWith("`${PREFERENCE_PREFIX}", key, StringComparison.Ordinal));
+        Assert.Contains("const PREFERENCE_PREFIX = 'trainingservice.chart.';", js);
         Assert.DoesNotContain("document.cookie", js);
         Assert.Contains("Authorization: `Bearer ${", js);
-        Assert.DoesNotContain("new EventSource", js); // it cannot send the header; the dashboard polls instead
+        Assert.DoesNotContain("new EventSource", js); // it cannot send the header; the dashboard reads the stream with fetch()
         Assert.DoesNotMatch(KeyInQuery(), js);
         Assert.Contains("history.replaceState", js); // the first start's #key=… leaves the address bar
         Assert.Contains("'/api/me'", js);

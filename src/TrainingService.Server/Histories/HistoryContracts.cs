@@ -16,8 +16,9 @@ public sealed record EpochResponse
 }
 
 /// <summary>
-/// A job's history. Exact reads (<c>sampled: false</c>) return every epoch after <c>afterEpoch</c> up to <c>limit</c>, with
-/// <c>nextAfterEpoch</c> to continue from; sampled reads (<c>?maxPoints=</c>) return at most that many points.
+/// A job's history. Exact reads (<c>sampled: false</c>) return every epoch after <c>afterEpoch</c> (and up to <c>toEpoch</c>)
+/// up to <c>limit</c>, with <c>nextAfterEpoch</c> to continue from; sampled reads (<c>?maxPoints=</c>) return at most that
+/// many points of the range, with the <c>buckets</c> they stand for.
 /// </summary>
 public sealed record HistoryResponse
 {
@@ -36,11 +37,27 @@ public sealed record HistoryResponse
     /// </summary>
     public required int NextAfterEpoch { get; init; }
     public required bool HasMore { get; init; }
+    /// <summary>For a sampled read: the series whose extremes were kept in each bucket.</summary>
+    public string? Metric { get; init; }
+    /// <summary>
+    /// For a sampled read: consecutive epoch ranges covering the whole read, each with the range of trainLoss, valLoss and
+    /// <see cref="Metric"/> in it.
+    /// </summary>
+    public IReadOnlyList<HistoryBucket>? Buckets { get; init; }
     /// <summary>The trivial model's losses and metrics (training mean or class prior): the chart's reference line.</summary>
     public System.Text.Json.JsonElement? Baseline { get; init; }
     /// <summary>What the whole curve says so far (docs/diagnoses.md), each with the epochs it covers.</summary>
     public required System.Text.Json.JsonElement Diagnoses { get; init; }
 }
+
+/// <summary>
+/// Epochs <paramref name="FromEpoch"/> to <paramref name="ToEpoch"/> of a sampled read, drawn as one stretch of a chart: for
+/// each loss (and the sampled metric) the range of its values there, so a chart can shade what the kept epochs stand for.
+/// </summary>
+public sealed record HistoryBucket(int FromEpoch, int ToEpoch, IReadOnlyDictionary<string, SeriesRange> Ranges);
+
+/// <summary>The lowest and highest finite value of a series in a bucket (null when none is finite), and how many were NaN or ±Infinity.</summary>
+public sealed record SeriesRange(double? Min, double? Max, int NonFinite);
 
 /// <summary>One metric of several jobs, for comparing runs.</summary>
 public sealed record HistoryComparison(string Metric, bool Sampled, IReadOnlyList<HistorySeries> Series);

@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Threading.Channels;
 using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.AspNetCore.Mvc;
 using Microsoft.Extensions.Options;
 using TrainingService.Server.Access;
 using TrainingService.Server.Configuration;
@@ -19,7 +20,7 @@ public static class HistoryEndpoints
     public static IEndpointRouteBuilder MapHistoryEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/api/jobs/{id:guid}/history", Get).WithTags("Histories").WithName("GetHistory").RequireRole(Role.Viewer)
-            .WithSummary("Per-epoch history: exact pages (afterEpoch, limit), a sampled view (maxPoints), or CSV (Accept: text/csv)")
+            .WithSummary("Per-epoch history: exact pages (afterEpoch, toEpoch, limit), a sampled view (maxPoints), or CSV (Accept: text/csv)")
             .Produces<HistoryResponse>(200, "application/json", "text/csv").Produces(304)
             .ProducesProblem(400).ProducesProblem(404);
         app.MapGet("/api/jobs/{id:guid}/history/stream", Stream).WithTags("Histories").WithName("StreamHistory").RequireRole(Role.Viewer)
@@ -34,18 +35,21 @@ public static class HistoryEndpoints
     internal sealed record HistoryServices(JobStates States, HistoryReader Reader, JobEventHub Hub, IOptions<JobOptions> Options,
         IHostApplicationLifetime Lifetime);
 
-    /// <summary>What shapes one history representation: the query and whether CSV was asked for.</summary>
-    private readonly record struct HistoryQuery(int After, int Take, int Points, string? Metric, bool Csv)
+    /// <summary>
+    /// What shapes one history representation: the query and whether CSV was asked for. <c>To</c> is the last epoch to read
+    /// (a zoomed chart's range), or <see cref="int.MaxValue"/> for all.
+    /// </summary>
+    private readonly record struct HistoryQuery(int After, int To, int Take, int Points, string? Metric, bool Csv)
     {
         /// <summary>Strong ETag per representation: the job's version plus everything that shapes the body.</summary>
-        public string ETag(Guid id, long version) => $"\"h-{id:N}-{version}-{(Csv ? "csv" : $"{After}.{Take}.{Points}.{Metric}")}\"";
+        public string ETag(Guid id, long version) => $"\"h-{id:N}-{version}-{(Csv ? "csv" : $"{After}.{To}.{Take}.{Points}.{Metric}")}\"";
     }
 
     private static async Task<IResult> Get(Guid id, HttpRequest request, HttpResponse response, [AsParameters] HistoryServices services,
-        string? afterEpoch, string? limit, string? maxPoints, string? metric, CancellationToken cancellationToken)
+        [AsParameters] HistoryParameters parameters, CancellationToken cancellationToken)
     {
         var settings = services.Options.Value;
-        if (ParseQuery(request, settings, afterEpoch, limit, maxPoints, metric, out var query) is { } invalid)
+        if (ParseQuery(request, settings, parameters, out var query) is { } invalid)
         {
             return invalid;
         }
@@ -70,14 +74,27 @@ public static class HistoryEndpoints
         return await ReadPageAsync(id, job, query, services.Reader, settings, cancellationToken);
     }
 
+    /// <summary>The query string of a history read, as given (parsed and checked by <see cref="ParseQuery"/>).</summary>
+    internal sealed record HistoryParameters(
+        [FromQuery(Name = "afterEpoch")] string? AfterEpoch,
+        [FromQuery(Name = "toEpoch")] string? ToEpoch,
+        [FromQuery(Name = "limit")] string? Limit,
+        [FromQuery(Name = "maxPoints")] string? MaxPoints,
+        [FromQuery(Name = "metric")] string? Metric);
+
     /// <summary>Checks the query parameters; null with <paramref name="query"/> set when they are valid, else the 400.</summary>
-    private static ProblemHttpResult? ParseQuery(HttpRequest request, JobOptions settings, string? afterEpoch, string? limit,
-        string? maxPoints, string? metric, out HistoryQuery query)
+    private static ProblemHttpResult? ParseQuery(HttpRequest request, JobOptions settings, HistoryParameters parameters, out HistoryQuery query)
     {
         query = default;
+        var (afterEpoch, toEpoch, limit, maxPoints, metric) = parameters;
         if (!TryInt(afterEpoch, 0, 0, int.MaxValue, out int after))
         {
             return Problems.BadRequest("history.invalid_after_epoch", "afterEpoch must be a whole number ≥ 0.", "afterEpoch");
+        }
+        // A range read (a chart zoomed in) names its last epoch; an empty range is a mistake, not an empty page.
+        if (!TryInt(toEpoch, int.MaxValue, 1, int.MaxValue, out int to) || to <= after)
+        {
+            return Problems.BadRequest("history.invalid_to_epoch", "toEpoch must be a whole number greater than afterEpoch.", "toEpoch");
         }
         if (!TryInt(limit, settings.DefaultHistoryLimit, 1, settings.MaxHistoryLimit, out int take))
         {
@@ -92,40 +109,58 @@ public static class HistoryEndpoints
             return UnknownMetric(metric);
         }
         bool csv = request.GetTypedHeaders().Accept.Any(a => a.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase));
-        query = new HistoryQuery(after, take, points, metric, csv);
+        query = new HistoryQuery(after, to, take, points, metric, csv);
         return null;
     }
 
-    /// <summary>A sampled view (maxPoints) of everything after afterEpoch, or an exact page of at most limit epochs.</summary>
+    /// <summary>
+    /// A sampled view (maxPoints) of the epochs after afterEpoch up to toEpoch, or an exact page of at most limit of them.
+    /// </summary>
     private static async Task<IResult> ReadPageAsync(Guid id, JobState job, HistoryQuery query, HistoryReader reader, JobOptions settings,
         CancellationToken cancellationToken)
     {
         if (query.Points > 0)
         {
-            var all = await reader.ReadAsync(id, query.After, settings.MaxEpochs, cancellationToken);
-            string series = query.Metric ?? (all.Any(e => e.ValLoss is not null) ? "valLoss" : "trainLoss");
-            var kept = HistoryReader.Downsample(all, query.Points, series);
-            return Page(id, job, kept, kept.Count < all.Count, all.Count > 0 ? all[^1].Epoch : query.After, hasMore: false);
+            // The series alone first; whole epochs only for those kept.
+            var rows = await reader.ReadSeriesAsync(id, query.Metric, query.After, query.To, settings.MaxEpochs, cancellationToken);
+            string series = query.Metric ?? (rows.Any(r => r.ValLoss is not null) ? "valLoss" : "trainLoss");
+            int last = rows.Count > 0 ? rows[^1].Epoch : query.After;
+            var sampling = HistoryReader.Sample(rows.Select(r => r.Value(series)).ToList(), query.Points);
+            var kept = sampling is null ? rows : sampling.Kept.Select(i => rows[i]).ToList();
+            var whole = await reader.ReadEpochsAsync(id, kept.Select(r => r.Epoch).ToList(), cancellationToken);
+            if (sampling is null)
+            {
+                return Page(id, job, whole, last, hasMore: false, sampled: null);
+            }
+            string[] ranged = new[] { "trainLoss", "valLoss", series }.Distinct().ToArray();
+            var buckets = sampling.Buckets.Select(b => new HistoryBucket(rows[b.Start].Epoch, rows[b.End - 1].Epoch,
+                ranged.ToDictionary(name => name, name => HistoryReader.RangeOf(rows, b, name)))).ToList();
+            return Page(id, job, whole, last, hasMore: false, new SampledPage(series, buckets));
         }
         // Stored epochs are exactly 1 … epochsCompleted, so a poll from there on needs no query.
-        var epochs = query.After >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, query.After, query.Take + 1, cancellationToken);
+        var epochs = query.After >= job.EpochsCompleted ? [] : await reader.ReadAsync(id, query.After, query.Take + 1, cancellationToken, query.To);
         bool more = epochs.Count > query.Take;
         if (more)
         {
             epochs.RemoveAt(query.Take);
         }
-        return Page(id, job, epochs, sampled: false, epochs.Count > 0 ? epochs[^1].Epoch : query.After, more);
+        return Page(id, job, epochs, epochs.Count > 0 ? epochs[^1].Epoch : query.After, more, sampled: null);
     }
 
+    /// <summary>How a sampled page was sampled: the series whose extremes were kept, and the buckets.</summary>
+    private sealed record SampledPage(string Metric, List<HistoryBucket> Buckets);
+
     /// <summary>A page: the epochs read, with the job's state, baseline and diagnoses as the (cached) state holds them.</summary>
-    private static IResult Page(Guid id, JobState job, List<EpochResponse> epochs, bool sampled, int lastRead, bool hasMore) =>
+    private static IResult Page(Guid id, JobState job, List<EpochResponse> epochs, int lastRead, bool hasMore, SampledPage? sampled) =>
         TypedResults.Ok(new HistoryResponse
         {
             JobId = id,
             Status = job.Status,
             StopReason = job.StopReason,
             Failure = job.Failure,
-            Sampled = sampled,
+            Sampled = sampled is not null,
+            Metric = sampled?.Metric,
+            Buckets = sampled?.Buckets,
             EpochsCompleted = job.EpochsCompleted,
             TotalEpochs = job.TotalEpochs,
             Epochs = epochs,
@@ -253,10 +288,11 @@ public static class HistoryEndpoints
             {
                 return Problems.NotFound("job.not_found", $"No job {jobId}.");
             }
-            var all = await reader.ReadAsync(jobId, 0, settings.MaxEpochs, cancellationToken);
-            var kept = HistoryReader.Downsample(all, points, series);
-            sampled |= kept.Count < all.Count;
-            result.Add(new HistorySeries(jobId, status, kept.Select(e => new HistoryPoint(e.Epoch, HistoryReader.Value(e, series))).ToList()));
+            var rows = await reader.ReadSeriesAsync(jobId, series, 0, int.MaxValue, settings.MaxEpochs, cancellationToken);
+            var sampling = HistoryReader.Sample(rows.Select(r => r.Value(series)).ToList(), points);
+            sampled |= sampling is not null;
+            var kept = sampling is null ? rows : sampling.Kept.Select(i => rows[i]).ToList();
+            result.Add(new HistorySeries(jobId, status, kept.Select(r => new HistoryPoint(r.Epoch, r.Value(series))).ToList()));
         }
         return TypedResults.Ok(new HistoryComparison(series, sampled, result));
     }

@@ -1,12 +1,16 @@
-// Live loss curves for TrainingService, by polling the REST API. Polling (rather than the SSE stream) is the
-// point: it is what a dashboard behind any proxy can do, and the history endpoint is built for it (afterEpoch
-// pages, ETag/304); it also lets every request carry the key in a header, which EventSource cannot (and a key in a
-// URL would end up in logs). Charts are uPlot, loaded as a global by index.html.
+// Live loss curves for TrainingService. A job's history is read once, downsampled to the chart's width (each bucket's
+// low and high kept, and its range shaded), then followed live: the SSE stream read with fetch() where the browser can
+// (EventSource cannot send the key's header, and a key in a URL would end up in logs), afterEpoch polling (ETag/304)
+// where streaming fails. Nothing is read while the tab is in the background. Drawing is charts.js's, on uPlot.
 //
 // Nothing is read before the user gives an API key. The key lives in sessionStorage (this tab, until sign-out or
 // close), travels as `Authorization: Bearer`, and any 401 drops it and asks again. The first start of the service
 // prints a link `/#key=ts_…`: the fragment never reaches a server, and is removed from the address bar at once.
 
+import {
+  COLORS, X_AXES, ema, epochToX, formatNumber, lineChart, lossMarkers, plotValue, preference, remember, scaled, schedulePhases,
+  setChartData, toNumber, xToEpoch,
+} from './charts.js';
 import { initActions, renderJobActions } from './actions.js';
 import { clearUpload, initUpload, loadDatasets } from './upload.js';
 import { clearSubmit, initSubmit, loadCatalogue, showForDataset } from './submit.js';
@@ -16,8 +20,11 @@ const JOB_LIST_INTERVAL_MS = 3000;
 const HISTORY_INTERVAL_MS = 1500;
 const COMPARE_INTERVAL_MS = 2000;
 const ERROR_RETRY_MS = 5000;
+const STREAM_RETRY_MS = 2000; // the retry the history stream names, as EventSource would honour it
+const MAX_CHART_POINTS = 4000;
+const REDRAW_INTERVAL_MS = 250; // live epochs are drawn in batches at most this often
 const JOB_LIST_LIMIT = 50;
-const HISTORY_PAGE = 1000; // the API's default page; a finished long run is read in a few pages
+const HISTORY_PAGE = 1000; // the API's default page: a poll that fell behind catches up in a few
 const TABLE_ROWS = 8;
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 // Per-epoch fields besides the losses that are worth a curve; metrics (rmse, accuracy, …) are added as seen.
@@ -25,7 +32,6 @@ const EXTRA_SERIES = ['gradientNorm', 'regularizationLoss', 'samplesPerSecond', 
 // What /api/histories accepts as ?metric= (HistoryReader.BuiltInSeries and MetricSeries).
 const COMPARE_SERIES = ['valLoss', 'trainLoss', 'regularizationLoss', 'learningRate', 'gradientNorm', 'samplesPerSecond',
   'durationMs', 'rmse', 'mae', 'r2', 'accuracy', 'precision', 'recall', 'f1', 'auc', 'macroF1'];
-const COLORS = ['#0969da', '#d1242f', '#1a7f37', '#8250df', '#bc4c00', '#0598bc', '#bf3989', '#4d2d00', '#6e7781', '#116329'];
 
 const KEY_STORAGE = 'trainingservice.key';
 
@@ -46,38 +52,6 @@ let compare = null;  // the comparison being shown
 let session = null;  // { key, me, jobTimer, closed }: while signed in
 
 // ---- Numbers --------------------------------------------------------------------------------------------------
-
-// The API writes a diverging value as the string "NaN", "Infinity" or "-Infinity"; Number() reads all three.
-function toNumber(value) {
-  if (value === null || value === undefined) {
-    return null;
-  }
-  return typeof value === 'number' ? value : Number(value);
-}
-
-// uPlot draws null as a gap in the line; NaN or ±Infinity would wreck the axis range instead.
-function plotValue(value, logScale = false) {
-  const n = toNumber(value);
-  if (n === null || !Number.isFinite(n) || (logScale && n <= 0)) {
-    return null;
-  }
-  return n;
-}
-
-export function formatNumber(value) {
-  const n = toNumber(value);
-  if (n === null) {
-    return '–';
-  }
-  if (!Number.isFinite(n)) {
-    return String(value);
-  }
-  const abs = Math.abs(n);
-  if (abs !== 0 && (abs < 1e-3 || abs >= 1e6)) {
-    return n.toExponential(3);
-  }
-  return String(Number(n.toPrecision(5)));
-}
 
 function numberCell(value) {
   const n = toNumber(value);
@@ -132,25 +106,46 @@ async function refreshJobs(current) {
   if (current.closed) {
     return;
   }
+  current.busy = true;
   try {
     const page = await (await request(`/api/jobs?limit=${JOB_LIST_LIMIT}`)).json();
     state.jobs = page.items;
     setConnection(null);
     renderJobs();
     followNewestJob();
-    if (view?.id && !view.job) {
-      view.job = state.jobs.find((j) => j.id === view.id) ?? null;
-      renderJobHeader();
-    }
+    refreshWatchedJob();
   } catch (error) {
     if (current.closed) {
       return;
     }
     setConnection(error);
+  } finally {
+    current.busy = false;
   }
-  if (!current.closed) {
+  if (current.closed) {
+    return;
+  }
+  if (document.hidden) {
+    current.paused = true; // resumed by onVisibilityChange
+  } else {
     current.jobTimer = setTimeout(() => refreshJobs(current), JOB_LIST_INTERVAL_MS);
   }
+}
+
+// The watched job's resource, as the list has it: while the history streams, its diagnoses, stop reason and kept model
+// come from here (the stream carries epochs only).
+function refreshWatchedJob() {
+  const fresh = view && state.jobs.find((j) => j.id === view.id);
+  if (!fresh) {
+    return;
+  }
+  view.job = fresh;
+  if (!view.done && fresh.diagnoses) {
+    view.diagnoses = fresh.diagnoses;
+  }
+  renderDiagnoses();
+  renderJobHeader();
+  view.charts.loss?.redraw(false);
 }
 
 function describeSpec(spec) {
@@ -223,15 +218,25 @@ function openJob(id) {
   view = {
     id,
     job: state.jobs.find((j) => j.id === id) ?? null,
-    epochs: [],
-    after: 0,        // last epoch received: the next poll asks only for epochs after it
-    etag: null,      // the last history ETag: unchanged job → 304, no body
+    epochs: [],      // what the charts draw: every epoch, or a downsampled read's kept epochs followed by every later one
+    latest: [],      // the last few epochs, every one of them (the table)
+    buckets: null,   // for a downsampled read: { trainLoss: [...], valLoss: [...] }, each bucket's range of that loss
+    sampled: false,
+    zoom: null,      // a range read at full resolution (or re-bucketed), shown instead of the overview until reset
+    localZoom: false, // the user zoomed into data already loaded: uPlot's own zoom, kept while epochs arrive
+    after: 0,        // last epoch received: the stream (or the next poll) starts after it
+    etag: null,      // the last history ETag when polling: unchanged job → 304, no body
+    transport: canStream() ? 'stream' : 'polling',
+    abort: new AbortController(), // aborts what is in flight: when the job is closed, or the tab goes to the background
     status: null,
     done: false,
+    paused: false,
     timer: null,
     closed: false,
+    redrawPending: false,
     metric: null,
     charts: {},
+    hidden: [],      // x of values the log scale cannot draw
     baseline: null,  // the trivial model's losses, from the history
     diagnoses: [],   // what the curve says, from the history (and the job once it ends)
   };
@@ -240,7 +245,7 @@ function openJob(id) {
   renderDiagnoses();
   createJobCharts();
   renderEpochTable();
-  pollHistory(view);
+  loadJob(view);
 }
 
 function closeJob() {
@@ -248,17 +253,216 @@ function closeJob() {
     return;
   }
   view.closed = true; // a response still in flight for this job is dropped
+  view.abort.abort();
   clearTimeout(view.timer);
   Object.values(view.charts).forEach((chart) => chart.destroy());
   view = null;
 }
 
+// fetch() can read a text/event-stream as it arrives where the browser streams response bodies (all current ones).
+// EventSource would be simpler but cannot send the Authorization header, and a key in the URL would end up in logs.
+function canStream() {
+  return typeof ReadableStream === 'function' && typeof TextDecoderStream === 'function' && 'body' in Response.prototype;
+}
+
+// About one point per pixel of the loss chart: a bucket's low and high every two pixels.
+function chartPoints() {
+  return Math.min(MAX_CHART_POINTS, Math.max(200, Math.round($('chart-loss').clientWidth || 800)));
+}
+
+/**
+ * One view of the history for the charts: a downsampled read of the whole run (or of a zoomed range, which comes back
+ * exact when it is short enough). The API keeps each bucket's lowest and highest validation loss (training loss without a
+ * validation split) and gives every bucket's range of both losses, which the loss chart shades.
+ */
+async function readChartView(v, signal, range) {
+  const query = `maxPoints=${chartPoints()}` + (range ? `&afterEpoch=${range.from - 1}&toEpoch=${range.to}` : '');
+  const page = await (await request(`/api/jobs/${v.id}/history?${query}`, { signal })).json();
+  return { page, epochs: page.epochs, sampled: page.sampled, buckets: page.buckets ?? null };
+}
+
+// The first read: the whole run as the charts need it, then live updates from its last epoch on.
+async function loadJob(v) {
+  const { signal } = v.abort;
+  try {
+    const read = await readChartView(v, signal);
+    if (v.closed || signal.aborted) {
+      return;
+    }
+    Object.assign(v, { epochs: read.epochs, buckets: read.buckets, sampled: read.sampled, after: read.page.nextAfterEpoch, loaded: true });
+    v.latest = read.sampled ? [] : read.epochs.slice(-TABLE_ROWS);
+    applyPage(v, read.page);
+    redraw(v); // at once: the first curve is what the page is waiting for
+    if (read.sampled) {
+      await readLatest(v, signal); // the kept epochs are not the last ones; the table shows those
+    }
+  } catch (error) {
+    if (v.closed || signal.aborted) {
+      return; // closed, or paused: resumeJob() loads it when the tab is visible
+    }
+    $('job-polling').textContent = `history: ${error.message} (retrying)`;
+    v.timer = setTimeout(() => loadJob(v), ERROR_RETRY_MS);
+    return;
+  }
+  if (TERMINAL.has(v.status)) {
+    v.done = true;
+    await refreshSelectedJob(v);
+    renderJobHeader();
+    return;
+  }
+  follow(v);
+}
+
+// The last few epochs of a run read downsampled, for the table: one short exact page.
+async function readLatest(v, signal) {
+  const from = Math.max(0, v.after - TABLE_ROWS);
+  const page = await (await request(`/api/jobs/${v.id}/history?afterEpoch=${from}&toEpoch=${v.after}`, { signal })).json();
+  if (!v.closed && !signal.aborted) {
+    v.latest = [...page.epochs, ...v.latest.filter((e) => e.epoch > v.after)].slice(-TABLE_ROWS);
+    renderEpochTable();
+  }
+}
+
+// The status, baseline and diagnoses a history page carries.
+function applyPage(v, page) {
+  v.status = page.status;
+  v.epochsCompleted = page.epochsCompleted;
+  v.totalEpochs = page.totalEpochs;
+  v.baseline = page.baseline ?? v.baseline;
+  v.diagnoses = page.diagnoses ?? v.diagnoses;
+  renderDiagnoses();
+  renderJobHeader();
+}
+
+// Epochs that arrived live: appended after what is shown, redrawn at most every REDRAW_INTERVAL_MS however fast they come.
+function addEpochs(v, epochs) {
+  const fresh = epochs.filter((e) => e.epoch > v.after);
+  if (fresh.length === 0) {
+    return;
+  }
+  v.epochs.push(...fresh);
+  v.latest = [...v.latest, ...fresh].slice(-TABLE_ROWS);
+  v.after = fresh[fresh.length - 1].epoch;
+  v.epochsCompleted = Math.max(v.epochsCompleted ?? 0, v.after);
+  scheduleRedraw(v, REDRAW_INTERVAL_MS);
+}
+
+// One redraw for everything that arrived meanwhile, in an animation frame. A run that logs an epoch every few
+// milliseconds would otherwise redraw three charts sixty times a second for no one's benefit.
+function scheduleRedraw(v, delay = 0) {
+  if (v.redrawPending) {
+    return;
+  }
+  v.redrawPending = true;
+  setTimeout(() => requestAnimationFrame(() => {
+    v.redrawPending = false;
+    redraw(v);
+  }), delay);
+}
+
+function redraw(v) {
+  if (!v.closed) {
+    updateJobCharts();
+    renderEpochTable();
+    renderJobHeader();
+  }
+}
+
+// Live updates until the job ends: the SSE stream, or afterEpoch polling where streaming failed. Nothing runs while the
+// tab is in the background; becoming visible again resumes from the last epoch received.
+function follow(v) {
+  if (v.closed || v.done) {
+    return;
+  }
+  if (document.hidden) {
+    v.paused = true;
+    renderJobHeader();
+    return;
+  }
+  v.paused = false;
+  if (v.transport === 'stream') {
+    streamHistory(v);
+  } else {
+    pollHistory(v);
+  }
+}
+
+async function streamHistory(v) {
+  const { signal } = v.abort;
+  let ended = false;
+  try {
+    const response = await request(`/api/jobs/${v.id}/history/stream?afterEpoch=${v.after}`,
+      { signal, headers: { Accept: 'text/event-stream' } });
+    v.streaming = true;
+    renderJobHeader();
+    await readEvents(response.body, (event) => {
+      if (event.type === 'epoch') {
+        addEpochs(v, [JSON.parse(event.data)]);
+      } else if (event.type === 'end') {
+        ended = true;
+      }
+    });
+  } catch (error) {
+    if (v.closed || signal.aborted) {
+      return; // closed, or paused: resumeJob() follows it again when the tab is visible
+    }
+    // A proxy that buffers or cuts streams, or a browser that cannot read one: read pages instead, for this job.
+    v.transport = 'polling';
+    v.streamFailure = error.message;
+  } finally {
+    v.streaming = false;
+  }
+  if (v.closed || signal.aborted) {
+    return;
+  }
+  // After 'end'', one history read brings the final status and diagnoses (and stops, the job being over). A stream
+  // that closed without one (the server restarted) is opened again, as EventSource would, after the retry it names.
+  v.timer = setTimeout(() => (ended ? pollHistory(v) : follow(v)), ended ? 0 : STREAM_RETRY_MS);
+}
+
+// Calls onEvent({ type, data, id }) for each event of a text/event-stream body (WHATWG HTML §9.2) until it ends.
+async function readEvents(body, onEvent) {
+  const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) {
+      return;
+    }
+    buffer += value;
+    const blocks = buffer.split(/\r\n\r\n|\n\n|\r\r/);
+    buffer = blocks.pop();
+    for (const block of blocks) {
+      const event = { type: 'message', data: [], id: null };
+      for (const line of block.split(/\r\n|\n|\r/)) {
+        const colon = line.indexOf(':');
+        if (colon === 0) {
+          continue; // a comment: the heartbeat
+        }
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const text = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
+        if (field === 'event') {
+          event.type = text;
+        } else if (field === 'data') {
+          event.data.push(text);
+        } else if (field === 'id') {
+          event.id = text;
+        }
+      }
+      if (event.data.length > 0) {
+        onEvent({ ...event, data: event.data.join('\n') });
+      }
+    }
+  }
+}
+
 async function pollHistory(v) {
+  const { signal } = v.abort;
   let delay = HISTORY_INTERVAL_MS;
   try {
     const headers = v.etag ? { 'If-None-Match': v.etag } : {};
-    const response = await request(`/api/jobs/${v.id}/history?afterEpoch=${v.after}&limit=${HISTORY_PAGE}`, { headers });
-    if (v.closed) {
+    const response = await request(`/api/jobs/${v.id}/history?afterEpoch=${v.after}&limit=${HISTORY_PAGE}`, { headers, signal });
+    if (v.closed || signal.aborted) {
       return;
     }
     if (response.status !== 304) {
@@ -268,18 +472,8 @@ async function pollHistory(v) {
         return;
       }
       const wasTerminal = TERMINAL.has(v.status);
-      v.status = page.status;
-      v.epochsCompleted = page.epochsCompleted;
-      v.totalEpochs = page.totalEpochs;
-      v.baseline = page.baseline ?? v.baseline;
-      v.diagnoses = page.diagnoses ?? v.diagnoses;
-      renderDiagnoses();
-      if (page.epochs.length > 0) {
-        v.epochs.push(...page.epochs);
-        v.after = page.nextAfterEpoch ?? v.after;
-        updateJobCharts();
-        renderEpochTable();
-      }
+      applyPage(v, page);
+      addEpochs(v, page.epochs);
       if (page.hasMore) {
         delay = 0; // a long history: read the next page at once
       } else if (TERMINAL.has(page.status)) {
@@ -292,14 +486,35 @@ async function pollHistory(v) {
     }
     renderJobHeader();
   } catch (error) {
-    if (v.closed) {
+    if (v.closed || signal.aborted) {
       return;
     }
     $('job-polling').textContent = `history: ${error.message} (retrying)`;
     delay = ERROR_RETRY_MS;
   }
-  if (!v.done && !v.closed) {
-    v.timer = setTimeout(() => pollHistory(v), delay);
+  if (!v.done && !v.closed && !signal.aborted) {
+    v.timer = setTimeout(() => follow(v), delay);
+  }
+}
+
+// The tab went to the background: stop reading (the stream, a poll, a first read) until it is visible again.
+function pauseJob(v) {
+  v.abort.abort();
+  clearTimeout(v.timer);
+  v.paused = true;
+  renderJobHeader();
+}
+
+function resumeJob(v) {
+  if (!v.paused || v.closed) {
+    return;
+  }
+  v.abort = new AbortController();
+  v.paused = false;
+  if (v.loaded) {
+    follow(v);
+  } else {
+    loadJob(v);
   }
 }
 
@@ -346,7 +561,7 @@ function renderJobHeader() {
   const done = view.epochsCompleted ?? job?.epochsCompleted;
   const total = view.totalEpochs ?? job?.progress?.totalEpochs;
   $('job-progress').textContent = done !== undefined ? `epoch ${done} of ${total}` : '';
-  $('job-polling').textContent = view.done ? 'finished · polling stopped' : `polling every ${HISTORY_INTERVAL_MS / 1000} s`;
+  $('job-polling').textContent = liveStatus(view);
   $('job-spec').textContent = job ? describeSpec(job.spec) + (job.device ? ` · ${job.device}` : '') : '';
   const failure = job?.failure;
   $('job-failure').hidden = !failure;
@@ -355,81 +570,188 @@ function renderJobHeader() {
   renderJobActions({ id: view.id, status, modelEpoch: job?.modelEpoch }, session?.me?.role);
 }
 
-// ---- Charts ---------------------------------------------------------------------------------------------------
-
-function makeChart(el, labels, { height, logScale = false, colors = COLORS, dashed = [], markers = null }) {
-  const options = {
-    width: Math.max(200, el.clientWidth),
-    height,
-    scales: { x: { time: false }, y: logScale ? { distr: 3 } : {} },
-    axes: [{}, { size: 64 }], // the legend names the x axis ("epoch"), so no axis label
-    series: [{ label: 'epoch' }, ...labels.map((label, i) => ({
-      label,
-      stroke: colors[i % colors.length],
-      width: 1.5,
-      dash: dashed.includes(i) ? [6, 4] : undefined,
-      points: dashed.includes(i) ? { show: false } : undefined, // a reference line, not data
-      value: (u, v) => formatNumber(v),
-    }))],
-    legend: { live: true },
-    hooks: markers ? { draw: [(u) => drawMarkers(u, markers())] } : {},
-  };
-  return new uPlot(options, [[], ...labels.map(() => [])], el);
-}
-
-// Vertical lines at epochs worth a look: where each diagnosis starts, and the epoch whose model was kept.
-function drawMarkers(u, markers) {
-  const ctx = u.ctx;
-  ctx.save();
-  ctx.font = `${11 * devicePixelRatio}px sans-serif`;
-  markers.forEach(({ epoch, label, color }, i) => {
-    const x = u.valToPos(epoch, 'x', true);
-    if (!Number.isFinite(x) || x < u.bbox.left || x > u.bbox.left + u.bbox.width) {
-      return;
-    }
-    ctx.strokeStyle = color;
-    ctx.fillStyle = color;
-    ctx.setLineDash([3, 3]);
-    ctx.beginPath();
-    ctx.moveTo(x, u.bbox.top);
-    ctx.lineTo(x, u.bbox.top + u.bbox.height);
-    ctx.stroke();
-    ctx.fillText(label, x + 3 * devicePixelRatio, u.bbox.top + 12 * (1 + i % 3) * devicePixelRatio); // staggered: markers may share an epoch
-  });
-  ctx.restore();
-}
-
-function lossMarkers() {
-  const markers = (view?.diagnoses ?? []).map((d) => ({
-    epoch: d.fromEpoch, label: d.code, color: d.code === 'diverged' ? '#cf222e' : '#bf8700',
-  }));
-  const kept = view?.job?.modelEpoch;
-  if (kept) {
-    markers.push({ epoch: kept, label: 'kept model', color: '#1a7f37' });
+function liveStatus(v) {
+  if (v.done) {
+    return 'finished · live updates stopped';
   }
-  return markers;
+  if (v.paused) {
+    return 'paused while the tab is in the background';
+  }
+  if (v.transport === 'stream') {
+    return v.streaming ? 'live (event stream)' : 'connecting…';
+  }
+  return `polling every ${HISTORY_INTERVAL_MS / 1000} s` + (v.streamFailure ? ` (the event stream failed: ${v.streamFailure})` : '');
+}
+
+// ---- Charts (drawing is charts.js's; here, what each job chart shows) -------------------------------------------
+
+// Chart choices, remembered in this browser: the x axis for the job's charts, log scale and smoothing per chart.
+const chartPrefs = {
+  x: preference('job', 'x', 'epoch'),
+  lossLog: preference('loss', 'log', false),
+  lossSmoothing: preference('loss', 'smoothing', 0),
+  compareLog: preference('compare', 'log', false),
+  compareSmoothing: preference('compare', 'smoothing', 0),
+};
+
+function xAxis() {
+  return X_AXES[chartPrefs.x] ?? X_AXES.epoch;
+}
+
+// What the job's charts show: a zoomed range while there is one, else the whole run.
+function shown(v) {
+  return v.zoom ?? v;
 }
 
 function createJobCharts() {
-  const log = $('log-scale').checked;
-  view.charts.loss = makeChart($('chart-loss'), ['train loss', 'validation loss', 'baseline'],
-    { height: 230, logScale: log, colors: [COLORS[0], COLORS[1], '#6e7781'], dashed: [2], markers: lossMarkers });
-  view.charts.lr = makeChart($('chart-lr'), ['learning rate'], { height: 160, colors: ['#8250df'] });
-  view.charts.metric = makeChart($('chart-metric'), [view.metric ?? 'metric'], { height: 160, colors: ['#1a7f37'] });
+  Object.values(view.charts).forEach((chart) => chart.destroy());
+  const v = view;
+  v.charts = {};
+  v.localZoom = false; // a new chart starts unzoomed
+  const x = xAxis();
+  v.charts.loss = lineChart($('chart-loss'), {
+    name: 'loss', yLabel: 'loss', xAxis: x, log: chartPrefs.lossLog, height: 250,
+    series: [
+      { label: 'train loss (raw)', color: COLORS[0], faint: true },
+      { label: 'validation loss (raw)', color: COLORS[1], faint: true },
+      { label: 'train loss', color: COLORS[0] },
+      { label: 'validation loss', color: COLORS[1] },
+      { label: 'baseline', color: '#6e7781', dash: [6, 4] },
+    ],
+    bands: () => lossBands(v),
+    markers: () => jobMarkers(v, lossMarkers({ epochs: shown(v).epochs, job: v.job, diagnoses: v.diagnoses, nonFiniteEpochs: nonFiniteBuckets(v) })),
+    hidden: () => v.hidden,
+    onZoom: (min, max) => zoomTo(v, min, max),
+  });
+  v.charts.lr = lineChart($('chart-lr'), {
+    name: 'lr', yLabel: 'learning rate', xAxis: x, height: 170,
+    series: [{ label: 'learning rate', color: '#8250df' }],
+    markers: () => jobMarkers(v, schedulePhases(shown(v).epochs, v.job?.spec?.schedule)),
+  });
+  if (v.metric) {
+    createMetricChart(v); // otherwise once the epochs say which metrics there are (updateMetricChoices)
+  }
+  for (const chart of [v.charts.loss, v.charts.lr]) {
+    chart.over.addEventListener('dblclick', () => resetZoom(v)); // uPlot's own reset, plus ours: back to the whole run
+  }
 }
 
-// Rebuilds the series from all epochs seen so far: cheap at these sizes, and it keeps the gaps right.
+function createMetricChart(v) {
+  v.charts.metric?.destroy();
+  v.charts.metric = lineChart($('chart-metric'), {
+    name: 'metric', yLabel: v.metric ?? 'metric', xAxis: xAxis(), height: 170,
+    series: [{ label: `${v.metric ?? 'metric'} (raw)`, color: '#1a7f37', faint: true }, { label: v.metric ?? 'metric', color: '#1a7f37' }],
+  });
+}
+
+// Marker epochs as x on the job's charts.
+function jobMarkers(v, markers) {
+  const toX = epochToX(shown(v).epochs, xAxis());
+  return markers.map((m) => ({ ...m, x: toX(m.epoch) }));
+}
+
+// Buckets of a downsampled view holding a NaN or ±Infinity loss: the divergence marker goes to the first.
+function nonFiniteBuckets(v) {
+  return (shown(v).buckets ?? []).filter((b) => Object.values(b.ranges).some((r) => r.nonFinite > 0)).map((b) => b.fromEpoch);
+}
+
+// Each bucket of a downsampled view, train and validation loss: the range its kept epochs stand for.
+function lossBands(v) {
+  const { buckets, epochs } = shown(v);
+  if (!buckets) {
+    return [];
+  }
+  const toX = epochToX(epochs, xAxis());
+  const bands = [];
+  for (const [name, color] of [['trainLoss', COLORS[0]], ['valLoss', COLORS[1]]]) {
+    for (const b of buckets) {
+      const min = toNumber(b.ranges[name]?.min);
+      const max = toNumber(b.ranges[name]?.max);
+      if (min !== null && max !== null && (!chartPrefs.lossLog || max > 0)) {
+        bands.push({ x0: toX(b.fromEpoch), x1: toX(b.toEpoch), min, max, color, series: name, fromEpoch: b.fromEpoch, toEpoch: b.toEpoch });
+      }
+    }
+  }
+  return bands;
+}
+
+// Rebuilds the series from what is shown: at most a few thousand points (a long run is read downsampled), so this
+// stays well inside a frame, and it keeps the gaps right.
 function updateJobCharts() {
-  const epochs = view.epochs;
-  const x = epochs.map((e) => e.epoch);
-  const log = $('log-scale').checked;
+  const v = view;
+  const { epochs } = shown(v);
+  const x = epochs.map(xAxis().of);
+  const log = chartPrefs.lossLog;
+  const weight = chartPrefs.lossSmoothing;
   // The trivial model's loss (training mean or class prior) as a flat reference line: where the validation loss is measured.
-  const reference = view.baseline ? (view.baseline.valLoss ?? view.baseline.trainLoss) : null;
-  view.charts.loss.setData([x, epochs.map((e) => plotValue(e.trainLoss, log)), epochs.map((e) => plotValue(e.valLoss, log)),
-    epochs.map(() => plotValue(reference, log))]);
-  view.charts.lr.setData([x, epochs.map((e) => plotValue(e.learningRate))]);
+  const reference = v.baseline ? (v.baseline.valLoss ?? v.baseline.trainLoss) : null;
+  const train = epochs.map((e) => toNumber(e.trainLoss));
+  const val = epochs.map((e) => toNumber(e.valLoss));
+  const rawTrain = scaled(x, train, log);
+  const rawVal = scaled(x, val, log);
+  v.hidden = [...rawTrain.hidden, ...rawVal.hidden];
+  // Only the loss chart's own zoom is kept while epochs arrive: it is the one whose drag is followed.
+  setChartData(v.charts.loss, [x, rawTrain.values, rawVal.values, scaled(x, ema(train, weight), log).values,
+    scaled(x, ema(val, weight), log).values, epochs.map(() => plotValue(reference, log))], { keepZoom: v.localZoom });
+  setChartData(v.charts.lr, [x, epochs.map((e) => plotValue(e.learningRate))]);
   updateMetricChoices();
-  view.charts.metric.setData([x, epochs.map((e) => plotValue(seriesValue(e, view.metric)))]);
+  const metric = epochs.map((e) => toNumber(seriesValue(e, v.metric)));
+  setChartData(v.charts.metric, [x, metric.map((n) => plotValue(n)), ema(metric, weight)]);
+  renderChartNote(v);
+}
+
+// What the loss chart leaves out or stands in for, in words: sampling, the zoomed range, values a log scale cannot draw.
+function renderChartNote(v) {
+  const { epochs, sampled } = shown(v);
+  const parts = [];
+  if (v.zoom) {
+    parts.push(`epochs ${v.zoom.from}–${v.zoom.to}${v.zoom.sampled ? ', downsampled again' : ' at full resolution'} (double-click or Reset zoom for the whole run)`);
+  }
+  if (sampled) {
+    parts.push(`downsampled: ${epochs.length} of ${v.zoom ? v.zoom.to - v.zoom.from + 1 : v.epochsCompleted ?? '?'} epochs drawn; shading spans each bucket's lowest to highest loss`);
+  }
+  if (chartPrefs.lossLog && v.hidden.length > 0) {
+    parts.push(`log scale: ${v.hidden.length} value(s) ≤ 0 not drawn (red ticks on the bottom edge)`);
+  }
+  if (chartPrefs.lossSmoothing > 0) {
+    parts.push(`smoothed: debiased EMA ${chartPrefs.lossSmoothing}${sampled ? ' over the points drawn' : ''}; raw faint behind`);
+  }
+  $('loss-note').textContent = parts.join(' · ') || 'drag across a chart to zoom';
+  $('zoom-reset').hidden = !v.zoom && !v.localZoom;
+}
+
+// A range dragged on the loss chart. A downsampled run reads that range again (exact when it is short enough), so
+// zooming in shows every epoch; a run read whole is zoomed by uPlot alone.
+async function zoomTo(v, min, max) {
+  const toEpoch = xToEpoch(shown(v).epochs, xAxis());
+  const from = Math.max(1, Math.floor(toEpoch(min)));
+  const to = Math.ceil(toEpoch(max));
+  if (!v.sampled || to - from < 2) {
+    v.localZoom = true;
+    renderChartNote(v);
+    return;
+  }
+  const { signal } = v.abort;
+  try {
+    const read = await readChartView(v, signal, { from, to });
+    if (!v.closed && !signal.aborted) {
+      v.zoom = { from, to, epochs: read.epochs, buckets: read.buckets, sampled: read.sampled };
+      updateJobCharts();
+    }
+  } catch (error) {
+    if (!v.closed && !signal.aborted) {
+      $('loss-note').textContent = `zoom: ${error.message}`;
+    }
+  }
+}
+
+function resetZoom(v) {
+  if (!v || (!v.zoom && !v.localZoom)) {
+    return;
+  }
+  v.zoom = null;
+  v.localZoom = false;
+  updateJobCharts();
 }
 
 function seriesValue(epoch, name) {
@@ -438,7 +760,8 @@ function seriesValue(epoch, name) {
 
 // The selector lists the job's metrics (they depend on the task) and a few per-epoch diagnostics.
 function updateMetricChoices() {
-  const names = [...new Set(view.epochs.flatMap((e) => Object.keys(e.metrics ?? {})))].sort();
+  // Every epoch of a job reports the same metrics (they depend on the task): the first and last are enough to ask.
+  const names = [...new Set([view.epochs[0], view.epochs.at(-1)].flatMap((e) => Object.keys(e?.metrics ?? {})))].sort();
   const choices = [...names, ...EXTRA_SERIES];
   const select = $('metric');
   if (select.dataset.choices !== choices.join()) {
@@ -447,19 +770,18 @@ function updateMetricChoices() {
   }
   if (!view.metric || !choices.includes(view.metric)) {
     view.metric = choices[0];
-    view.charts.metric.destroy();
-    view.charts.metric = makeChart($('chart-metric'), [view.metric], { height: 160, colors: ['#1a7f37'] });
+    createMetricChart(view);
   }
   select.value = view.metric;
 }
 
 function renderEpochTable() {
-  const epochs = view.epochs;
+  const epochs = view.latest;
   const metrics = [...new Set(epochs.flatMap((e) => Object.keys(e.metrics ?? {})))].sort();
   $('epoch-head').innerHTML = `<tr><th class="num">epoch</th><th class="num">train loss</th><th class="num">val loss</th>
     <th class="num">lr</th>${metrics.map((m) => `<th class="num">${escapeHtml(m)}</th>`).join('')}
     <th class="num">grad norm</th><th class="num">ms</th></tr>`;
-  $('epoch-rows').innerHTML = epochs.slice(-TABLE_ROWS).reverse().map((e) => `<tr>
+  $('epoch-rows').innerHTML = epochs.slice().reverse().map((e) => `<tr>
     <td class="num">${e.epoch}</td>${numberCell(e.trainLoss)}${numberCell(e.valLoss)}${numberCell(e.learningRate)}
     ${metrics.map((m) => numberCell(e.metrics?.[m])).join('')}${numberCell(e.gradientNorm)}${numberCell(e.durationMs)}</tr>`).join('')
     || `<tr><td colspan="${6 + metrics.length}" class="empty">No epochs yet.</td></tr>`;
@@ -469,7 +791,7 @@ function renderEpochTable() {
 
 function startCompare() {
   stopCompare();
-  compare = { timer: null, closed: false, chart: null, key: null };
+  compare = { timer: null, closed: false, paused: false, chart: null, key: null, abort: new AbortController(), body: null };
   refreshCompare(compare);
 }
 
@@ -478,6 +800,7 @@ function stopCompare() {
     return;
   }
   compare.closed = true;
+  compare.abort.abort();
   clearTimeout(compare.timer);
   compare.chart?.destroy();
   compare = null;
@@ -494,40 +817,83 @@ async function refreshCompare(c) {
     $('compare-note').textContent = 'no jobs selected';
     return;
   }
+  const { signal } = c.abort;
   let delay = COMPARE_INTERVAL_MS;
   try {
-    const body = await (await request(`/api/histories?jobIds=${ids.join(',')}&metric=${encodeURIComponent(metric)}`)).json();
-    if (c.closed) {
+    c.body = await (await request(`/api/histories?jobIds=${ids.join(',')}&metric=${encodeURIComponent(metric)}`, { signal })).json();
+    if (c.closed || signal.aborted) {
       return;
     }
-    // uPlot wants one shared x array: uPlot.join aligns the jobs on the union of their epochs, leaving undefined
-    // (spanned) where a job has no point and keeping null (a gap) where its value is not finite.
-    const tables = body.series.map((s) => [s.points.map((p) => p.epoch), s.points.map((p) => plotValue(p.value))]);
-    const data = tables.length === 1 ? tables[0] : uPlot.join(tables);
-    // Labels carry each job's status, so a job that ends gets a new chart (uPlot labels are fixed at creation).
-    const labels = body.series.map((s) => `${s.jobId.slice(-8)} (${s.status})`);
-    const key = `${metric}|${labels.join()}`;
-    if (c.key !== key) {
-      c.chart?.destroy();
-      c.chart = makeChart($('chart-compare'), labels, { height: 420 });
-      c.key = key;
-    }
-    c.chart.setData(data);
-    const running = body.series.some((s) => !TERMINAL.has(s.status));
-    $('compare-note').textContent = `${metric} of ${body.series.length} job(s)` +
-      (body.sampled ? ' · downsampled by the API' : '') + (running ? ' · refreshing' : ' · all finished');
-    if (!running) {
+    drawCompare(c);
+    if (!c.body.series.some((s) => !TERMINAL.has(s.status))) {
       return;
     }
   } catch (error) {
-    if (c.closed) {
+    if (c.closed || signal.aborted) {
       return;
     }
     $('compare-note').textContent = error.message;
     delay = ERROR_RETRY_MS;
   }
-  if (!c.closed) {
-    c.timer = setTimeout(() => refreshCompare(c), delay);
+  if (!c.closed && !signal.aborted) {
+    c.timer = setTimeout(() => (document.hidden ? pauseCompare(c) : refreshCompare(c)), delay);
+  }
+}
+
+// One line per job (with smoothing: the smoothed line over the raw one, faint). The API keeps each bucket's lowest and
+// highest point of every job, so a downsampled line still reaches its spikes.
+function drawCompare(c) {
+  const body = c.body;
+  const log = chartPrefs.compareLog;
+  const weight = chartPrefs.compareSmoothing;
+  // uPlot wants one shared x array: uPlot.join aligns the jobs on the union of their epochs, leaving undefined
+  // (spanned) where a job has no point and keeping null (a gap) where its value is not finite.
+  const tables = body.series.map((s) => {
+    const x = s.points.map((p) => p.epoch);
+    const values = s.points.map((p) => toNumber(p.value));
+    const raw = scaled(x, values, log);
+    return { x, raw, smoothed: weight > 0 ? scaled(x, ema(values, weight), log).values : null };
+  });
+  const columns = tables.map((t) => [t.x, ...(t.smoothed ? [t.raw.values, t.smoothed] : [t.raw.values])]);
+  const data = columns.length === 1 ? columns[0] : uPlot.join(columns);
+  // Labels carry each job's status, so a job that ends gets a new chart (uPlot labels are fixed at creation).
+  const labels = body.series.map((s) => `${s.jobId.slice(-8)} (${s.status})`);
+  const key = `${body.metric}|${labels.join()}|${log}|${weight > 0}`;
+  const hidden = tables.flatMap((t) => t.raw.hidden);
+  if (c.key !== key) {
+    c.chart?.destroy();
+    c.chart = lineChart($('chart-compare'), {
+      name: 'compare', yLabel: body.metric, log, height: 420, hidden: () => c.hidden,
+      series: labels.flatMap((label, i) => {
+        const color = COLORS[i % COLORS.length];
+        return weight > 0 ? [{ label: `${label} raw`, color, faint: true }, { label, color }] : [{ label, color }];
+      }),
+    });
+    c.key = key;
+  }
+  c.hidden = hidden;
+  setChartData(c.chart, data);
+  const running = body.series.some((s) => !TERMINAL.has(s.status));
+  $('compare-note').textContent = [
+    `${body.metric} of ${body.series.length} job(s) by epoch`,
+    body.sampled ? 'downsampled by the API (each bucket keeps its lowest and highest point)' : '',
+    weight > 0 ? `smoothed: debiased EMA ${weight}, raw faint behind` : '',
+    log && hidden.length > 0 ? `log scale: ${hidden.length} value(s) ≤ 0 not drawn (red ticks)` : '',
+    running ? 'refreshing' : 'all finished',
+  ].filter(Boolean).join(' · ');
+}
+
+function pauseCompare(c) {
+  c.abort.abort();
+  clearTimeout(c.timer);
+  c.paused = true;
+}
+
+function resumeCompare(c) {
+  if (c.paused && !c.closed) {
+    c.paused = false;
+    c.abort = new AbortController();
+    refreshCompare(c);
   }
 }
 
@@ -627,17 +993,7 @@ function wireEvents() {
     }
     setMode('compare');
   });
-  $('metric').addEventListener('change', (event) => {
-    view.metric = event.target.value;
-    view.charts.metric.destroy();
-    view.charts.metric = makeChart($('chart-metric'), [view.metric], { height: 160, colors: ['#1a7f37'] });
-    updateJobCharts();
-  });
-  $('log-scale').addEventListener('change', () => {
-    view.charts.loss.destroy();
-    view.charts.loss = makeChart($('chart-loss'), ['train loss', 'validation loss'], { height: 230, logScale: $('log-scale').checked });
-    updateJobCharts();
-  });
+  wireChartControls();
   $('compare-metric').innerHTML = COMPARE_SERIES.map((n) => `<option>${n}</option>`).join('');
   $('compare-metric').addEventListener('change', (event) => {
     state.compareMetric = event.target.value;
@@ -666,6 +1022,76 @@ function wireEvents() {
       }
     }
   }).observe(document.querySelector('main'));
+}
+
+// The chart choices: each is remembered (charts.js's preference) and redraws what it changes.
+function wireChartControls() {
+  const redrawJob = ({ recreate = false } = {}) => {
+    if (view) {
+      if (recreate) {
+        createJobCharts();
+      }
+      updateJobCharts();
+    }
+  };
+  $('metric').addEventListener('change', (event) => {
+    view.metric = event.target.value;
+    createMetricChart(view);
+    updateJobCharts();
+  });
+  bindChoice($('log-scale'), 'checked', 'loss', 'log', 'lossLog', () => redrawJob({ recreate: true }));
+  bindChoice($('x-axis'), 'value', 'job', 'x', 'x', () => redrawJob({ recreate: true }));
+  bindChoice($('smoothing'), 'value', 'loss', 'smoothing', 'lossSmoothing', () => redrawJob(), Number);
+  bindChoice($('compare-log-scale'), 'checked', 'compare', 'log', 'compareLog', () => compare?.body && drawCompare(compare));
+  bindChoice($('compare-smoothing'), 'value', 'compare', 'smoothing', 'compareSmoothing', () => compare?.body && drawCompare(compare), Number);
+  $('zoom-reset').addEventListener('click', () => resetZoom(view));
+}
+
+// One control bound to chartPrefs[key] and remembered as (chart, name); a slider shows its value beside it.
+function bindChoice(input, property, chart, name, key, apply, parse = (value) => value) {
+  input[property] = chartPrefs[key];
+  const output = input.parentElement.querySelector('output');
+  const show = () => {
+    if (output) {
+      output.textContent = Number(chartPrefs[key]).toFixed(2);
+    }
+  };
+  show();
+  input.addEventListener('input', () => {
+    chartPrefs[key] = parse(input[property]);
+    remember(chart, name, chartPrefs[key]);
+    show();
+    apply();
+  });
+}
+
+// A tab in the background reads nothing: the job list, the watched job's stream or polls and the comparison stop, and
+// carry on from where they were when the tab is visible again.
+function onVisibilityChange() {
+  const current = session;
+  if (document.hidden) {
+    if (current) {
+      clearTimeout(current.jobTimer);
+      current.paused = current.paused || !current.busy;
+    }
+    if (view) {
+      pauseJob(view);
+    }
+    if (compare) {
+      pauseCompare(compare);
+    }
+    return;
+  }
+  if (current?.paused && !current.closed) {
+    current.paused = false;
+    refreshJobs(current);
+  }
+  if (view) {
+    resumeJob(view);
+  }
+  if (compare) {
+    resumeCompare(compare);
+  }
 }
 
 // ---- Signing in and out ---------------------------------------------------------------------------------------
@@ -812,6 +1238,7 @@ function openSubmittedJob(id) {
 
 takeKeyFromHash();
 wireEvents();
+document.addEventListener('visibilitychange', onVisibilityChange);
 wireSignIn();
 wireNewJob();
 $('compare-metric').value = state.compareMetric;

@@ -5,7 +5,8 @@
 // It polls every 3 s while the chosen sweep (or any listed one) runs and the tab is visible, and stops once the sweep has
 // ended and every trial with it: then nothing on screen can change.
 
-import { escapeHtml, formatNumber, request } from './dashboard.js';
+import { formatNumber } from './charts.js';
+import { escapeHtml, request } from './dashboard.js';
 
 const POLL_MS = 3000;
 const ERROR_RETRY_MS = 5000;
