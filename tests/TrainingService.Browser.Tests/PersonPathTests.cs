@@ -52,9 +52,12 @@ public sealed class PersonPathTests(BrowserFixture fixture)
             Assert.Equal("mlp", (string?)shown["model"]!["type"]);
 
             await page.EvaluateAsync("window.stillThisPage = true"); // gone if anything reloads the page
-            await page.GetByRole(AriaRole.Button, new() { Name = "Submit job" }).ClickAsync();
-            await Expect(page.Locator("#job-title")).ToContainTextAsync(new Regex("[0-9a-f]{8}-"));
-            string jobId = (await page.Locator("#job-title .job-id").InnerTextAsync()).Trim();
+            // The id comes from the submit's own response: the page may still show another job (the newest running one) for a moment.
+            var submitted = await page.RunAndWaitForResponseAsync(
+                () => page.GetByRole(AriaRole.Button, new() { Name = "Submit job" }).ClickAsync(),
+                r => r.Url.EndsWith("/api/jobs", StringComparison.Ordinal) && r.Request.Method == "POST");
+            string jobId = (string)JsonNode.Parse(await submitted.TextAsync())!["id"]!;
+            await Expect(page.Locator("#job-title .job-id")).ToHaveTextAsync(jobId);
             // Epochs arrive while the page stays: first one, then at least three (the progress reads "epoch N of 300").
             await Expect(page.Locator("#job-progress")).ToHaveTextAsync(new Regex(@"^epoch [1-9]\d* of 300$"), new() { Timeout = 60_000 });
             await Expect(page.Locator("#job-progress")).ToHaveTextAsync(new Regex(@"^epoch ([3-9]|[1-9]\d+) of 300$"), new() { Timeout = 60_000 });
