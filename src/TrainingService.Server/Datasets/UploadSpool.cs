@@ -127,8 +127,8 @@ public sealed class UploadSpool(IOptions<DatasetOptions> options, ILogger<Upload
     /// </summary>
     public Task StartAsync(CancellationToken cancellationToken)
     {
-        System.IO.Directory.CreateDirectory(Directory);
-        foreach (string path in System.IO.Directory.GetFiles(Directory, "upload-*.spool"))
+        System.IO.Directory.CreateDirectory(Directory); // an unusable spool directory stops the start, naming it
+        foreach (string path in LeftFiles())
         {
             string[] parts = Path.GetFileNameWithoutExtension(path).Split('-');
             if (parts.Length == 3 && int.TryParse(parts[1], out int pid) && (pid == Environment.ProcessId || !IsRunning(pid)))
@@ -147,6 +147,19 @@ public sealed class UploadSpool(IOptions<DatasetOptions> options, ILogger<Upload
     }
 
     public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+
+    /// <summary>The spool files in the directory; none when another process sharing it has just removed it, empty.</summary>
+    private string[] LeftFiles()
+    {
+        try
+        {
+            return System.IO.Directory.GetFiles(Directory, "upload-*.spool");
+        }
+        catch (DirectoryNotFoundException)
+        {
+            return [];
+        }
+    }
 
     private static bool IsRunning(int pid)
     {
