@@ -34,7 +34,7 @@ public static class JobEndpoints
                 earlyStopping = new { monitor = "valLoss", patience = 5 },
                 seed = 42,
             });
-        group.MapGet("/", List).WithName("ListJobs").RequireRole(Role.Viewer).WithSummary("Jobs, newest first, with cursor pagination");
+        group.MapGet("/", List).WithName("ListJobs").RequireRole(Role.Viewer).WithSummary("Jobs, newest first, with cursor pagination (filters: status, datasetId, createdAfter, sweepId)");
         group.MapGet("/{id:guid}", Get).WithName("GetJob").RequireRole(Role.Viewer).WithSummary("A job: status, transitions, progress, summary (ETag)")
             .Produces<JobResponse>().Produces(304).ProducesProblem(404);
         group.MapPost("/{id:guid}/cancel", Cancel).WithName("CancelJob").RequireRole(Role.Member)
@@ -80,7 +80,7 @@ public static class JobEndpoints
     }
 
     /// <summary>Query parameters of <c>GET /api/jobs</c>.</summary>
-    private sealed record ListQuery(string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter, int? Limit, string? Cursor);
+    private sealed record ListQuery(string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter, int? Limit, string? Cursor, Guid? SweepId);
 
     private static async Task<Results<Ok<JobPage>, ProblemHttpResult>> List([AsParameters] ListQuery query, HttpContext http, JobStore store,
         WorkerPresence presence, IOptions<JobOptions> options, CancellationToken cancellationToken)
@@ -104,7 +104,7 @@ public static class JobEndpoints
             }
             before = (at, after);
         }
-        var page = await store.ListAsync(new JobFilter(http.Caller().Tenant, query.Status, query.DatasetId, query.CreatedAfter), before, take + 1, cancellationToken);
+        var page = await store.ListAsync(new JobFilter(http.Caller().Tenant, query.Status, query.DatasetId, query.CreatedAfter) { SweepId = query.SweepId }, before, take + 1, cancellationToken);
         string? next = page.Count > take ? WriteCursor(page[take - 1].CreatedAt, page[take - 1].Id) : null;
         var items = new List<JobResponse>(take);
         foreach (var job in page.Take(take))

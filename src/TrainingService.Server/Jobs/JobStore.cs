@@ -36,7 +36,11 @@ public sealed record SweepTrialRef(Guid SweepId, int Index, string Parameters);
 public sealed record JobCreation(Guid JobId, bool IsNew);
 
 /// <summary>Filters of a job listing; null means any.</summary>
-public sealed record JobFilter(string Tenant, string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter);
+public sealed record JobFilter(string Tenant, string? Status, Guid? DatasetId, DateTimeOffset? CreatedAfter)
+{
+    /// <summary>Only the trials of this sweep.</summary>
+    public Guid? SweepId { get; init; }
+}
 
 /// <summary>What the worker reads to run a job.</summary>
 public sealed record JobRun(string Tenant, string Status, string Spec, Guid? DatasetId, DateTimeOffset? StartedAt)
@@ -247,6 +251,10 @@ public sealed partial class JobStore(NpgsqlDataSource dataSource, JobEventHub ev
         if (filter.DatasetId is not null)
         {
             Where("dataset_id = @dataset", "dataset", filter.DatasetId.Value);
+        }
+        if (filter.SweepId is not null)
+        {
+            Where("sweep_id = @sweep", "sweep", filter.SweepId.Value);
         }
         if (filter.CreatedAfter is not null)
         {

@@ -86,6 +86,9 @@ public sealed class SweepApiTests(ServiceFixture service)
             Assert.Equal((double)trial["parameters"]!["optimizer.learningRate"]!, (double)job["spec"]!["optimizer"]!["learningRate"]!);
             jobs.Add(job);
         }
+        // The job list filters by sweep: these six and no other job.
+        var listed = (await _client.GetJsonAsync($"/api/jobs?sweepId={sweep.Id()}&limit=100"))["items"]!.AsArray();
+        Assert.Equal(trials.Select(t => (string?)t!["jobId"]).Order(), listed.Select(j => (string?)j!["id"]).Order());
         // From the jobs' own timestamps: never more than 2 unfinished at once, and 2 at some moment (the limit is used).
         var spans = jobs.Select(j => (From: (DateTimeOffset)j["createdAt"]!, To: (DateTimeOffset)j["finishedAt"]!)).ToList();
         int most = spans.Max(s => spans.Count(o => o.From <= s.From && s.From < o.To));
