@@ -19,4 +19,6 @@ if [ -z "${TRAININGSERVICE_TEST_POSTGRES:-}" ]; then
 fi
 
 cd "$root"
-dotnet test TrainingService.sln -c Release "$@"
+# One test project at a time (-m:1): the browser tests drive chromium against a real service while the server tests
+# train jobs and start processes of their own; on two cores, all at once made timing-sensitive steps flaky.
+dotnet test TrainingService.sln -c Release -m:1 "$@"

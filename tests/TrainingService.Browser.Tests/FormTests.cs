@@ -31,10 +31,15 @@ public sealed class FormTests(BrowserFixture fixture)
         await using var dashboard = await fixture.NewPageAsync();
         await dashboard.RunAsync(async page =>
         {
+            // Listening from the start lets Playwright switch on file-chooser interception before the key opens one: armed
+            // only around the key press, it lost the race once under load and chromium's own (headless) dialog took the press.
+            var opened = new TaskCompletionSource<IFileChooser>(TaskCreationOptions.RunContinuationsAsynchronously);
+            page.FileChooser += (_, chooser) => opened.TrySetResult(chooser);
             await TabToAsync(page, "new-job-open");
             await page.Keyboard.PressAsync("Enter");
             await Expect(page.Locator("#upload-file")).ToBeFocusedAsync(); // opening the panel moves the focus to the file picker
-            var chooser = await page.RunAndWaitForFileChooserAsync(() => page.Keyboard.PressAsync("Space"));
+            await page.Keyboard.PressAsync("Space");
+            var chooser = await opened.Task.WaitAsync(TimeSpan.FromSeconds(30));
             await chooser.SetFilesAsync(Csv("keyboard.csv", Penguins.Generate(240, seed: 31).Csv));
             await Expect(page.Locator("#upload-status")).ToContainTextAsync("keyboard.csv");
             await Expect(page.Locator("#schema tbody tr")).ToHaveCountAsync(7);

@@ -42,13 +42,15 @@ public sealed class SweepDriver(NpgsqlDataSource dataSource, SweepStore sweeps, 
             if (sweep.Deadline is { } deadline && deadline <= DateTimeOffset.UtcNow)
             {
                 toCancel = trials.Where(t => !JobStatus.IsTerminal(t.Status)).Select(t => t.JobId).ToList();
-                await SweepStore.UpdateAsync(connection, transaction, sweepId, sweep.NextTrial, sweep.Exhausted, SweepStatus.Completed, "max_runtime", cancellationToken);
+                await SweepStore.UpdateAsync(connection, transaction, sweepId, sweep.NextTrial, sweep.Exhausted, SweepStatus.Completed, "max_runtime",
+                    cancellationToken);
                 logger.LogInformation("Sweep {SweepId} reached its maxRuntime; cancelling {Count} unfinished trials", sweepId, toCancel.Count);
             }
             else
             {
-                var (next, exhausted) = await CreateTrialsAsync(sweep.Tenant, sweepId, definition, trials, Math.Max(sweep.NextTrial, trials.Count == 0 ? 0 : trials.Max(t => t.Index) + 1), sweep.Exhausted,
-                    cancellationToken);
+                // One past the largest stored index, whatever the row says: a crash may have committed trials after its last update.
+                int first = Math.Max(sweep.NextTrial, trials.Count == 0 ? 0 : trials.Max(t => t.Index) + 1);
+                var (next, exhausted) = await CreateTrialsAsync(sweep.Tenant, sweepId, definition, trials, first, sweep.Exhausted, cancellationToken);
                 bool done = (exhausted || next >= definition.MaxTrials) && trials.All(t => JobStatus.IsTerminal(t.Status));
                 string? reason = done ? (next >= definition.MaxTrials ? "max_trials" : "grid_exhausted") : null;
                 await SweepStore.UpdateAsync(connection, transaction, sweepId, next, exhausted, done ? SweepStatus.Completed : null, reason, cancellationToken);
