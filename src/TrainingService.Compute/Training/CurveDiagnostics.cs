@@ -202,8 +202,9 @@ public static class CurveDiagnostics
         }
         return new Diagnosis("underfitting", curve[0].Epoch, curve[^1].Epoch,
             new Dictionary<string, double> { ["trainLoss"] = recent, ["baselineTrainLoss"] = baseline.TrainLoss, ["improvement"] = improvement },
-            $"After {curve.Count} epochs the training loss ({F(recent)}) is only {Percent(improvement)} below the trivial model's " +
-            $"({F(baseline.TrainLoss)}, predicting the {baseline.Model}): the model is underfitting.",
+            $"After {curve.Count} epochs the training loss ({F(recent)}) is " +
+            (improvement >= 0 ? $"only {Percent(improvement)} below" : $"{Percent(-improvement)} above") +
+            $" the trivial model's ({F(baseline.TrainLoss)}, predicting the {baseline.Model}): the model is underfitting.",
             ["Use a bigger model (more or wider hidden layers).", "Raise the learning rate.", "Train for more epochs.", "Lower the regularization."]);
     }
 

@@ -70,6 +70,17 @@ public sealed class CurveDiagnosticsTests
     }
 
     [Fact]
+    public void A_training_loss_above_the_trivial_models_is_said_to_be_above_it_not_a_negative_percent_below()
+    {
+        var close = Assert.Single(Diagnose(Curve(e => 1.95 - 0.01 * e, e => 2.15, 12)), d => d.Code == "underfitting");
+        var above = Assert.Single(Diagnose(Curve(e => 2.2, e => 2.3, 12)), d => d.Code == "underfitting");
+
+        Assert.Contains("% below the trivial model's", close.Message);
+        Assert.Contains("is 10% above the trivial model's", above.Message);
+        Assert.DoesNotContain("-", above.Message.Split(':')[0]);
+    }
+
+    [Fact]
     public void No_verdict_against_the_trivial_model_before_the_minimum_epochs_or_without_one()
     {
         var curve = Curve(e => 1.95, e => 2.2, 4);
