@@ -76,15 +76,16 @@ public sealed record Assignment(IReadOnlyList<KeyValuePair<string, JsonNode?>> V
         new(json.Select(p => new KeyValuePair<string, JsonNode?>(p.Key, p.Value?.DeepClone())).ToList());
 
     /// <summary>
-    /// Writes every value into <paramref name="spec"/> (a job spec as JSON) at its dotted path, creating the objects on
-    /// the way (<c>optimizer.learningRate</c> creates <c>optimizer</c> when the base spec has none).
+    /// A copy of <paramref name="spec"/> (a job spec as JSON) with every value written at its dotted path, creating the
+    /// objects on the way (<c>optimizer.learningRate</c> creates <c>optimizer</c> when the base spec has none).
     /// </summary>
-    public void ApplyTo(JsonObject spec)
+    public JsonObject AppliedTo(JsonObject spec)
     {
+        var copy = spec.DeepClone().AsObject();
         foreach (var (path, value) in Values)
         {
             string[] parts = path.Split('.');
-            var target = spec;
+            var target = copy;
             foreach (string part in parts[..^1])
             {
                 if (target[part] is not JsonObject next)
@@ -96,6 +97,7 @@ public sealed record Assignment(IReadOnlyList<KeyValuePair<string, JsonNode?>> V
             }
             target[parts[^1]] = value?.DeepClone();
         }
+        return copy;
     }
 
     /// <summary>A JSON number's value, whatever .NET type the node was built from (long, double, a parsed element).</summary>

@@ -29,7 +29,7 @@ public sealed record SweepDefinition(
         spaces.Any(s => s.Path == "loss" || s.Path.StartsWith("loss.", StringComparison.Ordinal));
 
     /// <summary>The trial's job spec: the base with each assigned path set (intermediate objects are created).</summary>
-    public SubmitJobRequest TrialRequest(Assignment assignment) => SweepPaths.Apply(Base, assignment.Values).Deserialize<SubmitJobRequest>(ApiJson.Requests)!;
+    public SubmitJobRequest TrialRequest(Assignment assignment) => assignment.AppliedTo(Base).Deserialize<SubmitJobRequest>(ApiJson.Requests)!;
 
     /// <summary>Reads a stored (already validated and normalised) sweep spec.</summary>
     public static SweepDefinition FromStored(string json)
@@ -44,7 +44,7 @@ public sealed record SweepDefinition(
     }
 }
 
-/// <summary>Paths into a job spec: which exist, and setting one in a JSON copy of the spec.</summary>
+/// <summary>Paths into a job spec: which exist (<see cref="Assignment.AppliedTo"/> sets them).</summary>
 public static class SweepPaths
 {
     /// <summary>
@@ -75,27 +75,6 @@ public static class SweepPaths
             type = propertyType;
         }
         return true;
-    }
-
-    /// <summary>A copy of <paramref name="spec"/> with each path set to its value.</summary>
-    public static JsonObject Apply(JsonObject spec, IEnumerable<KeyValuePair<string, JsonNode?>> values)
-    {
-        var copy = spec.DeepClone().AsObject();
-        foreach (var (path, value) in values)
-        {
-            var segments = path.Split('.');
-            var parent = copy;
-            foreach (var segment in segments[..^1])
-            {
-                if (parent[segment] is not JsonObject child)
-                {
-                    parent[segment] = child = new JsonObject();
-                }
-                parent = child;
-            }
-            parent[segments[^1]] = value?.DeepClone();
-        }
-        return copy;
     }
 }
 

@@ -185,7 +185,7 @@ public static class SweepReports
         var curves = await store.CurvesAsync(id, definition.Objective, cancellationToken);
         var ended = trials.Where(t => Jobs.JobStatus.IsTerminal(t.Status)).Select(t =>
         {
-            var spec = SweepPaths.Apply(definition.Base, SweepDriver.AssignmentOf(definition, t.Parameters).Values);
+            var spec = SweepDriver.AssignmentOf(definition, t.Parameters).AppliedTo(definition.Base);
             return new LossTrial(t.JobId, spec["loss"]!.DeepClone(), t.Objective, t.StopReason == Jobs.StopReasons.Pruned,
                 curves.GetValueOrDefault(t.JobId) ?? []);
         }).ToList();

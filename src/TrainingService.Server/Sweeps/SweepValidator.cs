@@ -30,7 +30,8 @@ public sealed class SweepValidator(JobSubmitter submitter, IOptions<SweepOptions
             return (null, spaceProblem);
         }
         // The base is checked with each parameter at its first value, so a base may leave out what the sweep sets (its loss).
-        var first = SweepPaths.Apply(baseSpec, spaces.Select(s => new KeyValuePair<string, JsonNode?>(s.Path, Candidates(s).First().Value)));
+        var first = new Assignment(spaces.Select(s => new KeyValuePair<string, JsonNode?>(s.Path, Candidates(s).First().Value)).ToList())
+            .AppliedTo(baseSpec);
         var (basePlan, problem) = await PlanAsync(tenant, first, "base", cancellationToken);
         if (basePlan is null)
         {
@@ -146,7 +147,7 @@ public sealed class SweepValidator(JobSubmitter submitter, IOptions<SweepOptions
         {
             foreach (var (value, field) in Candidates(space))
             {
-                var (plan, refused) = await PlanAsync(tenant, SweepPaths.Apply(first, [new(space.Path, value)]), field, cancellationToken);
+                var (plan, refused) = await PlanAsync(tenant, new Assignment([new(space.Path, value)]).AppliedTo(first), field, cancellationToken);
                 if (plan is null)
                 {
                     return (plans, refused! with { Code = "sweep.invalid_value", Field = field });

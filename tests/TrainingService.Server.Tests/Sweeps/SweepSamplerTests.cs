@@ -124,14 +124,16 @@ public sealed class SweepSamplerTests
     public void An_assignment_writes_its_values_into_a_job_spec_at_their_paths()
     {
         var assignment = SweepSampler.Propose(SweepMethod.Grid, Mixed.Where(s => s is ChoiceSpace).ToList(), 0, 1, [])!;
-        var spec = JsonNode.Parse("""{"epochs": 10, "optimizer": {"name": "adam"}}""")!.AsObject();
-        new Assignment([new("optimizer.learningRate", JsonValue.Create(0.01)), new("model.hiddenLayers", JsonNode.Parse("[64, 32]"))]).ApplyTo(spec);
-        assignment.ApplyTo(spec);
+        var original = JsonNode.Parse("""{"epochs": 10, "optimizer": {"name": "adam"}}""")!.AsObject();
+        var spec = new Assignment([new("optimizer.learningRate", JsonValue.Create(0.01)), new("model.hiddenLayers", JsonNode.Parse("[64, 32]"))])
+            .AppliedTo(original);
+        spec = assignment.AppliedTo(spec);
 
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""
             {"epochs": 10, "optimizer": {"name": "adam", "learningRate": 0.01}, "model": {"hiddenLayers": [64, 32]},
              "loss": {"name": "huber", "delta": 1}}
             """), spec), spec.ToJsonString());
+        Assert.False(original.ContainsKey("model")); // the base spec is copied, never written
         Assert.Equal(assignment.ToJson().ToJsonString(), Assignment.FromJson(assignment.ToJson()).ToJson().ToJsonString());
     }
 
