@@ -38,7 +38,9 @@ public sealed class SweepDriver(NpgsqlDataSource dataSource, SweepStore sweeps, 
             }
             tenant = sweep.Tenant;
             var definition = SweepDefinition.FromStored(sweep.Spec);
-            var trials = await sweeps.TrialsAsync(sweepId, definition.Objective, cancellationToken, connection, transaction);
+            // Only TPE learns from the trials' values; counting them needs their states alone, not a read of every epoch.
+            var learnsFrom = definition.Method == SweepMethod.Tpe ? definition.Objective : null;
+            var trials = await sweeps.TrialsAsync(sweepId, learnsFrom, cancellationToken, connection, transaction);
             if (sweep.Deadline is { } deadline && deadline <= DateTimeOffset.UtcNow)
             {
                 toCancel = trials.Where(t => !JobStatus.IsTerminal(t.Status)).Select(t => t.JobId).ToList();
@@ -138,7 +140,7 @@ public sealed class SweepDriver(NpgsqlDataSource dataSource, SweepStore sweeps, 
             {
                 return false;
             }
-            var trials = await sweeps.TrialsAsync(sweepId, SweepDefinition.FromStored(sweep.Spec).Objective, cancellationToken, connection, transaction);
+            var trials = await sweeps.TrialsAsync(sweepId, null, cancellationToken, connection, transaction);
             unfinished = trials.Where(t => !JobStatus.IsTerminal(t.Status)).Select(t => t.JobId).ToList();
             await SweepStore.UpdateAsync(connection, transaction, sweepId, sweep.NextTrial, sweep.Exhausted, SweepStatus.Cancelled, "cancelled", cancellationToken);
             await transaction.CommitAsync(cancellationToken);

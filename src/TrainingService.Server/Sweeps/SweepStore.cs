@@ -90,21 +90,28 @@ public sealed class SweepStore(NpgsqlDataSource dataSource)
 
     /// <summary>
     /// Every trial of a sweep in index order, each with its best objective value (the smallest, or for a maximised metric
-    /// the largest, finite value over its epochs) and the epoch of it.
+    /// the largest, finite value over its epochs) and the epoch of it. Without an objective the values are null and no
+    /// epoch is read: what scheduling needs, unless a model-based method learns from the values.
     /// </summary>
-    public async Task<List<TrialRow>> TrialsAsync(Guid sweepId, Objective objective, CancellationToken cancellationToken, NpgsqlConnection? connection = null,
+    public async Task<List<TrialRow>> TrialsAsync(Guid sweepId, Objective? objective, CancellationToken cancellationToken, NpgsqlConnection? connection = null,
         NpgsqlTransaction? transaction = null)
     {
+        string best = objective is null ? "SELECT NULL::float8 AS value, NULL::int AS epoch" : $"""
+            SELECT v.value, v.epoch FROM (SELECT e.epoch, {ValueOf(objective)} AS value FROM job_epochs e WHERE e.job_id = j.id) v
+            WHERE v.value IS NOT NULL AND v.value NOT IN ('NaN', 'Infinity', '-Infinity')
+            ORDER BY v.value * @sign, v.epoch LIMIT 1
+            """;
         string sql = $"""
             SELECT j.id, j.sweep_trial, j.sweep_parameters, j.status, j.stop_reason, j.epochs_completed, b.value, b.epoch
-            FROM jobs j LEFT JOIN LATERAL (
-                SELECT v.value, v.epoch FROM (SELECT e.epoch, {ValueOf(objective)} AS value FROM job_epochs e WHERE e.job_id = j.id) v
-                WHERE v.value IS NOT NULL AND v.value NOT IN ('NaN', 'Infinity', '-Infinity')
-                ORDER BY v.value * @sign, v.epoch LIMIT 1) b ON true
+            FROM jobs j LEFT JOIN LATERAL ({best}) b ON true
             WHERE j.sweep_id = @sweep ORDER BY j.sweep_trial
             """;
         await using var command = connection is null ? dataSource.CreateCommand(sql) : new NpgsqlCommand(sql, connection, transaction);
-        AddObjective(command, sweepId, objective);
+        command.Parameters.AddWithValue("sweep", sweepId);
+        if (objective is not null)
+        {
+            AddObjective(command, objective);
+        }
         var rows = new List<TrialRow>();
         await using var r = await command.ExecuteReaderAsync(cancellationToken);
         while (await r.ReadAsync(cancellationToken))
@@ -122,7 +129,8 @@ public sealed class SweepStore(NpgsqlDataSource dataSource)
             SELECT {ValueOf(objective)} FROM job_epochs e JOIN jobs j ON j.id = e.job_id
             WHERE j.sweep_id = @sweep AND j.id <> @job AND e.epoch = @epoch
             """);
-        AddObjective(command, sweepId, objective);
+        command.Parameters.AddWithValue("sweep", sweepId);
+        AddObjective(command, objective);
         command.Parameters.AddWithValue("job", jobId);
         command.Parameters.AddWithValue("epoch", epoch);
         var values = new List<double>();
@@ -141,7 +149,8 @@ public sealed class SweepStore(NpgsqlDataSource dataSource)
             SELECT e.job_id, e.epoch, {ValueOf(objective)} FROM job_epochs e JOIN jobs j ON j.id = e.job_id
             WHERE j.sweep_id = @sweep ORDER BY e.job_id, e.epoch
             """);
-        AddObjective(command, sweepId, objective);
+        command.Parameters.AddWithValue("sweep", sweepId);
+        AddObjective(command, objective);
         var curves = new Dictionary<Guid, List<(int, double)>>();
         await using var r = await command.ExecuteReaderAsync(cancellationToken);
         while (await r.ReadAsync(cancellationToken))
@@ -167,9 +176,8 @@ public sealed class SweepStore(NpgsqlDataSource dataSource)
         _ => "(e.metrics ->> @metric)::float8",
     };
 
-    private static void AddObjective(NpgsqlCommand command, Guid sweepId, Objective objective)
+    private static void AddObjective(NpgsqlCommand command, Objective objective)
     {
-        command.Parameters.AddWithValue("sweep", sweepId);
         command.Parameters.AddWithValue("metric", objective.Metric.StartsWith("val.", StringComparison.Ordinal) ? objective.Metric[4..] : objective.Metric);
         command.Parameters.AddWithValue("sign", objective.Minimize ? 1.0 : -1.0);
     }
