@@ -287,15 +287,12 @@ public sealed class ChartTests(BrowserFixture fixture)
             double a = random.NextDouble(), b = random.NextDouble();
             csv.Append(CultureInfo.InvariantCulture, $"{a:R},{b:R},{3 * a - 2 * b:R}\n");
         }
-        var content = new StringContent(csv.ToString(), Encoding.UTF8, "text/csv");
-        var upload = await fixture.Service.Client.PostAsync($"/api/datasets?name=chart-long-{Guid.NewGuid():N}", content);
-        string dataset = (string)(await upload.EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonNode>())!["id"]!;
-        var submit = await fixture.Service.Client.PostAsJsonAsync("/api/jobs", new
+        string dataset = await fixture.Service.Client.UploadAsync(csv.ToString(), $"chart-long-{Guid.NewGuid():N}");
+        return await fixture.Service.Client.SubmitAsync(new
         {
             datasetId = dataset, target = "y", model = new { type = "linear" }, loss = new { name = "mse" },
             optimizer = new { name = "sgd", learningRate = 0.01 }, epochs = 10_000, batchSize = 32,
         });
-        return (string)(await submit.EnsureSuccessStatusCode().Content.ReadFromJsonAsync<JsonNode>())!["id"]!;
     }
 
     [Fact]

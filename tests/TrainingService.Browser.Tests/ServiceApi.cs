@@ -16,7 +16,12 @@ public static class ServiceApi
     public static async Task<string> SubmitAsync(this HttpClient client, object spec) =>
         (string)(await ReadAsync(await client.PostAsJsonAsync("/api/jobs", spec)))["id"]!;
 
-    public static async Task<JsonNode> GetJsonAsync(this HttpClient client, string path) => await ReadAsync(await client.GetAsync(path));
+    public static async Task<JsonNode> GetJsonAsync(this HttpClient client, string path)
+    {
+        var response = await client.GetAsync(path);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        return await ReadAsync(response);
+    }
 
     /// <summary>Polls the job until it has ended; its last state.</summary>
     public static async Task<JsonNode> WaitForEndAsync(this HttpClient client, string jobId, TimeSpan timeout)

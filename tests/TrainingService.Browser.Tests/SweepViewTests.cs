@@ -36,8 +36,8 @@ public sealed class SweepViewTests(BrowserFixture fixture)
         var client = fixture.Service.Client;
         string sweepId = await SubmitLossSweepAsync(client);
         await WaitForEndAsync(client, sweepId);
-        var trials = (await GetJsonAsync(client, $"/api/sweeps/{sweepId}/trials?sort=objective"))["items"]!.AsArray();
-        string verdict = (string)(await GetJsonAsync(client, $"/api/sweeps/{sweepId}/losses"))["verdict"]!;
+        var trials = (await client.GetJsonAsync($"/api/sweeps/{sweepId}/trials?sort=objective"))["items"]!.AsArray();
+        string verdict = (string)(await client.GetJsonAsync($"/api/sweeps/{sweepId}/losses"))["verdict"]!;
         Assert.Equal(4, trials.Count);
         var objectives = trials.Select(t => (double)t!["objective"]!).ToList();
         Assert.Equal(objectives.Order(), objectives); // val.mae: lower is better, so best first is ascending
@@ -107,7 +107,7 @@ public sealed class SweepViewTests(BrowserFixture fixture)
             await Expect(page.Locator("#sweep-polling")).ToContainTextAsync("not refreshing", new() { Timeout = 15_000 });
             await Expect(page.Locator("#sweep-summary")).ToContainTextAsync("stopped: cancelled");
         });
-        var sweep = await GetJsonAsync(client, $"/api/sweeps/{sweepId}");
+        var sweep = await client.GetJsonAsync($"/api/sweeps/{sweepId}");
         Assert.Equal("cancelled", (string?)sweep["status"]);
     }
 
@@ -123,9 +123,7 @@ public sealed class SweepViewTests(BrowserFixture fixture)
             double y = 2 * x1 - x2 + 0.5 + (random.NextDouble() - 0.5);
             csv.Append(CultureInfo.InvariantCulture, $"{x1:R},{x2:R},{y:R}\n");
         }
-        var upload = await client.PostAsync("/api/datasets?name=sweep-view", new StringContent(csv.ToString(), Encoding.UTF8, "text/csv"));
-        upload.EnsureSuccessStatusCode(); // 201, or 200 when another test uploaded the same bytes
-        string datasetId = (string)(await upload.Content.ReadFromJsonAsync<JsonNode>())!["id"]!;
+        string datasetId = await client.UploadAsync(csv.ToString(), "sweep-view"); // 201, or 200 when another test uploaded the same bytes
         var submit = await client.PostAsJsonAsync("/api/sweeps", new
         {
             @base = new { datasetId, target = "y", epochs, validation = new { fraction = 0.2 } },
@@ -147,7 +145,7 @@ public sealed class SweepViewTests(BrowserFixture fixture)
         var deadline = DateTime.UtcNow.AddSeconds(120);
         while (DateTime.UtcNow < deadline)
         {
-            var sweep = await GetJsonAsync(client, $"/api/sweeps/{sweepId}");
+            var sweep = await client.GetJsonAsync($"/api/sweeps/{sweepId}");
             if ((string?)sweep["status"] != "running")
             {
                 Assert.Equal("completed", (string?)sweep["status"]);
@@ -156,12 +154,5 @@ public sealed class SweepViewTests(BrowserFixture fixture)
             await Task.Delay(250);
         }
         throw new TimeoutException($"Sweep {sweepId} did not end within 120 s.");
-    }
-
-    private static async Task<JsonNode> GetJsonAsync(HttpClient client, string path)
-    {
-        var response = await client.GetAsync(path);
-        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        return (await response.Content.ReadFromJsonAsync<JsonNode>())!;
     }
 }
