@@ -2,7 +2,8 @@
 // as CSV and its model, and predict with the model from a small form or pasted CSV rows. Downloads go through
 // fetch, since the key travels in a header a plain link cannot send, and are saved from the response's blob.
 
-import { el, formatValue, problemOf, saveBlob } from './elements.js';
+import { formatNumber } from './charts.js';
+import { el, problemOf, saveBlob } from './elements.js';
 
 const TERMINAL = new Set(['succeeded', 'failed', 'cancelled']);
 
@@ -191,10 +192,10 @@ function renderPredictions(predictions) {
     el('thead', {}, el('tr', {}, ['row', 'prediction', 'details'].map((h) => el('th', { scope: 'col' }, h)))),
     el('tbody', {}, predictions.map((p, i) => el('tr', {},
       el('td', { class: 'num' }, i + 1),
-      el('td', { class: 'prediction' }, p.label ?? (p.values ?? []).map(formatValue).join(', ')),
+      el('td', { class: 'prediction' }, p.label ?? (p.values ?? []).map(formatNumber).join(', ')),
       el('td', {}, [
-        p.probability !== undefined && p.probability !== null ? `probability ${formatValue(p.probability)}` : null,
-        p.probabilities ? Object.entries(p.probabilities).map(([k, v]) => `${k}: ${formatValue(v)}`).join(' · ') : null,
+        p.probability !== undefined && p.probability !== null ? `probability ${formatNumber(p.probability)}` : null,
+        p.probabilities ? Object.entries(p.probabilities).map(([k, v]) => `${k}: ${formatNumber(v)}`).join(' · ') : null,
         p.notes?.length ? `notes: ${p.notes.join('; ')}` : null,
       ].filter(Boolean).join(' — '))))));
 }

@@ -18,19 +18,6 @@ export function el(tag, attributes = {}, ...children) {
   return node;
 }
 
-/** A number for a person: up to 5 significant digits, exponent form when very small or large. */
-export function formatValue(value) {
-  if (value === null || value === undefined) {
-    return '–';
-  }
-  const n = typeof value === 'number' ? value : Number(value);
-  if (!Number.isFinite(n)) {
-    return String(value);
-  }
-  const abs = Math.abs(n);
-  return abs !== 0 && (abs < 1e-3 || abs >= 1e6) ? n.toExponential(3) : String(Number(n.toPrecision(5)));
-}
-
 /** The problem+json body a failed request carried (dashboard.js's request() attaches it to the error), or a stand-in. */
 export function problemOf(error) {
   return error.problem ?? { code: 'error', detail: error.message };

@@ -5,7 +5,7 @@
 // It polls every 3 s while the chosen sweep (or any listed one) runs and the tab is visible, and stops once the sweep has
 // ended and every trial with it: then nothing on screen can change.
 
-import { formatNumber } from './charts.js';
+import { formatNumber, plotValue } from './charts.js';
 import { escapeHtml, request } from './dashboard.js';
 
 const POLL_MS = 3000;
@@ -262,7 +262,7 @@ function renderCurves(v) {
   const trials = [...v.trials].reverse();
   const tables = trials.map((t) => {
     const points = v.curves.get(t.jobId)?.points ?? [];
-    return [points.map((p) => p.epoch), points.map((p) => finiteOrNull(p.value))];
+    return [points.map((p) => p.epoch), points.map((p) => plotValue(p.value))];
   });
   $('sweep-curves-note').textContent = `${v.sweep.spec.objective.metric} per epoch · pruned trials faded · best trial thick`;
   if (tables.length === 0) {
@@ -296,19 +296,13 @@ function renderCurves(v) {
   v.chart.setData(tables.length === 1 ? tables[0] : uPlot.join(tables));
 }
 
-// The API writes a diverging value as "NaN" or "±Infinity"; uPlot draws null as a gap.
-function finiteOrNull(value) {
-  const n = value === null || value === undefined ? null : Number(value);
-  return n !== null && Number.isFinite(n) ? n : null;
-}
-
 // ---- Parallel coordinates -------------------------------------------------------------------------------------
 
 // One axis per parameter and one for the objective, each mapping a value to 0 (bottom) … 1 (top), with its ticks.
 function parallelAxes(sweep, trials) {
   const axes = parameterPaths(sweep).map((path) => parameterAxis(path, sweep.spec.parameters[path]));
   const { metric, goal } = sweep.spec.objective;
-  const values = trials.map((t) => finiteOrNull(t.objective)).filter((x) => x !== null);
+  const values = trials.map((t) => plotValue(t.objective)).filter((x) => x !== null);
   const objective = numericAxis(metric, Math.min(...values), Math.max(...values), false);
   // Better is up, whichever the goal.
   const up = (x) => {
@@ -377,7 +371,7 @@ function drawParallel(v) {
   const paths = parameterPaths(v.sweep);
   // Worst first and the best last, so the strongest colours are on top.
   for (const t of [...trials].reverse()) {
-    const values = [...paths.map((p) => t.parameters[p]), finiteOrNull(t.objective)];
+    const values = [...paths.map((p) => t.parameters[p]), plotValue(t.objective)];
     const positions = axes.map((axis, i) => axis.position(values[i]));
     ctx.strokeStyle = rankColor(ranks.get(t.jobId), t.state === 'pruned' ? 0.35 : 0.9);
     ctx.lineWidth = t.jobId === bestId ? 3 : 1.25;

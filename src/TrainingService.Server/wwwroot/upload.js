@@ -3,7 +3,8 @@
 // dataset's typed schema (GET /api/datasets/{id}) and first rows (…/preview) are shown, or, when the API refuses the
 // file, its problem (code, line, column) beside the file's own first lines with the offending one marked.
 
-import { el, formatValue, problemOf } from './elements.js';
+import { formatNumber } from './charts.js';
+import { el, problemOf } from './elements.js';
 
 const PREVIEW_ROWS = 10;
 const LOCAL_PREVIEW_BYTES = 64 * 1024; // enough for the first rows of any file and the usual header problem
@@ -158,7 +159,7 @@ function renderSchema(columns) {
 function statistics(column) {
   if (column.stats) {
     const s = column.stats;
-    return `min ${formatValue(s.min)} · max ${formatValue(s.max)} · mean ${formatValue(s.mean)} · std ${formatValue(s.std)}`;
+    return `min ${formatNumber(s.min)} · max ${formatNumber(s.max)} · mean ${formatNumber(s.mean)} · std ${formatNumber(s.std)}`;
   }
   if (column.topValues?.length) {
     return column.topValues.map((v) => `${v.value} (${v.count})`).join(' · ');
