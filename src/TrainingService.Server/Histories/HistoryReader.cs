@@ -23,6 +23,11 @@ public sealed class HistoryReader(NpgsqlDataSource dataSource)
         command.Parameters.AddWithValue("after", afterEpoch);
         command.Parameters.AddWithValue("to", toEpoch);
         command.Parameters.AddWithValue("limit", limit);
+        return await ReadAllAsync(command, cancellationToken);
+    }
+
+    private static async Task<List<EpochResponse>> ReadAllAsync(NpgsqlCommand command, CancellationToken cancellationToken)
+    {
         var epochs = new List<EpochResponse>();
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
         while (await reader.ReadAsync(cancellationToken))
@@ -91,13 +96,7 @@ public sealed class HistoryReader(NpgsqlDataSource dataSource)
             $"SELECT {Columns} FROM job_epochs WHERE job_id = @id AND epoch = ANY(@epochs) ORDER BY epoch");
         command.Parameters.AddWithValue("id", jobId);
         command.Parameters.AddWithValue("epochs", epochNumbers.ToArray());
-        var epochs = new List<EpochResponse>();
-        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-        while (await reader.ReadAsync(cancellationToken))
-        {
-            epochs.Add(Read(reader));
-        }
-        return epochs;
+        return await ReadAllAsync(command, cancellationToken);
     }
 
     private static readonly Dictionary<string, string> SeriesColumns = new()
