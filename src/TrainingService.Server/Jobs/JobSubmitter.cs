@@ -16,6 +16,13 @@ namespace TrainingService.Server.Jobs;
 public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner, DatasetStore datasets, JobStore store,
     IBackgroundJobClient client, IOptions<JobOptions> options, IOptions<QuotaOptions> quotas, ILogger<JobSubmitter> logger)
 {
+    /// <summary>
+    /// The datasets this submitter has read. It is scoped: one request, or one advance of a sweep, which plans many specs
+    /// of the same dataset (each value of each parameter). A dataset deleted meanwhile is still refused when the job is
+    /// stored, under the dataset's row lock.
+    /// </summary>
+    private readonly Dictionary<(string Tenant, Guid Id), DatasetInfo?> _datasets = [];
+
     /// <summary>The accepted job as stored (an earlier one for a repeated idempotency key), or the problem that refused it.</summary>
     public async Task<(Job? Job, ApiProblem? Problem)> SubmitAsync(string tenant, SubmitJobRequest request, string? idempotencyKey, Guid? retryOf,
         CancellationToken cancellationToken, SweepTrialRef? trial = null)
@@ -54,7 +61,11 @@ public sealed class JobSubmitter(JobSpecValidator validator, JobPlanner planner,
         {
             return (null, problem);
         }
-        var dataset = await datasets.FindAsync(tenant, request.DatasetId!.Value, cancellationToken);
+        var key = (tenant, request.DatasetId!.Value);
+        if (!_datasets.TryGetValue(key, out var dataset))
+        {
+            _datasets[key] = dataset = await datasets.FindAsync(tenant, key.Value, cancellationToken);
+        }
         if (dataset is null)
         {
             return (null, ApiProblem.Unprocessable("job.unknown_dataset", $"No dataset {request.DatasetId}; upload one with POST /api/datasets.", "datasetId"));
