@@ -71,9 +71,17 @@ public static class SweepEndpoints
             cancellationToken));
     }
 
-    private static async Task<Ok<SweepPage>> List(HttpContext http, SweepStore store, int? limit, CancellationToken cancellationToken)
+    /// <summary>Most sweeps one listing describes (each reads its trials).</summary>
+    private const int MaxListLimit = 100;
+
+    private static async Task<Results<Ok<SweepPage>, ProblemHttpResult>> List(HttpContext http, SweepStore store, int? limit,
+        CancellationToken cancellationToken)
     {
-        var sweeps = await store.ListAsync(http.Caller().Tenant, Math.Clamp(limit ?? 20, 1, 100), cancellationToken);
+        if (limit is < 1 or > MaxListLimit)
+        {
+            return Problems.BadRequest("sweep.invalid_limit", $"limit must be between 1 and {MaxListLimit}.", "limit");
+        }
+        var sweeps = await store.ListAsync(http.Caller().Tenant, limit ?? 20, cancellationToken);
         var items = new List<SweepResponse>(sweeps.Count);
         foreach (var sweep in sweeps)
         {

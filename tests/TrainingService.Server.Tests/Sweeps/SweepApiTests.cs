@@ -367,5 +367,7 @@ public sealed class SweepApiTests(ServiceFixture service)
         });
         await (await _client.GetAsync($"/api/sweeps/{sweep.Id()}/losses")).AssertProblemAsync(HttpStatusCode.Conflict, "sweep.loss_not_varied");
         await (await _client.GetAsync($"/api/sweeps/{sweep.Id()}/trials?sort=name")).AssertProblemAsync(HttpStatusCode.BadRequest, "sweep.invalid_sort", "sort");
+        await (await _client.GetAsync("/api/sweeps?limit=101")).AssertProblemAsync(HttpStatusCode.BadRequest, "sweep.invalid_limit", "limit");
+        await (await _client.GetAsync("/api/sweeps?limit=0")).AssertProblemAsync(HttpStatusCode.BadRequest, "sweep.invalid_limit", "limit");
     }
 }
