@@ -89,7 +89,16 @@ public sealed class TelemetryTests(ServiceFixture service)
             new Dictionary<string, string> { ["Telemetry:MetricsPort"] = port.ToString(System.Globalization.CultureInfo.InvariantCulture) });
         await Task.WhenAll(api.WaitReadyAsync(TimeSpan.FromSeconds(90)), worker.WaitReadyAsync(TimeSpan.FromSeconds(90)));
 
-        string id = await TrainOneAsync(api.Client, epochs: 3);
+        string id;
+        try
+        {
+            id = await TrainOneAsync(api.Client, epochs: 3);
+        }
+        catch (Exception e) when (e is Xunit.Sdk.XunitException)
+        {
+            // Once in a full run the job waited for a worker this process never became: say what the worker printed.
+            throw new Xunit.Sdk.XunitException($"{e.Message}\nworker (exited: {worker.HasExited}) printed:\n{worker.Output[^Math.Min(4000, worker.Output.Length)..]}");
+        }
         using var scraper = new HttpClient();
         string text = await scraper.GetStringAsync($"http://127.0.0.1:{port}/metrics");
 
