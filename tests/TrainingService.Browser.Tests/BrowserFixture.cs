@@ -77,7 +77,8 @@ public sealed class BrowserFixture : IAsyncLifetime
     /// A fresh page (its own context) signed in as the owner, on the dashboard with <paramref name="fragment"/> appended
     /// to the key (e.g. <c>"&amp;job=…"</c>); it has loaded the job list when this returns.
     /// </summary>
-    public async Task<DashboardPage> NewPageAsync(string fragment = "", [System.Runtime.CompilerServices.CallerMemberName] string test = "")
+    public async Task<DashboardPage> NewPageAsync(string fragment = "", Func<IBrowserContext, Task>? prepare = null,
+        [System.Runtime.CompilerServices.CallerMemberName] string test = "")
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
@@ -85,6 +86,10 @@ public sealed class BrowserFixture : IAsyncLifetime
             ViewportSize = new ViewportSize { Width = 1400, Height = 1000 },
             AcceptDownloads = true,
         });
+        if (prepare is not null)
+        {
+            await prepare(context); // routes and the like, in place before the first request
+        }
         var page = new DashboardPage(context, await context.NewPageAsync(), test, () => Service.Output);
         try
         {

@@ -247,17 +247,14 @@ public sealed class ChartTests(BrowserFixture fixture)
         var job = await StartLongJobAsync();
         try
         {
-            await using var dashboard = await fixture.NewPageAsync();
+            // A proxy that cuts streams, as far as the page can tell, from the first request on: set up on the page and
+            // then reloaded, the reload aborted whatever the page had in flight, and the test failed on that.
+            await using var dashboard = await fixture.NewPageAsync($"&job={job}",
+                context => context.RouteAsync("**/history/stream*", route => route.AbortAsync("aborted")));
             await dashboard.RunAsync(async page =>
             {
-                // A proxy that cuts streams, as far as the page can tell.
-                await page.RouteAsync("**/history/stream*", route => route.AbortAsync("aborted"));
-                var poll = page.WaitForRequestAsync(r => r.Url.Contains($"/api/jobs/{job}/history?afterEpoch=", StringComparison.Ordinal)
+                await page.WaitForRequestAsync(r => r.Url.Contains($"/api/jobs/{job}/history?afterEpoch=", StringComparison.Ordinal)
                     && r.Url.Contains("&limit=", StringComparison.Ordinal));
-                await page.EvaluateAsync("(id) => { location.hash = 'job=' + id; }", job);
-                await page.ReloadAsync();
-
-                await poll;
                 await Expect(page.Locator("#job-polling")).ToContainTextAsync("polling every 1.5 s (the event stream failed");
                 await Expect(page.Locator("#epoch-rows td").First).Not.ToHaveTextAsync("No epochs yet.", new() { Timeout = 30_000 });
             });
